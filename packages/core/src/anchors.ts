@@ -88,7 +88,13 @@ export function baseAnchors(sizes: readonly number[], ratios: readonly number[],
   return out;
 }
 
-/** Feature-map size of a level: ceil(input / stride), which is what a stride-2 conv chain with 'same' padding gives. */
+/**
+ * Feature-map size of a level: ceil(input / stride), which is what a stride-2
+ * conv chain with 'same' padding gives. Anchors use the configured stride even
+ * when the input is not a multiple of it; torchvision instead derives the stride
+ * as `input // feature_size` (96 px at P6 gives 48), so the two agree exactly
+ * only for inputs that are multiples of the coarsest stride.
+ */
 export function featureSize(inputSize: number, stride: number): number {
   return Math.ceil(inputSize / stride);
 }

@@ -69,7 +69,12 @@ function envBackend(): string | undefined {
 
 function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  return text.split('\n').find((l) => l.trim())?.trim() ?? 'unknown error';
+  return (
+    text
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ?? 'unknown error'
+  );
 }
 
 /**

@@ -44,13 +44,20 @@ export function batchedNms(
 ): Int32Array {
   const n = boxCount(boxes);
   checkScores(scores, n);
-  if (classes.length !== n) throw new InvalidInputError(`batchedNms: ${classes.length} class ids for ${n} boxes`);
+  if (classes.length !== n)
+    throw new InvalidInputError(`batchedNms: ${classes.length} class ids for ${n} boxes`);
   assertFinite(boxes, 'nms boxes', 4);
   const threshold = options.scoreThreshold ?? Number.NEGATIVE_INFINITY;
   const candidates: number[] = [];
   for (let i = 0; i < n; i++) if (scores[i]! >= threshold) candidates.push(i);
   const order = argsortDescending(scores, candidates);
-  return suppress(boxes, order, options.iouThreshold, classes, options.maxDetections ?? Number.POSITIVE_INFINITY);
+  return suppress(
+    boxes,
+    order,
+    options.iouThreshold,
+    classes,
+    options.maxDetections ?? Number.POSITIVE_INFINITY,
+  );
 }
 
 /**
@@ -81,6 +88,99 @@ export function topKPerLevel(
   return Int32Array.from(picked);
 }
 
+/**
+ * Greedy NMS in its "keep list" form: a candidate (in score order) survives
+ * unless a box kept before it overlaps it by more than the threshold. That is
+ * the same decision as the textbook sweep, but the kept boxes live in a
+ * uniform grid, so each candidate is compared only with kept boxes in the cells
+ * it touches (two boxes with positive intersection always share a cell). Dense
+ * outputs where most boxes survive then cost about O(N) instead of O(N * kept).
+ */
+function suppressOneClass(
+  boxes: NumericArray,
+  order: ArrayLike<number>,
+  iouThreshold: number,
+  maxKeep: number,
+): number[] {
+  const m = order.length;
+  const keep: number[] = [];
+  if (m === 0 || maxKeep <= 0) return keep;
+  const x1 = new Float64Array(m);
+  const y1 = new Float64Array(m);
+  const x2 = new Float64Array(m);
+  const y2 = new Float64Array(m);
+  const area = new Float64Array(m);
+  let minX = Number.POSITIVE_INFINITY;
+  let minY = Number.POSITIVE_INFINITY;
+  let maxX = Number.NEGATIVE_INFINITY;
+  let maxY = Number.NEGATIVE_INFINITY;
+  let sizeSum = 0;
+  for (let k = 0; k < m; k++) {
+    const b = order[k]! * 4;
+    x1[k] = boxes[b]!;
+    y1[k] = boxes[b + 1]!;
+    x2[k] = boxes[b + 2]!;
+    y2[k] = boxes[b + 3]!;
+    const w = x2[k]! - x1[k]!;
+    const h = y2[k]! - y1[k]!;
+    area[k] = w > 0 && h > 0 ? w * h : 0;
+    minX = Math.min(minX, x1[k]!);
+    minY = Math.min(minY, y1[k]!);
+    maxX = Math.max(maxX, x2[k]!);
+    maxY = Math.max(maxY, y2[k]!);
+    sizeSum += Math.max(w, h, 0);
+  }
+  // Cells about the size of a typical box, at most 256 per side.
+  const cell = Math.max(sizeSum / m, (maxX - minX) / 256, (maxY - minY) / 256, 1e-6);
+  const gw = Math.floor((maxX - minX) / cell) + 1;
+  const gh = Math.floor((maxY - minY) / cell) + 1;
+  const grid: Array<number[] | undefined> = new Array(gw * gh);
+  for (let k = 0; k < m; k++) {
+    const ak = area[k]!;
+    // A zero-area box has IoU 0 with everything: it is always kept and never suppresses.
+    if (ak === 0) {
+      keep.push(order[k]!);
+      if (keep.length >= maxKeep) break;
+      continue;
+    }
+    const cx0 = Math.floor((x1[k]! - minX) / cell);
+    const cx1 = Math.min(gw - 1, Math.floor((x2[k]! - minX) / cell));
+    const cy0 = Math.floor((y1[k]! - minY) / cell);
+    const cy1 = Math.min(gh - 1, Math.floor((y2[k]! - minY) / cell));
+    let suppressed = false;
+    scan: for (let cy = cy0; cy <= cy1; cy++) {
+      for (let cx = cx0; cx <= cx1; cx++) {
+        const bucket = grid[cy * gw + cx];
+        if (!bucket) continue;
+        for (let t = 0; t < bucket.length; t++) {
+          const p = bucket[t]!;
+          const w = Math.min(x2[k]!, x2[p]!) - Math.max(x1[k]!, x1[p]!);
+          if (w <= 0) continue;
+          const h = Math.min(y2[k]!, y2[p]!) - Math.max(y1[k]!, y1[p]!);
+          if (h <= 0) continue;
+          const inter = w * h;
+          if (inter / (ak + area[p]! - inter) > iouThreshold) {
+            suppressed = true;
+            break scan;
+          }
+        }
+      }
+    }
+    if (suppressed) continue;
+    keep.push(order[k]!);
+    if (keep.length >= maxKeep) break;
+    for (let cy = cy0; cy <= cy1; cy++) {
+      for (let cx = cx0; cx <= cx1; cx++) {
+        const c = cy * gw + cx;
+        const bucket = grid[c];
+        if (bucket) bucket.push(k);
+        else grid[c] = [k];
+      }
+    }
+  }
+  return keep;
+}
+
 function suppress(
   boxes: NumericArray,
   order: Int32Array,
@@ -88,40 +188,23 @@ function suppress(
   classes: NumericArray | undefined,
   maxKeep: number,
 ): Int32Array {
-  const m = order.length;
-  // Copy the candidates into a compact buffer so the inner loop walks memory in order.
-  const x1 = new Float64Array(m);
-  const y1 = new Float64Array(m);
-  const x2 = new Float64Array(m);
-  const y2 = new Float64Array(m);
-  const area = new Float64Array(m);
-  for (let k = 0; k < m; k++) {
-    const b = order[k]! * 4;
-    x1[k] = boxes[b]!;
-    y1[k] = boxes[b + 1]!;
-    x2[k] = boxes[b + 2]!;
-    y2[k] = boxes[b + 3]!;
-    area[k] = Math.max(0, x2[k]! - x1[k]!) * Math.max(0, y2[k]! - y1[k]!);
+  if (!classes) return Int32Array.from(suppressOneClass(boxes, order, iouThreshold, maxKeep));
+  // Classes never suppress each other: run each class on its own, then merge by score rank.
+  const byClass = new Map<number, number[]>();
+  const rank = new Int32Array(boxes.length / 4);
+  order.forEach((idx, r) => {
+    rank[idx] = r;
+    const c = classes[idx]!;
+    const list = byClass.get(c);
+    if (list) list.push(idx);
+    else byClass.set(c, [idx]);
+  });
+  const kept: number[] = [];
+  for (const list of byClass.values()) {
+    for (const idx of suppressOneClass(boxes, list, iouThreshold, maxKeep)) kept.push(idx);
   }
-  const removed = new Uint8Array(m);
-  const keep: number[] = [];
-  for (let i = 0; i < m && keep.length < maxKeep; i++) {
-    if (removed[i]) continue;
-    keep.push(order[i]!);
-    const cls = classes ? classes[order[i]!] : 0;
-    for (let j = i + 1; j < m; j++) {
-      if (removed[j]) continue;
-      if (classes && classes[order[j]!] !== cls) continue;
-      const w = Math.min(x2[i]!, x2[j]!) - Math.max(x1[i]!, x1[j]!);
-      if (w <= 0) continue;
-      const h = Math.min(y2[i]!, y2[j]!) - Math.max(y1[i]!, y1[j]!);
-      if (h <= 0) continue;
-      const inter = w * h;
-      const union = area[i]! + area[j]! - inter;
-      if (union > 0 && inter / union > iouThreshold) removed[j] = 1;
-    }
-  }
-  return Int32Array.from(keep);
+  kept.sort((a, b) => rank[a]! - rank[b]!);
+  return Int32Array.from(kept.length > maxKeep ? kept.slice(0, maxKeep) : kept);
 }
 
 function checkScores(scores: NumericArray, n: number): void {
