@@ -1,0 +1,238 @@
+/**
+ * Single-purpose ONNX graphs for the tfjs convolution family, in tfjs layouts:
+ * activations NHWC `[N, H, W, C]`, filters HWIO `[KH, KW, Cin, Cout]`.
+ *
+ * Two ways to meet ONNX's NCHW operators:
+ * - 'transpose': Transpose nodes around Conv / ConvTranspose (ORT's MLAS NCHW kernels).
+ * - 'nhwc': no layout change at all. The convolution becomes a matrix product
+ *   over an im2col matrix built by strided Slices + Concat on the NHWC tensor,
+ *   `[N*OH*OW, KH*KW*Cin]`, whose column order (kh, kw, cin) is exactly HWIO's
+ *   flattening, so filters and filter gradients need no transpose either.
+ *   1x1 stride-1 convolutions are a MatMul straight away. The input gradient of
+ *   a strided/padded kernel has no cheap NHWC form (col2im) and uses
+ *   ConvTranspose between transposes in both modes.
+ */
+import type { ConvGeometry } from './conv-geometry.js';
+import { isPointwise } from './conv-geometry.js';
+import type { OnnxGraph, OnnxNode } from './onnx-model.js';
+
+export type ConvLayout = 'transpose' | 'nhwc';
+
+/** Activations FusedConv2D can carry natively; others run through the backend's own kernel. */
+export type NativeActivation = 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'elu' | 'leakyrelu';
+
+export const NATIVE_ACTIVATIONS: readonly string[] = [
+  'linear',
+  'relu',
+  'relu6',
+  'sigmoid',
+  'elu',
+  'leakyrelu',
+];
+
+const NHWC_TO_NCHW = [0, 3, 1, 2];
+const NCHW_TO_NHWC = [0, 2, 3, 1];
+const HWIO_TO_OIHW = [3, 2, 0, 1];
+
+class GraphBuilder {
+  nodes: OnnxNode[] = [];
+  ints: Record<string, readonly number[]> = {};
+  floats: Record<string, number> = {};
+  private n = 0;
+
+  fresh(prefix: string): string {
+    this.n += 1;
+    return `${prefix}_${this.n}`;
+  }
+
+  node(op: string, inputs: string[], attrs?: OnnxNode['attrs'], out?: string): string {
+    const o = out ?? this.fresh(op.toLowerCase());
+    this.nodes.push({ op, inputs, outputs: [o], ...(attrs ? { attrs } : {}) });
+    return o;
+  }
+
+  constInts(values: readonly number[]): string {
+    const name = this.fresh('c');
+    this.ints[name] = values;
+    return name;
+  }
+
+  constFloat(value: number): string {
+    const name = this.fresh('f');
+    this.floats[name] = value;
+    return name;
+  }
+
+  transpose(x: string, perm: readonly number[], out?: string): string {
+    return this.node('Transpose', [x], { perm: { ints: perm } }, out);
+  }
+
+  reshape(x: string, shape: readonly number[], out?: string): string {
+    return this.node('Reshape', [x, this.constInts(shape)], undefined, out);
+  }
+
+  activation(x: string, act: NativeActivation, alpha: number, out?: string): string {
+    switch (act) {
+      case 'linear':
+        return out ? this.node('Identity', [x], undefined, out) : x;
+      case 'relu':
+        return this.node('Relu', [x], undefined, out);
+      case 'relu6':
+        return this.node('Clip', [x, this.constFloat(0), this.constFloat(6)], undefined, out);
+      case 'sigmoid':
+        return this.node('Sigmoid', [x], undefined, out);
+      case 'elu':
+        return this.node('Elu', [x], { alpha: { float: 1 } }, out);
+      case 'leakyrelu':
+        return this.node('LeakyRelu', [x], { alpha: { float: alpha } }, out);
+    }
+  }
+
+  /**
+   * im2col on an NHWC tensor: `[N, OH, OW, KH*KW*C]`, columns ordered (kh, kw, c)
+   * like a flattened HWIO filter.
+   */
+  im2col(x: string, g: ConvGeometry): string {
+    let xp = x;
+    if (g.padTop + g.padBottom + g.padLeft + g.padRight > 0) {
+      xp = this.node('Pad', [x, this.constInts([0, g.padTop, g.padLeft, 0, 0, g.padBottom, g.padRight, 0])]);
+    }
+    const patches: string[] = [];
+    const axes = this.constInts([1, 2]);
+    const steps = this.constInts([g.strideH, g.strideW]);
+    for (let kh = 0; kh < g.kH; kh++) {
+      for (let kw = 0; kw < g.kW; kw++) {
+        const h0 = kh * g.dilH;
+        const w0 = kw * g.dilW;
+        const starts = this.constInts([h0, w0]);
+        const ends = this.constInts([h0 + (g.outH - 1) * g.strideH + 1, w0 + (g.outW - 1) * g.strideW + 1]);
+        patches.push(this.node('Slice', [xp, starts, ends, axes, steps]));
+      }
+    }
+    return patches.length === 1 ? patches[0]! : this.node('Concat', patches, { axis: { int: 3 } });
+  }
+
+  build(inputs: OnnxGraph['inputs'], outputs: OnnxGraph['outputs']): OnnxGraph {
+    return { inputs, outputs, nodes: this.nodes, int64Constants: this.ints, floatScalars: this.floats };
+  }
+}
+
+function convAttrs(g: ConvGeometry): OnnxNode['attrs'] {
+  return {
+    kernel_shape: { ints: [g.kH, g.kW] },
+    strides: { ints: [g.strideH, g.strideW] },
+    dilations: { ints: [g.dilH, g.dilW] },
+    pads: { ints: [g.padTop, g.padLeft, g.padBottom, g.padRight] },
+  };
+}
+
+const xShape = (g: ConvGeometry) => [g.batch, g.inH, g.inW, g.inC];
+const yShape = (g: ConvGeometry) => [g.batch, g.outH, g.outW, g.outC];
+const wShape = (g: ConvGeometry) => [g.kH, g.kW, g.inC, g.outC];
+
+export interface ForwardOptions {
+  layout: ConvLayout;
+  bias: boolean;
+  activation: NativeActivation;
+  leakyreluAlpha?: number;
+}
+
+/** Conv2D / FusedConv2D: inputs `x` NHWC, `w` HWIO, optional `b` `[Cout]`; output `y` NHWC. */
+export function forwardGraph(g: ConvGeometry, o: ForwardOptions): OnnxGraph {
+  const b = new GraphBuilder();
+  const alpha = o.leakyreluAlpha ?? 0.2;
+  if (o.layout === 'nhwc') {
+    const cols = isPointwise(g) ? 'x' : b.im2col('x', g);
+    const w2 = b.reshape('w', [g.kH * g.kW * g.inC, g.outC]);
+    let y = b.node('MatMul', [cols, w2]);
+    if (o.bias) y = b.node('Add', [y, 'b']);
+    b.activation(y, o.activation, alpha, 'y');
+  } else {
+    const xt = b.transpose('x', NHWC_TO_NCHW);
+    const wt = b.transpose('w', HWIO_TO_OIHW);
+    let yt = b.node('Conv', o.bias ? [xt, wt, 'b'] : [xt, wt], convAttrs(g));
+    yt = b.activation(yt, o.activation, alpha);
+    b.transpose(yt, NCHW_TO_NHWC, 'y');
+  }
+  const inputs = [
+    { name: 'x', shape: xShape(g) },
+    { name: 'w', shape: wShape(g) },
+  ];
+  if (o.bias) inputs.push({ name: 'b', shape: [g.outC] });
+  return b.build(inputs, [{ name: 'y', shape: yShape(g) }]);
+}
+
+/**
+ * Conv2DBackpropInput: inputs `dy` NHWC `[N, OH, OW, Cout]`, `w` HWIO; output `dx` NHWC.
+ * ConvTranspose's weight layout `[C_in_of_transpose = Cout, Cin, KH, KW]` is the
+ * forward OIHW filter, and `output_padding` restores the rows a strided forward
+ * conv dropped (`< stride` by construction).
+ */
+export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout): OnnxGraph {
+  const b = new GraphBuilder();
+  if (layout === 'nhwc' && isPointwise(g)) {
+    const dy2 = b.reshape('dy', [g.batch * g.outH * g.outW, g.outC]);
+    const w2 = b.reshape('w', [g.inC, g.outC]);
+    const dx2 = b.node('Gemm', [dy2, w2], { transB: { int: 1 } });
+    b.reshape(dx2, xShape(g), 'dx');
+  } else {
+    const extraH = g.inH + g.padTop + g.padBottom - ((g.outH - 1) * g.strideH + (g.kH - 1) * g.dilH + 1);
+    const extraW = g.inW + g.padLeft + g.padRight - ((g.outW - 1) * g.strideW + (g.kW - 1) * g.dilW + 1);
+    const dyt = b.transpose('dy', NHWC_TO_NCHW);
+    const wt = b.transpose('w', HWIO_TO_OIHW);
+    const dxt = b.node('ConvTranspose', [dyt, wt], {
+      ...convAttrs(g),
+      output_padding: { ints: [extraH, extraW] },
+    });
+    b.transpose(dxt, NCHW_TO_NHWC, 'dx');
+  }
+  return b.build(
+    [
+      { name: 'dy', shape: yShape(g) },
+      { name: 'w', shape: wShape(g) },
+    ],
+    [{ name: 'dx', shape: xShape(g) }],
+  );
+}
+
+/**
+ * Conv2DBackpropFilter: inputs `x` NHWC, `dy` NHWC; output `dw` HWIO.
+ * - 'nhwc': `dw = im2col(x)^T @ dy` as one Gemm, `[KH*KW*Cin, NOHOW] x [NOHOW, Cout]`.
+ * - 'transpose': the same sum as a convolution with the batch axis as channels:
+ *   `x` as `[Cin, N, H, W]` correlated with `dy` as `[Cout, N, OH, OW]` (stride and
+ *   dilation swap roles) gives `[Cin, Cout, KH', KW']`, cropped to the kernel.
+ */
+export function backpropFilterGraph(g: ConvGeometry, layout: ConvLayout): OnnxGraph {
+  const b = new GraphBuilder();
+  const rows = g.batch * g.outH * g.outW;
+  if (layout === 'nhwc') {
+    const cols = isPointwise(g) ? 'x' : b.im2col('x', g);
+    const cols2 = b.reshape(cols, [rows, g.kH * g.kW * g.inC]);
+    const dy2 = b.reshape('dy', [rows, g.outC]);
+    const dw2 = b.node('Gemm', [cols2, dy2], { transA: { int: 1 } });
+    b.reshape(dw2, wShape(g), 'dw');
+  } else {
+    const xt = b.transpose('x', [3, 0, 1, 2]);
+    const dyt = b.transpose('dy', [3, 0, 1, 2]);
+    const full = b.node('Conv', [xt, dyt], {
+      kernel_shape: { ints: [g.outH, g.outW] },
+      strides: { ints: [g.dilH, g.dilW] },
+      dilations: { ints: [g.strideH, g.strideW] },
+      pads: { ints: [g.padTop, g.padLeft, g.padBottom, g.padRight] },
+    });
+    const cropped = b.node('Slice', [
+      full,
+      b.constInts([0, 0]),
+      b.constInts([g.kH, g.kW]),
+      b.constInts([2, 3]),
+    ]);
+    b.transpose(cropped, [2, 3, 0, 1], 'dw');
+  }
+  return b.build(
+    [
+      { name: 'x', shape: xShape(g) },
+      { name: 'dy', shape: yShape(g) },
+    ],
+    [{ name: 'dw', shape: wShape(g) }],
+  );
+}

@@ -1,0 +1,234 @@
+/**
+ * Installs the training engine's convolution kernels and reports which path is
+ * active: onnxruntime-node (native, multi-threaded) when it loads, else the
+ * pure-wasm Conv2DBackpropFilter that makes wasm trainable at all.
+ */
+import { availableParallelism } from 'node:os';
+import {
+  Conv2D,
+  Conv2DBackpropFilter,
+  getKernel,
+  type KernelConfig,
+  Slice,
+  Transpose,
+} from '@tensorflow/tfjs-core';
+import type { ConvLayout } from './conv-graphs.js';
+import { loadOrtNative } from './ort-binding.js';
+import { type KernelCounters, type LayoutChoice, makeOrtKernels, swapKernels } from './ort-kernels.js';
+import { type GraphOptimizationLevel, SessionCache, type SessionStats } from './session-cache.js';
+import type { EngineBackendName } from './tensor-io.js';
+import { makeWasmFilterGrad } from './wasm-filter-grad.js';
+
+export type EnginePath = 'onnxruntime' | 'wasm-fallback';
+
+export interface RegisterOrtKernelsOptions {
+  /** The tfjs backend whose kernels are replaced. */
+  backend: EngineBackendName;
+  /** onnxruntime intra-op threads per kernel call; default: all cores (`os.availableParallelism()`). */
+  threads?: number;
+  /** Graph form per kernel, or one form for all (see README: measured). Default {@link DEFAULT_LAYOUT}. */
+  layout?: ConvLayout | Partial<LayoutChoice>;
+  /** onnxruntime graph optimisation level; default 'all'. */
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  /** Keep onnxruntime's per-session memory arena (faster allocation, memory never returned). Default false. */
+  memoryArena?: boolean;
+}
+
+/**
+ * Fastest measured combination on a 2-core AVX-512 Xeon (bench/engine.bench.mjs):
+ * forward and filter gradient as NHWC im2col GEMMs, input gradient as ConvTranspose.
+ */
+export const DEFAULT_LAYOUT: LayoutChoice = {
+  forward: 'nhwc',
+  backpropInput: 'transpose',
+  backpropFilter: 'nhwc',
+};
+
+export interface EngineHandle {
+  readonly backend: EngineBackendName;
+  readonly path: EnginePath;
+  /** Kernel names this registration replaced or added. */
+  readonly kernels: readonly string[];
+  /** Session cache statistics (onnxruntime path only). */
+  stats(): (SessionStats & KernelCounters) | undefined;
+  /** Restores the kernels that were registered before and releases sessions. */
+  unregister(): void;
+}
+
+export interface EngineDescription {
+  onnxruntime: { available: boolean; version?: string; packageDir?: string; reason?: string };
+  /** Active registrations, one per tfjs backend. */
+  active: {
+    backend: EngineBackendName;
+    path: EnginePath;
+    kernels: string[];
+    threads?: number;
+    layout?: LayoutChoice;
+    graphOptimizationLevel?: GraphOptimizationLevel;
+    stats?: SessionStats & KernelCounters;
+  }[];
+  /** One line for `bmc doctor`. */
+  summary: string;
+}
+
+interface Active {
+  handle: EngineHandle;
+  threads?: number;
+  layout?: LayoutChoice;
+  graphOptimizationLevel?: GraphOptimizationLevel;
+}
+
+const active = new Map<EngineBackendName, Active>();
+
+function resolveLayout(l: RegisterOrtKernelsOptions['layout']): LayoutChoice {
+  if (typeof l === 'string') return { forward: l, backpropInput: l, backpropFilter: l };
+  return { ...DEFAULT_LAYOUT, ...(l ?? {}) };
+}
+
+function checkBackend(name: string): asserts name is EngineBackendName {
+  if (name !== 'wasm' && name !== 'cpu') {
+    throw new Error(`@bmc/engine: backend must be 'wasm' or 'cpu', got '${name}'`);
+  }
+}
+
+/** The kernels a backend had before any of ours, so delegation never reaches our own. */
+function previousKernels(backend: EngineBackendName, names: readonly string[]) {
+  const prev: Partial<Record<string, KernelConfig>> = {};
+  for (const n of names) {
+    const k = getKernel(n, backend);
+    if (k) prev[n] = k;
+  }
+  return prev;
+}
+
+/**
+ * Registers Conv2D, FusedConv2D, Conv2DBackpropInput and Conv2DBackpropFilter
+ * for `backend`, each running as a cached one-node onnxruntime session called
+ * synchronously. Throws when onnxruntime-node cannot be loaded (see
+ * {@link installEngineKernels} for the variant that falls back).
+ * Replaces an earlier registration for the same backend.
+ */
+export function registerOrtKernels(options: RegisterOrtKernelsOptions): EngineHandle {
+  checkBackend(options.backend);
+  const native = loadOrtNative();
+  active.get(options.backend)?.handle.unregister();
+  const backend = options.backend;
+  const threads = options.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`@bmc/engine: threads must be a positive integer, got ${options.threads}`);
+  }
+  const layout = resolveLayout(options.layout);
+  const graphOptimizationLevel = options.graphOptimizationLevel ?? 'all';
+  const cache = new SessionCache(native, {
+    threads,
+    graphOptimizationLevel,
+    memoryArena: options.memoryArena ?? false,
+  });
+  // wasm has no Conv2DBackpropFilter of its own: cases ours delegates go to the wasm composition.
+  const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
+  const previous = previousKernels(backend, names);
+  if (backend === 'wasm' && !previous[Conv2DBackpropFilter]) {
+    previous[Conv2DBackpropFilter] = makeWasmFilterGrad(wasmBlocks());
+  }
+  const { configs, counters } = makeOrtKernels(backend, cache, layout, previous);
+  const restore = swapKernels(configs);
+  const handle: EngineHandle = {
+    backend,
+    path: 'onnxruntime',
+    kernels: configs.map((c) => c.kernelName),
+    stats: () => ({ ...cache.stats(), native: { ...counters.native }, delegated: { ...counters.delegated } }),
+    unregister: () => {
+      restore();
+      cache.clear();
+      if (active.get(backend)?.handle === handle) active.delete(backend);
+    },
+  };
+  active.set(backend, { handle, threads, layout, graphOptimizationLevel });
+  return handle;
+}
+
+function wasmBlocks() {
+  const get = (n: string) => {
+    const k = getKernel(n, 'wasm');
+    if (!k)
+      throw new Error(`@bmc/engine: wasm kernel ${n} missing: import '@tensorflow/tfjs-backend-wasm' first`);
+    return k.kernelFunc;
+  };
+  return { conv2d: get(Conv2D), transpose: get(Transpose), slice: get(Slice) };
+}
+
+/**
+ * Registers the pure-wasm Conv2DBackpropFilter (no onnxruntime). Only for the
+ * wasm backend; the cpu backend has its own.
+ */
+export function registerWasmFilterGrad(): EngineHandle {
+  active.get('wasm')?.handle.unregister();
+  const restore = swapKernels([makeWasmFilterGrad(wasmBlocks())]);
+  const handle: EngineHandle = {
+    backend: 'wasm',
+    path: 'wasm-fallback',
+    kernels: [Conv2DBackpropFilter],
+    stats: () => undefined,
+    unregister: () => {
+      restore();
+      if (active.get('wasm')?.handle === handle) active.delete('wasm');
+    },
+  };
+  active.set('wasm', { handle });
+  return handle;
+}
+
+export interface InstallEngineOptions extends RegisterOrtKernelsOptions {
+  /** 'wasm-fallback' skips onnxruntime even when it loads (benchmarks, debugging). */
+  prefer?: EnginePath;
+}
+
+/**
+ * The entry point for training code: onnxruntime kernels when onnxruntime-node
+ * loads, otherwise (wasm backend) the pure-wasm filter gradient; the cpu
+ * backend needs nothing. Never throws because onnxruntime is missing;
+ * `describeEngine()` says what happened.
+ */
+export function installEngineKernels(options: InstallEngineOptions): EngineHandle | undefined {
+  checkBackend(options.backend);
+  if (options.prefer !== 'wasm-fallback') {
+    try {
+      return registerOrtKernels(options);
+    } catch (e) {
+      lastOrtError = e instanceof Error ? e.message : String(e);
+    }
+  }
+  return options.backend === 'wasm' ? registerWasmFilterGrad() : undefined;
+}
+
+let lastOrtError: string | undefined;
+
+/** What is installed, for `bmc doctor` and logs. Loads onnxruntime-node to report on it. */
+export function describeEngine(): EngineDescription {
+  let onnxruntime: EngineDescription['onnxruntime'];
+  try {
+    const n = loadOrtNative();
+    onnxruntime = { available: true, version: n.version, packageDir: n.packageDir };
+  } catch (e) {
+    onnxruntime = { available: false, reason: e instanceof Error ? e.message : (lastOrtError ?? String(e)) };
+  }
+  const list = [...active.values()].map((a) => ({
+    backend: a.handle.backend,
+    path: a.handle.path,
+    kernels: [...a.handle.kernels],
+    ...(a.threads ? { threads: a.threads } : {}),
+    ...(a.layout ? { layout: a.layout } : {}),
+    ...(a.graphOptimizationLevel ? { graphOptimizationLevel: a.graphOptimizationLevel } : {}),
+    ...(a.handle.stats() ? { stats: a.handle.stats() } : {}),
+  }));
+  const parts = list.map((a) =>
+    a.path === 'onnxruntime'
+      ? `${a.backend}: convolutions on onnxruntime-node ${onnxruntime.version} (${a.threads} threads)`
+      : `${a.backend}: pure-wasm Conv2DBackpropFilter (onnxruntime ${onnxruntime.available ? 'not used' : `unavailable: ${onnxruntime.reason}`})`,
+  );
+  const summary =
+    parts.length > 0
+      ? parts.join('; ')
+      : `no engine kernels installed (onnxruntime-node ${onnxruntime.available ? `${onnxruntime.version} available` : `unavailable: ${onnxruntime.reason}`})`;
+  return { onnxruntime, active: list, summary };
+}

@@ -1,0 +1,32 @@
+export { type ConvGeometry, convGeometry, type TfPad } from './conv-geometry.js';
+export {
+  backpropFilterGraph,
+  backpropInputGraph,
+  type ConvLayout,
+  forwardGraph,
+  type NativeActivation,
+} from './conv-graphs.js';
+export {
+  DEFAULT_LAYOUT,
+  describeEngine,
+  type EngineDescription,
+  type EngineHandle,
+  type EnginePath,
+  type InstallEngineOptions,
+  installEngineKernels,
+  type RegisterOrtKernelsOptions,
+  registerOrtKernels,
+  registerWasmFilterGrad,
+} from './engine.js';
+export {
+  decodeModel,
+  encodeModel,
+  type OnnxAttr,
+  type OnnxGraph,
+  type OnnxNode,
+  OPSET,
+} from './onnx-model.js';
+export { checkBindingShape, loadOrtNative, ORT_VERSION, type OrtNative } from './ort-binding.js';
+export type { LayoutChoice } from './ort-kernels.js';
+export type { GraphOptimizationLevel, SessionStats } from './session-cache.js';
+export { makeWasmFilterGrad } from './wasm-filter-grad.js';
