@@ -1,0 +1,96 @@
+import { boxIou } from '@bmc/core';
+import { checkInput } from './input.js';
+import { allBackground, makeResult } from './result.js';
+import { type Assigner, type AssignInput, type AssignResult, BACKGROUND, IGNORE } from './types.js';
+
+export interface MaxIoUOptions {
+  /** Anchors whose best IoU is at least this are positives (default 0.5). */
+  posIouThr?: number;
+  /**
+   * Negatives: best IoU below this number (default 0.4), or inside the range
+   * `[lo, hi)`; anchors below `lo` are then ignored, as in mmdetection.
+   * Everything that is neither positive nor negative is {@link IGNORE}.
+   */
+  negIouThr?: number | readonly [number, number];
+  /**
+   * Keep each ground truth's best anchors as positives even below `posIouThr`
+   * (torchvision `allow_low_quality_matches`, mmdetection `match_low_quality`). Default true.
+   */
+  matchLowQuality?: boolean;
+  /** A low-quality match is only made when the ground truth's best IoU reaches this (mmdetection `min_pos_iou`). Default 0. */
+  minPosIou?: number;
+  /**
+   * Which ground truth a low-quality anchor goes to. `'argmax'` (default):
+   * the anchor's own highest-IoU ground truth, exactly torchvision's Matcher;
+   * `'gt'`: the ground truth it is the best anchor for (mmdetection
+   * `gt_max_assign_all`, later ground truths win ties).
+   */
+  lowQualityTarget?: 'argmax' | 'gt';
+}
+
+/**
+ * Fixed IoU thresholds between anchors and ground truths (RetinaNet / Faster
+ * R-CNN). Equal to torchvision's `Matcher(0.5, 0.4, allow_low_quality_matches=True)`
+ * with the defaults, with one deliberate difference: a ground truth whose best
+ * IoU is 0 (a zero-area box, or one no anchor touches) makes no low-quality
+ * match, where torchvision would turn every anchor with IoU 0 into a positive.
+ * Ties for an anchor's best ground truth go to the lower index, as torch's `max`.
+ */
+export class MaxIoUAssigner implements Assigner {
+  readonly name = 'maxiou' as const;
+  readonly needsPredictions = false;
+  readonly options: Required<MaxIoUOptions>;
+
+  constructor(options: MaxIoUOptions = {}) {
+    this.options = {
+      posIouThr: options.posIouThr ?? 0.5,
+      negIouThr: options.negIouThr ?? 0.4,
+      matchLowQuality: options.matchLowQuality ?? true,
+      minPosIou: options.minPosIou ?? 0,
+      lowQualityTarget: options.lowQualityTarget ?? 'argmax',
+    };
+    const { posIouThr, negIouThr } = this.options;
+    const negHi = typeof negIouThr === 'number' ? negIouThr : negIouThr[1];
+    if (negHi > posIouThr) throw new RangeError(`MaxIoU: negIouThr ${negHi} above posIouThr ${posIouThr}`);
+  }
+
+  assign(input: AssignInput): AssignResult {
+    const { n, g } = checkInput('MaxIoU', input, false);
+    if (g === 0) return allBackground(n, 'anchor');
+    const { posIouThr, negIouThr, matchLowQuality, minPosIou, lowQualityTarget } = this.options;
+    const [negLo, negHi] = typeof negIouThr === 'number' ? [0, negIouThr] : negIouThr;
+    // [G, N]: one row per ground truth, so the per-GT maximum is a row scan.
+    const m = boxIou(input.gtBoxes, input.anchors).data;
+    const best = new Float32Array(n);
+    const arg = new Int32Array(n);
+    for (let j = 0; j < g; j++) {
+      const row = j * n;
+      for (let i = 0; i < n; i++) {
+        const v = m[row + i]!;
+        if (v > best[i]!) {
+          best[i] = v;
+          arg[i] = j;
+        }
+      }
+    }
+    const gtIndex = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = best[i]!;
+      gtIndex[i] = v >= posIouThr ? arg[i]! : v >= negLo && v < negHi ? BACKGROUND : IGNORE;
+    }
+    if (matchLowQuality) {
+      for (let j = 0; j < g; j++) {
+        const row = j * n;
+        let top = 0;
+        for (let i = 0; i < n; i++) if (m[row + i]! > top) top = m[row + i]!;
+        if (top <= 0 || top < minPosIou) continue;
+        for (let i = 0; i < n; i++) {
+          if (m[row + i] === top) gtIndex[i] = lowQualityTarget === 'argmax' ? arg[i]! : j;
+        }
+      }
+    }
+    const iou = new Float32Array(n);
+    for (let i = 0; i < n; i++) if (gtIndex[i]! >= 0) iou[i] = m[gtIndex[i]! * n + i]!;
+    return makeResult(gtIndex, iou, input.gtLabels, g, 'anchor');
+  }
+}
