@@ -39,6 +39,10 @@ export interface CocoEvalResult extends Accumulated {
   evaluation: ImageEvaluation;
 }
 
+function isDetectionIndex(x: unknown): x is DetectionIndex {
+  return x !== null && typeof x === 'object' && !Array.isArray(x) && (x as DetectionIndex).score instanceof Float64Array;
+}
+
 function resolveParams(o: CocoEvalOptions): EvalParams {
   const p = defaultParams();
   if (o.iouThrs) p.iouThrs = Float64Array.from(o.iouThrs);
@@ -79,10 +83,13 @@ export function evaluateCoco(
   results: readonly CocoDetection[] | DetectionIndex,
   options: CocoEvalOptions = {},
 ): CocoEvalResult {
-  const gt = 'annIds' in groundTruth ? groundTruth : indexGroundTruth(groundTruth);
-  const dt = Array.isArray(results)
-    ? indexDetections(results as readonly CocoDetection[], gt, options)
-    : (results as DetectionIndex);
+  const gt =
+    groundTruth !== null && typeof groundTruth === 'object' && 'annIds' in groundTruth
+      ? groundTruth
+      : indexGroundTruth(groundTruth as CocoGroundTruth);
+  const dt = isDetectionIndex(results)
+    ? results
+    : indexDetections(results as readonly CocoDetection[], gt, options);
   const p = resolveParams(options);
   const imageIdx = selectIndices(gt.imgIds, options.imgIds, 'imgIds');
   const categoryIdx = selectIndices(gt.catIds, options.catIds, 'catIds');

@@ -1,8 +1,14 @@
 export * from './accumulate.js';
 export * from './bbox-iou.js';
+export * from './best-f1.js';
 export * from './coco-data.js';
 export * from './coco-eval.js';
 export type * from './coco-types.js';
 export * from './evaluate-images.js';
 export * from './params.js';
+export * from './per-class.js';
+export * from './pr-curve.js';
+export * from './pr-curve-svg.js';
+export * from './report.js';
 export * from './summarize.js';
+export * from './timing.js';
