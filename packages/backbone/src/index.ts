@@ -1,0 +1,5 @@
+export * from './frozen-batch-norm.js';
+export * from './resnet.js';
+export * from './safetensors.js';
+export * from './torch-conv.js';
+export * from './torch-weights.js';
