@@ -62,6 +62,36 @@ export function parseBackendList(value: string): BackendName[] {
   return names as BackendName[];
 }
 
+/**
+ * For the native backends: the reason their import would fail, found without
+ * importing. A failed `tfjs-node` import has already registered its kernels,
+ * so trying the next native package after it floods the console with
+ * "kernel already registered" warnings. The binding lives where the package's
+ * `binary.module_path` says (`lib/napi-v<N>/tfjs_binding.node`); its install
+ * script downloads it, which fails offline.
+ */
+async function nativeBindingProblem(module: string): Promise<string | undefined> {
+  try {
+    const { createRequire } = await import('node:module');
+    const { existsSync, readFileSync } = await import('node:fs');
+    const { dirname, join } = await import('node:path');
+    const pkgFile = createRequire(import.meta.url).resolve(`${module}/package.json`);
+    const binary = JSON.parse(readFileSync(pkgFile, 'utf8')).binary as
+      | { module_name: string; module_path: string; napi_versions: number[] }
+      | undefined;
+    if (!binary) return undefined;
+    const found = binary.napi_versions.some((v) =>
+      existsSync(
+        join(dirname(pkgFile), binary.module_path.replace('{napi_build_version}', String(v)), `${binary.module_name}.node`),
+      ),
+    );
+    return found ? undefined : `${module} is installed but its native binding was never downloaded (${binary.module_name}.node missing; its install script needs internet)`;
+  } catch {
+    // Not resolvable from here, or not Node: let the import itself report why.
+    return undefined;
+  }
+}
+
 function envBackend(): string | undefined {
   const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
   return proc?.env?.BMC_BACKEND;
@@ -100,6 +130,10 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   for (const name of order) {
     const candidate = CANDIDATES[name];
     try {
+      if (candidate.registered === 'tensorflow' && !options.importModule) {
+        const problem = await nativeBindingProblem(candidate.module);
+        if (problem) throw new Error(problem);
+      }
       await load(candidate.module);
       if (!tf.findBackendFactory(candidate.registered)) {
         throw new Error(`importing ${candidate.module} registered no '${candidate.registered}' backend`);

@@ -1,0 +1,75 @@
+import type { TrainConfigInput } from './schema.js';
+
+/**
+ * Named starting points. `thesis` is the published design and schedule;
+ * `baseline` the RetinaNet it is compared with; `tiny` a CPU-sized model for
+ * demos and tests; the `ablation-*` presets are the published ablation grid.
+ */
+export const PRESETS: Record<string, TrainConfigInput> = {
+  thesis: {
+    name: 'thesis',
+    model: {
+      backbone: { depth: 50, frozenStages: 1, frozenBatchNorm: true },
+      neck: { type: 'pan-attn', levels: [2, 3, 4, 5] },
+      head: { iouBranch: true },
+    },
+    assigner: { type: 'ota' },
+    optim: { lr: 0.001, momentum: 0.9, weightDecay: 5e-4, epochs: 36, steps: [16, 28], batchSize: 16 },
+    inference: { scoreMode: 'sqrt(cls*iou)' },
+  },
+  baseline: {
+    name: 'baseline',
+    model: {
+      backbone: { depth: 50 },
+      neck: { type: 'fpn', levels: [3, 4, 5, 6, 7] },
+      head: { iouBranch: false },
+    },
+    assigner: { type: 'maxiou' },
+    inference: { scoreMode: 'cls' },
+  },
+  tiny: {
+    name: 'tiny',
+    model: {
+      backbone: { depth: 18, widthMultiplier: 0.25, frozenStages: 0, frozenBatchNorm: false },
+      neck: { type: 'pan-attn', levels: [3, 4, 5], channels: 48 },
+      head: { channels: 48, numConvs: 2, iouBranch: true },
+    },
+    assigner: { type: 'atss' },
+    optim: {
+      lr: 0.02,
+      momentum: 0.9,
+      weightDecay: 1e-4,
+      epochs: 12,
+      steps: [9, 11],
+      warmupIters: 50,
+      warmupFactor: 0.1,
+      batchSize: 4,
+    },
+    data: {
+      format: 'synthetic',
+      imageSize: 256,
+      synthetic: { train: 240, val: 40, test: 40, seed: 1 },
+    },
+    run: { evalEvery: 3 },
+  },
+};
+
+// The published ablation: PAN-attn on/off x IoU branch on/off on the thesis model.
+for (const neck of ['fpn', 'pan-attn'] as const) {
+  for (const iou of [false, true]) {
+    PRESETS[`ablation-${neck}-${iou ? 'iou' : 'noiou'}`] = {
+      ...PRESETS.thesis,
+      name: `ablation-${neck}-${iou ? 'iou' : 'noiou'}`,
+      model: {
+        ...PRESETS.thesis!.model,
+        neck: { type: neck, levels: [2, 3, 4, 5] },
+        head: { iouBranch: iou },
+      },
+      inference: { scoreMode: iou ? 'sqrt(cls*iou)' : 'cls' },
+    };
+  }
+}
+
+export function presetNames(): string[] {
+  return Object.keys(PRESETS);
+}

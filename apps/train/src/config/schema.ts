@@ -1,0 +1,175 @@
+import { z } from 'zod';
+
+/**
+ * The training configuration. Every key has a default, so a config file only
+ * states what differs from its preset; unknown keys are rejected so that a
+ * typo ("lr_step") fails loudly instead of being ignored.
+ */
+export const modelSchema = z
+  .object({
+    backbone: z
+      .object({
+        depth: z.union([z.literal(18), z.literal(34), z.literal(50), z.literal(101)]).default(50),
+        /** Channel multiplier for tiny CPU models (non-standard below 1). */
+        widthMultiplier: z.number().positive().max(1).default(1),
+        /** Stages whose weights are frozen: 0 none, 1 stem + layer1 (detection default). */
+        frozenStages: z.number().int().min(0).max(4).default(1),
+        frozenBatchNorm: z.boolean().default(true),
+        /** Optional safetensors file with torchvision/timm ResNet names. */
+        weights: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    neck: z
+      .object({
+        type: z.enum(['fpn', 'pan', 'pan-attn']).default('pan-attn'),
+        /** Pyramid levels the head runs on, e.g. [2,3,4,5] (N2-N5) or [3,4,5,6,7] (P3-P7). */
+        levels: z.array(z.number().int().min(2).max(7)).min(1).default([2, 3, 4, 5]),
+        channels: z.number().int().positive().default(256),
+      })
+      .strict()
+      .prefault({}),
+    head: z
+      .object({
+        channels: z.number().int().positive().default(256),
+        numConvs: z.number().int().min(0).default(4),
+        iouBranch: z.boolean().default(true),
+        /** Octave scales per level (multiples of 4 x stride). */
+        scales: z
+          .array(z.number().positive())
+          .min(1)
+          .default([1, 2 ** (1 / 3), 2 ** (2 / 3)]),
+        aspectRatios: z.array(z.number().positive()).min(1).default([0.5, 1, 2]),
+        /** Anchor base size as a multiple of the level's stride (RetinaNet: 4). */
+        anchorScale: z.number().positive().default(4),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export const assignerSchema = z
+  .object({
+    type: z.enum(['maxiou', 'atss', 'paa', 'ota']).default('ota'),
+    /** Assigner-specific options passed through (e.g. { topK: 9 } for ATSS). */
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export const lossSchema = z
+  .object({
+    focalAlpha: z.number().min(0).max(1).default(0.25),
+    focalGamma: z.number().min(0).default(2),
+    box: z.enum(['giou', 'smooth-l1']).default('giou'),
+    /** Weight of the box loss (l1 in the thesis). */
+    boxWeight: z.number().min(0).default(1),
+    /** Weight of the IoU-branch BCE (l2 in the thesis). */
+    iouWeight: z.number().min(0).default(1),
+  })
+  .strict();
+
+export const optimSchema = z
+  .object({
+    lr: z.number().positive().default(0.001),
+    momentum: z.number().min(0).max(1).default(0.9),
+    weightDecay: z.number().min(0).default(5e-4),
+    epochs: z.number().int().positive().default(36),
+    /** Epochs at which the learning rate is multiplied by `gamma`. */
+    steps: z.array(z.number().int().nonnegative()).default([16, 28]),
+    gamma: z.number().positive().default(0.1),
+    warmupIters: z.number().int().min(0).default(500),
+    warmupFactor: z.number().positive().max(1).default(0.001),
+    /** Clip the global gradient norm to this value; 0 disables. */
+    clipGradNorm: z.number().min(0).default(10),
+    batchSize: z.number().int().positive().default(16),
+  })
+  .strict();
+
+export const dataSchema = z
+  .object({
+    /** `synthetic` generates bone marrow smears; the others read files. */
+    format: z.enum(['synthetic', 'coco', 'voc', 'yolo']).default('synthetic'),
+    /** Dataset root (VOC/YOLO folder, or COCO JSON file for the train split). */
+    path: z.string().optional(),
+    /** COCO JSON for validation (COCO format only). */
+    valPath: z.string().optional(),
+    trainSplit: z.string().default('train'),
+    valSplit: z.string().default('val'),
+    testSplit: z.string().default('test'),
+    /** Network input side (images are letterboxed to it); a multiple of 32. */
+    imageSize: z
+      .number()
+      .int()
+      .positive()
+      .refine((v) => v % 32 === 0, 'must be a multiple of 32')
+      .default(512),
+    /** Collapse every category into one foreground class (the published setting). */
+    classAgnostic: z.boolean().default(true),
+    augment: z
+      .object({
+        hflip: z.number().min(0).max(1).default(0.5),
+        vflip: z.number().min(0).max(1).default(0.5),
+        scale: z.tuple([z.number().positive(), z.number().positive()]).default([0.8, 1.2]),
+        colorJitter: z.number().min(0).default(0.1),
+        hed: z.number().min(0).default(0.03),
+      })
+      .strict()
+      .prefault({}),
+    synthetic: z
+      .object({
+        train: z.number().int().positive().default(400),
+        val: z.number().int().positive().default(60),
+        test: z.number().int().positive().default(60),
+        seed: z.number().int().default(1),
+        density: z.number().positive().default(1),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export const inferenceSchema = z
+  .object({
+    scoreMode: z.enum(['cls', 'cls*iou', 'sqrt(cls*iou)']).default('sqrt(cls*iou)'),
+    scoreThreshold: z.number().min(0).max(1).default(0.05),
+    nmsIou: z.number().min(0).max(1).default(0.5),
+    topKPerLevel: z.number().int().positive().default(1000),
+    maxDetections: z.number().int().positive().default(100),
+  })
+  .strict();
+
+export const runSchema = z
+  .object({
+    seed: z.number().int().default(0),
+    /** Validate every N epochs (0: only at the end). */
+    evalEvery: z.number().int().min(0).default(1),
+    /** Checkpoint every N optimizer steps, besides each epoch end. */
+    checkpointEvery: z.number().int().min(0).default(0),
+    /** Stop after this many consecutive non-finite losses. */
+    maxBadSteps: z.number().int().positive().default(5),
+    /** Wall-clock budget in minutes; training stops cleanly (and checkpoints) when it runs out. 0: none. */
+    timeBudgetMin: z.number().min(0).default(0),
+    /** tfjs backend preference (see @bmc/core/backend); empty: best available. */
+    backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    /** Route convolutions through onnxruntime-node kernels when available (@bmc/engine). */
+    nativeKernels: z.boolean().default(true),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    name: z.string().default('run'),
+    preset: z.string().optional(),
+    model: modelSchema.prefault({}),
+    assigner: assignerSchema.prefault({}),
+    loss: lossSchema.prefault({}),
+    optim: optimSchema.prefault({}),
+    data: dataSchema.prefault({}),
+    inference: inferenceSchema.prefault({}),
+    run: runSchema.prefault({}),
+  })
+  .strict();
+
+export type TrainConfig = z.infer<typeof configSchema>;
+/** A config as written by a user: any subset of keys. */
+export type TrainConfigInput = z.input<typeof configSchema>;

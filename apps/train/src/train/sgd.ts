@@ -1,0 +1,94 @@
+import * as tf from '@tensorflow/tfjs';
+
+export interface SgdOptions {
+  momentum: number;
+  weightDecay: number;
+}
+
+/**
+ * SGD with momentum and L2 weight decay, with PyTorch's exact update
+ * (`torch.optim.SGD`, dampening 0, no Nesterov):
+ *   g = grad + wd * w;  v = momentum * v + g  (v = g on the first step);  w -= lr * v.
+ * tfjs's own momentum optimizer has no weight decay and scales differently
+ * (`v = m v + g` but applies `lr` inside), so the thesis schedule would not
+ * carry over. The velocity buffers are plain variables, exported for checkpoints.
+ */
+export class Sgd {
+  private readonly velocity = new Map<string, tf.Variable>();
+  private started = new Set<string>();
+
+  constructor(readonly options: SgdOptions) {}
+
+  /** Applies one step. `grads` maps variable name to gradient; frozen variables are simply absent. */
+  apply(variables: readonly tf.Variable[], grads: Record<string, tf.Tensor>, lr: number): void {
+    const { momentum, weightDecay } = this.options;
+    for (const v of variables) {
+      const g = grads[v.name];
+      if (!g) continue;
+      tf.tidy(() => {
+        let d: tf.Tensor = weightDecay > 0 ? tf.add(g, tf.mul(v, weightDecay)) : g;
+        if (momentum > 0) {
+          let buf = this.velocity.get(v.name);
+          if (!buf) {
+            buf = tf.variable(tf.zerosLike(v), false, `${v.name}/velocity`);
+            this.velocity.set(v.name, buf);
+          }
+          const next = this.started.has(v.name) ? tf.add(tf.mul(buf, momentum), d) : d;
+          buf.assign(next);
+          this.started.add(v.name);
+          d = next;
+        }
+        v.assign(tf.sub(v, tf.mul(d, lr)));
+      });
+    }
+  }
+
+  /** Velocity buffers by variable name (for checkpoints). */
+  state(): Record<string, tf.Tensor> {
+    return Object.fromEntries([...this.velocity].filter(([k]) => this.started.has(k)));
+  }
+
+  /** Restores buffers saved by {@link state}; shapes must match the variables. */
+  load(state: Record<string, tf.Tensor>, variables: readonly tf.Variable[]): void {
+    const byName = new Map(variables.map((v) => [v.name, v]));
+    for (const [name, value] of Object.entries(state)) {
+      const v = byName.get(name);
+      if (!v) throw new Error(`optimizer state names unknown variable '${name}'`);
+      if (v.shape.join('x') !== value.shape.join('x')) {
+        throw new Error(
+          `optimizer state for '${name}' has shape [${value.shape}], variable has [${v.shape}]`,
+        );
+      }
+      this.velocity.get(name)?.dispose();
+      this.velocity.set(name, tf.variable(value, false, `${name}/velocity`));
+      this.started.add(name);
+    }
+  }
+
+  dispose(): void {
+    for (const v of this.velocity.values()) v.dispose();
+    this.velocity.clear();
+    this.started.clear();
+  }
+}
+
+/**
+ * Scales gradients in place so that their global L2 norm is at most `maxNorm`
+ * (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping.
+ */
+export function clipGradNorm(grads: Record<string, tf.Tensor>, maxNorm: number): number {
+  const names = Object.keys(grads);
+  if (names.length === 0) return 0;
+  const sq = tf.tidy(() => tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!)))));
+  const norm = Math.sqrt(sq.dataSync()[0]!);
+  sq.dispose();
+  if (maxNorm > 0 && norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const n of names) {
+      const old = grads[n]!;
+      grads[n] = tf.mul(old, scale);
+      old.dispose();
+    }
+  }
+  return norm;
+}
