@@ -1,0 +1,18 @@
+export { SUPPORTED_ACTIVATIONS, UnsupportedLayerError } from './onnx/activations.js';
+export {
+  BMC_VERSION,
+  DETECTOR_OUTPUTS,
+  type DetectorMetadataInput,
+  exportDetectorOnnx,
+} from './onnx/detector.js';
+export {
+  exportOnnx,
+  type FunctionalModelLike,
+  ONNX_IR_VERSION,
+  ONNX_OPSET,
+  type OnnxExportOptions,
+  type OnnxExportResult,
+  type OnnxExportSummary,
+} from './onnx/export.js';
+export { SUPPORTED_LAYER_CLASSES } from './onnx/layers.js';
+export * from './metadata.js';

@@ -1,0 +1,246 @@
+/**
+ * The self-description a bmc ONNX file carries in `ModelProto.metadata_props`,
+ * so that an inference app needs nothing but the file: every entry is a JSON
+ * string under a `bmc.*` key. This module has no TensorFlow.js dependency (the
+ * inference side imports it as `@bmc/export/metadata`).
+ */
+import type { AnchorConfig } from '@bmc/core';
+import { METADATA_PROPS_FIELD, protobuf, StringStringEntryProto } from './onnx/proto.js';
+
+/** Value of the `bmc.format` entry; its presence marks a bmc detector file. */
+export const BMC_FORMAT = 'bmc-detector-onnx/1';
+
+/** metadata_props keys (each value is JSON, except `bmc.format` and `bmc.version`, plain strings). */
+export const BMC_METADATA_KEYS = {
+  format: 'bmc.format',
+  version: 'bmc.version',
+  classNames: 'bmc.class_names',
+  anchors: 'bmc.anchors',
+  boxCoder: 'bmc.box_coder',
+  input: 'bmc.input',
+  outputs: 'bmc.outputs',
+  scoreMode: 'bmc.score_mode',
+  nms: 'bmc.nms',
+  model: 'bmc.model',
+} as const;
+
+/** How to turn RGB pixels (0..255) into the network's input: `((pixel * scale) - mean) / std` per channel. */
+export interface InputNormalization {
+  scale: number;
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+}
+
+export interface BmcInputSpec {
+  /** ONNX graph input name. */
+  name: string;
+  /** Always 'NCHW' float32 `[N, 3, H, W]`. */
+  layout: 'NCHW';
+  channelOrder: 'RGB';
+  /** H and W must be multiples of this (the largest feature stride). */
+  sizeMultiple: number;
+  /** The size the model was trained at, `[H, W]`. */
+  trainSize?: readonly [number, number];
+  normalization: InputNormalization;
+}
+
+export interface BmcOutputNames {
+  /** `[N, A, C]` class logits (sigmoid gives per-class scores). */
+  clsLogits: string;
+  /** `[N, A, 4]` box deltas (dx, dy, dw, dh) against the anchors, see `boxCoder`. */
+  boxDeltas: string;
+  /** `[N, A, 1]` IoU logits (sigmoid gives predicted IoU), absent for a plain RetinaNet. */
+  iouLogits?: string;
+}
+
+/**
+ * How class score and predicted IoU combine into the ranking score:
+ * 'cls' = sigmoid(cls); 'sqrt_cls_iou' = sqrt(sigmoid(cls) * sigmoid(iou)).
+ */
+export type ScoreMode = 'cls' | 'sqrt_cls_iou';
+
+export interface NmsSettings {
+  iouThreshold: number;
+  scoreThreshold: number;
+  /** Candidates kept per level before NMS. */
+  preNmsTopK: number;
+  maxDetections: number;
+  /** One NMS over all classes (true) or per class (false). */
+  classAgnostic: boolean;
+}
+
+export interface BoxCoderSettings {
+  /** torchvision BoxCoder weights (wx, wy, ww, wh). */
+  weights: readonly [number, number, number, number];
+  /** Clamp on dw/dh before exp. */
+  clip: number;
+}
+
+/** Everything an inference app needs besides the graph. */
+export interface BmcMetadata {
+  /** bmc version that wrote the file. */
+  version: string;
+  classNames: readonly string[];
+  /** Anchor layout; anchors are ordered (level, y, x, anchor) like the outputs. */
+  anchors: AnchorConfig;
+  boxCoder: BoxCoderSettings;
+  input: BmcInputSpec;
+  outputs: BmcOutputNames;
+  scoreMode: ScoreMode;
+  nms: NmsSettings;
+  /** Free-form model description (preset, backbone, training run). */
+  model?: Record<string, unknown>;
+}
+
+/** A file that is not a bmc ONNX model, or whose bmc metadata is malformed. */
+export class BmcMetadataError extends Error {
+  override name = 'BmcMetadataError';
+}
+
+/** `BmcMetadata` as `metadata_props` entries. */
+export function bmcMetadataProps(meta: BmcMetadata): Record<string, string> {
+  const k = BMC_METADATA_KEYS;
+  const props: Record<string, string> = {
+    [k.format]: BMC_FORMAT,
+    [k.version]: meta.version,
+    [k.classNames]: JSON.stringify(meta.classNames),
+    [k.anchors]: JSON.stringify(meta.anchors),
+    [k.boxCoder]: JSON.stringify(meta.boxCoder),
+    [k.input]: JSON.stringify(meta.input),
+    [k.outputs]: JSON.stringify(meta.outputs),
+    [k.scoreMode]: JSON.stringify(meta.scoreMode),
+    [k.nms]: JSON.stringify(meta.nms),
+  };
+  if (meta.model) props[k.model] = JSON.stringify(meta.model);
+  validateBmcMetadata(meta, 'metadata to write');
+  return props;
+}
+
+/**
+ * Reads all `metadata_props` of an ONNX file. Only field 14 of ModelProto is
+ * decoded (the weights are skipped), so this is cheap on large files.
+ */
+export function readOnnxMetadataProps(onnx: Uint8Array, source = 'ONNX data'): Record<string, string> {
+  const reader = protobuf.Reader.create(onnx);
+  const props: Record<string, string> = {};
+  try {
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      const field = tag >>> 3;
+      if (field === 0) throw new Error('field number 0');
+      if (field === METADATA_PROPS_FIELD && (tag & 7) === 2) {
+        const entry = StringStringEntryProto.decode(reader, reader.uint32()) as unknown as { key: string; value: string };
+        props[entry.key] = entry.value;
+      } else {
+        reader.skipType(tag & 7);
+      }
+    }
+  } catch (e) {
+    throw new BmcMetadataError(`${source}: not a readable ONNX ModelProto (${(e as Error).message})`);
+  }
+  return props;
+}
+
+/**
+ * The bmc metadata of an ONNX file. Throws `BmcMetadataError` when the file has
+ * none (any other ONNX model) or when an entry is missing or malformed.
+ */
+export function readBmcMetadata(onnx: Uint8Array, source = 'ONNX data'): BmcMetadata {
+  const props = readOnnxMetadataProps(onnx, source);
+  const k = BMC_METADATA_KEYS;
+  if (props[k.format] === undefined) {
+    const keys = Object.keys(props);
+    throw new BmcMetadataError(
+      `${source}: not a bmc model, metadata_props has no '${k.format}' entry ` +
+        `(${keys.length ? `keys present: ${keys.join(', ')}` : 'no metadata_props at all'}); ` +
+        'export the detector with exportDetectorOnnx to get a self-describing file',
+    );
+  }
+  if (props[k.format] !== BMC_FORMAT) {
+    throw new BmcMetadataError(`${source}: unsupported bmc format '${props[k.format]}' (this reader knows ${BMC_FORMAT})`);
+  }
+  const json = (key: string, required = true): unknown => {
+    const raw = props[key];
+    if (raw === undefined) {
+      if (required) throw new BmcMetadataError(`${source}: bmc metadata entry '${key}' is missing`);
+      return undefined;
+    }
+    try {
+      return JSON.parse(raw);
+    } catch (e) {
+      throw new BmcMetadataError(`${source}: bmc metadata entry '${key}' is not valid JSON (${(e as Error).message})`);
+    }
+  };
+  const version = props[k.version];
+  if (version === undefined) throw new BmcMetadataError(`${source}: bmc metadata entry '${k.version}' is missing`);
+  const meta = {
+    version,
+    classNames: json(k.classNames),
+    anchors: json(k.anchors),
+    boxCoder: json(k.boxCoder),
+    input: json(k.input),
+    outputs: json(k.outputs),
+    scoreMode: json(k.scoreMode),
+    nms: json(k.nms),
+    ...(props[k.model] !== undefined ? { model: json(k.model) } : {}),
+  } as BmcMetadata;
+  validateBmcMetadata(meta, source);
+  return meta;
+}
+
+function validateBmcMetadata(m: BmcMetadata, source: string): void {
+  const fail = (what: string) => {
+    throw new BmcMetadataError(`${source}: bmc metadata ${what}`);
+  };
+  const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (!Array.isArray(m.classNames) || m.classNames.length === 0 || !m.classNames.every((c) => typeof c === 'string')) {
+    fail(`'${BMC_METADATA_KEYS.classNames}' must be a non-empty array of strings`);
+  }
+  const a = m.anchors as AnchorConfig | undefined;
+  if (
+    !a ||
+    !Array.isArray(a.levels) ||
+    a.levels.length === 0 ||
+    !a.levels.every((l) => isNum(l.stride) && Array.isArray(l.sizes) && l.sizes.every(isNum)) ||
+    !Array.isArray(a.aspectRatios) ||
+    !a.aspectRatios.every(isNum)
+  ) {
+    fail(`'${BMC_METADATA_KEYS.anchors}' must be {levels: [{stride, sizes}], aspectRatios}`);
+  }
+  if (!m.boxCoder || !Array.isArray(m.boxCoder.weights) || m.boxCoder.weights.length !== 4 || !isNum(m.boxCoder.clip)) {
+    fail(`'${BMC_METADATA_KEYS.boxCoder}' must be {weights: [4 numbers], clip}`);
+  }
+  const inp = m.input;
+  if (
+    !inp ||
+    typeof inp.name !== 'string' ||
+    inp.layout !== 'NCHW' ||
+    !isNum(inp.sizeMultiple) ||
+    !inp.normalization ||
+    !isNum(inp.normalization.scale) ||
+    inp.normalization.mean?.length !== 3 ||
+    inp.normalization.std?.length !== 3
+  ) {
+    fail(`'${BMC_METADATA_KEYS.input}' must be {name, layout: 'NCHW', sizeMultiple, normalization: {scale, mean[3], std[3]}}`);
+  }
+  if (!m.outputs || typeof m.outputs.clsLogits !== 'string' || typeof m.outputs.boxDeltas !== 'string') {
+    fail(`'${BMC_METADATA_KEYS.outputs}' must name clsLogits and boxDeltas`);
+  }
+  if (m.scoreMode !== 'cls' && m.scoreMode !== 'sqrt_cls_iou') {
+    fail(`'${BMC_METADATA_KEYS.scoreMode}' must be "cls" or "sqrt_cls_iou", got ${JSON.stringify(m.scoreMode)}`);
+  }
+  if (m.scoreMode === 'sqrt_cls_iou' && !m.outputs.iouLogits) {
+    fail(`score mode 'sqrt_cls_iou' needs an IoU output ('${BMC_METADATA_KEYS.outputs}'.iouLogits)`);
+  }
+  const n = m.nms;
+  if (
+    !n ||
+    !isNum(n.iouThreshold) ||
+    !isNum(n.scoreThreshold) ||
+    !isNum(n.preNmsTopK) ||
+    !isNum(n.maxDetections) ||
+    typeof n.classAgnostic !== 'boolean'
+  ) {
+    fail(`'${BMC_METADATA_KEYS.nms}' must be {iouThreshold, scoreThreshold, preNmsTopK, maxDetections, classAgnostic}`);
+  }
+}
