@@ -1,0 +1,194 @@
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve, sep } from 'node:path';
+import { parseDocument } from 'yaml';
+import { checkBox } from './box-check.js';
+import { type ReadOptions, readText } from './coco.js';
+import type { Category, Dataset, DatasetImage } from './dataset.js';
+import { DataError, lineColumn } from './errors.js';
+import { mapLimit } from './image-check.js';
+import { imageSize } from './image-io.js';
+import { Validator } from './validation.js';
+
+export interface YoloReadOptions extends Omit<ReadOptions, 'checkImages'> {
+  /** Split key in data.yaml (`train`, `val`, `test`). Default: every split the yaml lists, in that order. */
+  readonly split?: string;
+}
+
+export interface YoloConfig {
+  /** Absolute image folders per split. */
+  readonly splits: Record<string, string>;
+  readonly names: string[];
+}
+
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.tif', '.tiff', '.webp', '.bmp']);
+
+/** Parses `data.yaml` (Ultralytics layout: `path`, `train`/`val`/`test`, `names` as list or map, `nc`). */
+export function parseDataYaml(text: string, file: string): YoloConfig {
+  const v: Validator = new Validator('strict');
+  if (text.trim() === '') v.fail(file, undefined, 'file is empty');
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const { line, column } = lineColumn(text, e.pos[0]);
+    v.fail(file, `line ${line}, column ${column}`, `malformed YAML: ${e.message.split('\n')[0]}`);
+  }
+  const y = doc.toJS() as Record<string, unknown> | null;
+  if (!y || typeof y !== 'object' || Array.isArray(y)) v.fail(file, undefined, 'top level is not a mapping');
+  const at = (key: string) => {
+    const node = doc.get(key, true) as { range?: [number, number] } | undefined;
+    if (!node?.range) return undefined;
+    return `line ${text.slice(0, node.range[0]).split('\n').length} ("${key}")`;
+  };
+  let names: string[];
+  if (Array.isArray(y.names)) {
+    names = y.names.map(String);
+  } else if (y.names && typeof y.names === 'object') {
+    const entries = Object.entries(y.names as Record<string, unknown>);
+    names = [];
+    for (const [k, n] of entries) {
+      const i = Number(k);
+      if (!Number.isInteger(i) || i < 0 || i >= entries.length) {
+        v.fail(file, at('names'), `class id ${k} is not in 0..${entries.length - 1}`);
+      }
+      names[i] = String(n);
+    }
+  } else {
+    v.fail(file, at('names'), `"names" is ${y.names === undefined ? 'missing' : 'not a list or mapping'}`);
+  }
+  if (y.nc !== undefined && y.nc !== names.length) {
+    v.fail(file, at('nc'), `nc ${JSON.stringify(y.nc)} does not match the ${names.length} names`);
+  }
+  const base = resolve(dirname(file), typeof y.path === 'string' ? y.path : '.');
+  const splits: Record<string, string> = {};
+  for (const k of ['train', 'val', 'test']) {
+    const p = y[k];
+    if (p === undefined || p === null) continue;
+    if (typeof p !== 'string') v.fail(file, at(k), `"${k}" is not a folder path`);
+    splits[k] = resolve(base, p);
+  }
+  if (Object.keys(splits).length === 0) v.fail(file, undefined, 'no train/val/test folder listed');
+  return { splits, names };
+}
+
+/** `.../images/x/a.jpg` -> `.../labels/x/a.txt` (the last `images` path component, as Ultralytics does). */
+export function labelPathFor(image: string): string {
+  const parts = image.split(sep);
+  const i = parts.lastIndexOf('images');
+  if (i >= 0) parts[i] = 'labels';
+  const p = parts.join(sep);
+  return p.slice(0, p.length - extname(p).length) + '.txt';
+}
+
+/**
+ * Reads a YOLO dataset from its `data.yaml` (or the folder holding it). Labels are
+ * `class cx cy w h` normalised to the image; image sizes come from the image headers, so an
+ * unreadable image is found here. An image without a label file has no boxes (YOLO's
+ * convention for background images).
+ */
+export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {}): Promise<Dataset> {
+  const yamlFile =
+    (await isDir(dataYamlOrRoot)) ? join(dataYamlOrRoot, 'data.yaml') : dataYamlOrRoot;
+  const cfg = parseDataYaml(await readText(yamlFile), yamlFile);
+  const v: Validator = new Validator(opts.policy);
+  const splitNames = opts.split ? [opts.split] : Object.keys(cfg.splits);
+  const categories: Category[] = cfg.names.map((name, i) => ({ id: i, name }));
+  const files: string[] = [];
+  for (const s of splitNames) {
+    const dir = cfg.splits[s];
+    if (!dir) v.fail(yamlFile, undefined, `split "${s}" is not listed (have: ${Object.keys(cfg.splits).join(', ')})`);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      throw new DataError(yamlFile, `"${s}"`, `image folder not found: ${dir}`);
+    }
+    const images = names.filter((n) => IMAGE_EXT.has(extname(n).toLowerCase())).sort();
+    files.push(...images.map((n) => join(dir, n)));
+    await reportOrphanLabels(dir, images, v);
+  }
+
+  const loaded = await mapLimit(files, 8, async (file) => {
+    const size = await imageSize(file).catch((e: DataError) => e);
+    const labelFile = labelPathFor(file);
+    const text = await readText(labelFile).catch(() => undefined);
+    return { file, size, labelFile, text };
+  });
+
+  const images: DatasetImage[] = [];
+  for (const { file, size, labelFile, text } of loaded) {
+    if (size instanceof DataError) {
+      v.problem(file, undefined, size.problem, 'dropped-image');
+      continue;
+    }
+    const { width, height } = size;
+    const boxes: number[] = [];
+    const labels: number[] = [];
+    const lines = text === undefined ? [] : text.split(/\r?\n/);
+    lines.forEach((line, li) => {
+      if (line.trim() === '') return;
+      const where = `line ${li + 1}`;
+      const f = line.trim().split(/\s+/);
+      if (f.length !== 5) {
+        v.problem(labelFile, where, `expected "class cx cy w h" (5 fields), got ${f.length}: "${line.trim()}"`, 'dropped-box');
+        return;
+      }
+      const cls = Number(f[0]);
+      if (!Number.isInteger(cls) || cls < 0 || cls >= cfg.names.length) {
+        v.problem(labelFile, where, `unknown class id "${f[0]}" (data.yaml has ${cfg.names.length} names)`, 'dropped-box');
+        return;
+      }
+      const [cx, cy, w, h] = f.slice(1).map((t) => (/^[-+0-9.eE]+$/.test(t) ? Number(t) : Number.NaN)) as number[];
+      const box = checkBox(
+        v,
+        labelFile,
+        where,
+        [(cx! - w! / 2) * width, (cy! - h! / 2) * height, (cx! + w! / 2) * width, (cy! + h! / 2) * height],
+        width,
+        height,
+        opts,
+      );
+      if (!box) return;
+      boxes.push(...box);
+      labels.push(cls);
+    });
+    images.push({
+      id: images.length + 1,
+      file,
+      width,
+      height,
+      boxes: Float32Array.from(boxes),
+      labels: Int32Array.from(labels),
+      iscrowd: new Uint8Array(labels.length),
+      difficult: new Uint8Array(labels.length),
+      source: labelFile,
+    });
+  }
+  return { categories, images, report: v.report() };
+}
+
+/** Label files with no image are usually a renamed or deleted image: worth a line in the report. */
+async function reportOrphanLabels(imageDir: string, images: string[], v: Validator): Promise<void> {
+  const labelDir = dirname(labelPathFor(join(imageDir, 'x.jpg')));
+  let names: string[];
+  try {
+    names = await readdir(labelDir);
+  } catch {
+    return;
+  }
+  const stems = new Set(images.map((n) => basename(n, extname(n))));
+  for (const n of names.sort()) {
+    // labelImg writes the class list next to the labels; it is not an annotation.
+    if (!n.endsWith('.txt') || n === 'classes.txt') continue;
+    if (!stems.has(n.slice(0, -4))) {
+      v.problem(join(labelDir, n), undefined, 'label file has no matching image', 'ignored');
+    }
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
