@@ -110,13 +110,13 @@ function previousKernels(backend: EngineBackendName, names: readonly string[]) {
  */
 export function registerOrtKernels(options: RegisterOrtKernelsOptions): EngineHandle {
   checkBackend(options.backend);
-  const native = loadOrtNative();
-  active.get(options.backend)?.handle.unregister();
-  const backend = options.backend;
   const threads = options.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`@bmc/engine: threads must be a positive integer, got ${options.threads}`);
   }
+  const native = loadOrtNative();
+  active.get(options.backend)?.handle.unregister();
+  const backend = options.backend;
   const layout = resolveLayout(options.layout);
   const graphOptimizationLevel = options.graphOptimizationLevel ?? 'all';
   const cache = new SessionCache(native, {

@@ -1,0 +1,176 @@
+// Benchmark for @bmc/engine (run after `pnpm build`): per-kernel timings of the
+// onnxruntime kernels (both graph layouts) against tfjs-wasm's own kernels and
+// PyTorch (Debian's /usr/bin/python3, same run), then a ResNet fwd+bwd training
+// step with and without the provider. Prints ms and ratios; writes JSON to
+// bench/results.json (or $BMC_BENCH_OUT).
+// Options (env): BMC_BENCH_QUICK=1 fewer shapes; BMC_BENCH_SECTIONS=kernels,step,workers.
+import { spawnSync } from 'node:child_process';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { describeEngine, registerOrtKernels, registerWasmFilterGrad } from '../dist/index.js';
+import { buildResNet, resnetLoss } from './resnet-model.mjs';
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const quick = process.env.BMC_BENCH_QUICK === '1';
+const sections = (process.env.BMC_BENCH_SECTIONS ?? 'kernels,step,workers').split(',');
+const PY = '/usr/bin/python3';
+const threads = availableParallelism();
+
+await tf.setBackend('wasm');
+await tf.ready();
+tf.env().set('IS_TEST', false);
+
+function medianMs(fn, { minMs = 600, maxReps = 20 } = {}) {
+  fn(); // warm-up: compiles the onnxruntime session
+  const times = [];
+  const end = performance.now() + minMs;
+  while (times.length < 3 || (performance.now() < end && times.length < maxReps)) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
+
+function torchAvailable() {
+  if (!existsSync(PY)) return `${PY} not found`;
+  const r = spawnSync(PY, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
+  return r.status === 0 ? true : `torch not importable: ${r.stderr.trim().split('\n').pop()}`;
+}
+
+function runTorch(job) {
+  const r = spawnSync(PY, [here('./torch_ref.py')], { input: JSON.stringify(job), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`torch_ref.py failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+// Shapes of ResNet convolutions at 256-512 px inputs (NHWC x, HWIO w).
+const SHAPES = [
+  { name: 'stem7x7s2 3->64 @256 b2', x: [2, 256, 256, 3], w: [7, 7, 3, 64], stride: 2 },
+  { name: '3x3 64->64 @64 b2', x: [2, 64, 64, 64], w: [3, 3, 64, 64], stride: 1 },
+  { name: '1x1 64->256 @64 b2', x: [2, 64, 64, 64], w: [1, 1, 64, 256], stride: 1 },
+  { name: '3x3s2 128->128 @64 b2', x: [2, 64, 64, 128], w: [3, 3, 128, 128], stride: 2 },
+  { name: '3x3 256->256 @16 b2', x: [2, 16, 16, 256], w: [3, 3, 256, 256], stride: 1 },
+  { name: '1x1 1024->256 @16 b2', x: [2, 16, 16, 1024], w: [1, 1, 1024, 256], stride: 1 },
+  { name: '3x3 512->512 @8 b2', x: [2, 8, 8, 512], w: [3, 3, 512, 512], stride: 1 },
+  { name: '3x3 64->64 @128 b1 (512px)', x: [1, 128, 128, 64], w: [3, 3, 64, 64], stride: 1 },
+  { name: '3x3 256->256 @64 b1 (512px FPN/head)', x: [1, 64, 64, 256], w: [3, 3, 256, 256], stride: 1 },
+];
+const shapes = quick ? SHAPES.filter((_, i) => [1, 2, 4].includes(i)) : SHAPES;
+
+function tfPads(s) {
+  const info = tf.backend_util.computeConv2DInfo(s.x, s.w, s.stride, 1, 'same');
+  return { info, pad: [info.padInfo.top, info.padInfo.bottom, info.padInfo.left, info.padInfo.right] };
+}
+
+function timeKernels(s) {
+  const { info } = tfPads(s);
+  const x = tf.randomUniform(s.x, -1, 1);
+  const w = tf.randomUniform(s.w, -0.1, 0.1);
+  const dy = tf.randomUniform(info.outShape, -1, 1);
+  const attrs = {
+    strides: [s.stride, s.stride],
+    pad: 'same',
+    dataFormat: 'NHWC',
+    dimRoundingMode: undefined,
+  };
+  const once = (name, inputs, extra) => () =>
+    tf.dispose(tf.engine().runKernel(name, inputs, { ...attrs, ...extra }));
+  const slow = { minMs: 300, maxReps: 5 };
+  const fwd = once('Conv2D', { x, filter: w }, { dilations: [1, 1] });
+  const dx = once('Conv2DBackpropInput', { dy, filter: w }, { inputShape: s.x });
+  const dw = once('Conv2DBackpropFilter', { x, dy }, { filterShape: s.w });
+  const r = {};
+  const h0 = registerWasmFilterGrad();
+  r.wasm = { fwd: medianMs(fwd, slow), dx: medianMs(dx, slow), dw: medianMs(dw, slow) };
+  h0.unregister();
+  for (const layout of ['nhwc', 'transpose']) {
+    const h = registerOrtKernels({ backend: 'wasm', layout, threads });
+    r[`ort-${layout}`] = { fwd: medianMs(fwd), dx: medianMs(dx), dw: medianMs(dw) };
+    h.unregister();
+  }
+  tf.dispose([x, w, dy]);
+  return r;
+}
+
+const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const results = {
+  machine: { cpu: cpus()[0]?.model, cores: threads, node: process.version },
+  date: new Date().toISOString(),
+  engine: describeEngine().onnxruntime,
+};
+const torchOk = torchAvailable();
+if (torchOk !== true) console.log(`PyTorch reference skipped: ${torchOk}`);
+
+if (sections.includes('kernels')) {
+  console.log(`\n== per-kernel, ms (median); ratio = wasm / ours, ours / torch (${threads} threads) ==`);
+  const torch =
+    torchOk === true
+      ? runTorch({
+          threads,
+          convs: shapes.map((s) => ({ name: s.name, x: s.x, w: s.w, stride: s.stride, pad: tfPads(s).pad })),
+        })
+      : null;
+  results.kernels = [];
+  for (const s of shapes) {
+    const r = timeKernels(s);
+    const t = torch?.convs[s.name];
+    results.kernels.push({ shape: s, ...r, torch: t ?? null });
+    for (const k of ['fwd', 'dx', 'dw']) {
+      const best = Math.min(r['ort-nhwc'][k], r['ort-transpose'][k]);
+      console.log(
+        `${s.name.padEnd(38)} ${k.padEnd(3)} wasm ${fmt(r.wasm[k]).padStart(6)}  ort-nhwc ${fmt(r['ort-nhwc'][k]).padStart(6)}  ort-transpose ${fmt(r['ort-transpose'][k]).padStart(6)}` +
+          (t ? `  torch ${fmt(t[k]).padStart(6)}` : '') +
+          `   wasm/ours x${(r.wasm[k] / best).toFixed(1)}` +
+          (t ? `  ours/torch x${(best / t[k]).toFixed(2)}` : ''),
+      );
+    }
+  }
+}
+
+function timeStep(depth, batch, size, setup) {
+  const model = buildResNet({ depth, seed: 7 });
+  const x = tf.randomUniform([batch, size, size, 3], 0, 1, 'float32', 3);
+  const h = setup();
+  const step = () => {
+    const { value, grads } = tf.variableGrads(() => resnetLoss(model, x));
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  const before = tf.memory().numTensors;
+  const ms = medianMs(step, { minMs: 2000, maxReps: 8 });
+  const leak = tf.memory().numTensors - before;
+  h?.unregister();
+  model.dispose();
+  x.dispose();
+  return { ms, leak };
+}
+
+if (sections.includes('step')) {
+  const [depth, batch, size] = quick ? [18, 1, 128] : [18, 2, 256];
+  console.log(`\n== ResNet${depth} body fwd+bwd (inference-mode BN), batch ${batch}, ${size}x${size}, ms ==`);
+  const ours = timeStep(depth, batch, size, () => registerOrtKernels({ backend: 'wasm', threads }));
+  const wasm = timeStep(depth, batch, size, () => registerWasmFilterGrad());
+  const torch = torchOk === true ? runTorch({ threads, resnet: { depth, batch, size } }).resnet.step : null;
+  results.step = { depth, batch, size, ours: ours.ms, wasm: wasm.ms, torch, leaks: [ours.leak, wasm.leak] };
+  console.log(
+    `with provider ${fmt(ours.ms)}  wasm only ${fmt(wasm.ms)}  speed-up x${(wasm.ms / ours.ms).toFixed(2)}` +
+      (torch
+        ? `  torch ${fmt(torch)}  ours/torch x${(ours.ms / torch).toFixed(2)}  wasm/torch x${(wasm.ms / torch).toFixed(2)}`
+        : ''),
+  );
+}
+
+if (sections.includes('workers')) {
+  const mod = await import('./workers.mjs').catch(() => null);
+  if (mod) results.workers = await mod.benchWorkers({ quick, fmt });
+  else console.log('\n== data-parallel workers: not implemented ==');
+}
+
+const out = process.env.BMC_BENCH_OUT ?? here('./results.json');
+writeFileSync(`${out}.tmp`, `${JSON.stringify(results, null, 1)}\n`);
+renameSync(`${out}.tmp`, out);
+console.log(`\nresults: ${out}`);

@@ -1,0 +1,84 @@
+"""PyTorch reference timings for @bmc/engine's benchmark (run by bench/engine.bench.mjs).
+
+Reads a JSON job from stdin, prints JSON timings (median ms) to stdout.
+Job: {"threads": 2, "convs": [{"name", "x": [N,H,W,C], "w": [KH,KW,Cin,Cout], "stride", "pad": [t,b,l,r]}],
+      "resnet": {"depth": 18, "batch": 2, "size": 256} or null}
+"""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def median_ms(fn, min_s=0.6, max_reps=30):
+    fn()
+    times = []
+    t_end = time.perf_counter() + min_s
+    while len(times) < 3 or (time.perf_counter() < t_end and len(times) < max_reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def conv_times(c):
+    n, h, w, cin = c["x"]
+    kh, kw, _, cout = c["w"]
+    t, b, l, r = c["pad"]
+    s = c["stride"]
+    x = torch.randn(n, cin, h, w)
+    wt = torch.randn(cout, cin, kh, kw)
+    # Asymmetric TF padding: pad explicitly, then a padding-free conv.
+    xp = F.pad(x, (l, r, t, b))
+    y = F.conv2d(xp, wt, stride=s)
+    dy = torch.randn_like(y)
+
+    def fwd():
+        F.conv2d(F.pad(x, (l, r, t, b)), wt, stride=s)
+
+    def bwd(mask):
+        return lambda: torch.ops.aten.convolution_backward(
+            dy, xp, wt, None, [s, s], [0, 0], [1, 1], False, [0, 0], 1, mask
+        )
+
+    return {
+        "fwd": median_ms(fwd),
+        "dx": median_ms(bwd([True, False, False])),
+        "dw": median_ms(bwd([False, True, False])),
+    }
+
+
+def resnet_step(spec):
+    import torchvision
+
+    ctor = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
+    m = ctor[spec["depth"]]()
+    body = torch.nn.Sequential(*list(m.children())[:-2])
+    body.eval()  # inference-mode BN, as in the tfjs model (frozen BN)
+    x = torch.randn(spec["batch"], 3, spec["size"], spec["size"])
+    params = [p for p in body.parameters() if p.requires_grad]
+
+    def step():
+        for p in params:
+            p.grad = None
+        body(x).mean().backward()
+
+    return {"step": median_ms(step, min_s=2.0, max_reps=10)}
+
+
+def main():
+    job = json.load(sys.stdin)
+    torch.set_num_threads(job.get("threads", 2))
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "convs": {}}
+    for c in job.get("convs", []):
+        out["convs"][c["name"]] = conv_times(c)
+    if job.get("resnet"):
+        out["resnet"] = resnet_step(job["resnet"])
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+/** The ONNX graphs: TensorFlow 'same' padding resolved to explicit asymmetric pads, and encoding round trips. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  backpropFilterGraph,
+  backpropInputGraph,
+  convGeometry,
+  decodeModel,
+  encodeModel,
+  forwardGraph,
+} from '../src/index.js';
+
+describe('convGeometry', () => {
+  it("maps TF 'same' with an odd pad total to bottom/right-heavy explicit pads", () => {
+    // in 8, k 3, stride 2: out = ceil(8/2) = 4; total = (4-1)*2 + 3 - 8 = 1 -> top 0, bottom 1.
+    const g = convGeometry([1, 8, 8, 2], [3, 3, 2, 4], 2, 1, 'same');
+    expect([g.outH, g.padTop, g.padBottom, g.padLeft, g.padRight]).toEqual([4, 0, 1, 0, 1]);
+    // in 7, k 4, stride 1: total = 6 + 4 - 7 = 3 -> top 1, bottom 2.
+    const h = convGeometry([1, 7, 7, 2], [4, 4, 2, 4], 1, 1, 'same');
+    expect([h.outH, h.padTop, h.padBottom]).toEqual([7, 1, 2]);
+  });
+
+  it('keeps explicit pads as given', () => {
+    const g = convGeometry([1, 9, 9, 1], [3, 3, 1, 1], 1, 1, [
+      [0, 0],
+      [2, 0],
+      [1, 3],
+      [0, 0],
+    ]);
+    expect([g.padTop, g.padBottom, g.padLeft, g.padRight, g.outH, g.outW]).toEqual([2, 0, 1, 3, 9, 11]);
+  });
+});
+
+describe('ONNX graphs', () => {
+  it('writes the asymmetric pads into Conv as [top, left, bottom, right]', () => {
+    const g = convGeometry([1, 8, 8, 2], [3, 3, 2, 4], 2, 1, 'same');
+    const graph = forwardGraph(g, { layout: 'transpose', bias: true, activation: 'relu' });
+    const conv = graph.nodes.find((n) => n.op === 'Conv')!;
+    expect(conv.attrs?.pads).toEqual({ ints: [0, 0, 1, 1] });
+    expect(conv.inputs).toHaveLength(3);
+    expect(graph.nodes.map((n) => n.op)).toEqual(['Transpose', 'Transpose', 'Conv', 'Relu', 'Transpose']);
+  });
+
+  it('sets ConvTranspose output_padding to the rows a strided conv dropped', () => {
+    // in 9, k 3, stride 2, valid: out 4 covers (4-1)*2 + 3 = 9 rows -> 0 extra; in 10 -> 1 extra.
+    const a = backpropInputGraph(convGeometry([1, 9, 9, 1], [3, 3, 1, 1], 2, 1, 'valid'), 'transpose');
+    const b = backpropInputGraph(convGeometry([1, 10, 10, 1], [3, 3, 1, 1], 2, 1, 'valid'), 'transpose');
+    const op = (g: typeof a) => g.nodes.find((n) => n.op === 'ConvTranspose')!.attrs?.output_padding;
+    expect(op(a)).toEqual({ ints: [0, 0] });
+    expect(op(b)).toEqual({ ints: [1, 1] });
+  });
+
+  it('encodes a ModelProto that decodes to the same graph', () => {
+    const g = convGeometry([2, 6, 6, 3], [3, 3, 3, 5], 1, 1, 'same');
+    const bytes = encodeModel(forwardGraph(g, { layout: 'nhwc', bias: false, activation: 'linear' }), 'm');
+    const m = decodeModel(bytes) as {
+      irVersion: number;
+      opsetImport: { version: number }[];
+      graph: { node: { opType: string }[]; input: { name: string }[]; initializer: { dataType: number }[] };
+    };
+    expect(m.irVersion).toBe(8);
+    expect(m.opsetImport[0]!.version).toBe(17);
+    expect(m.graph.input.map((i) => i.name)).toEqual(['x', 'w']);
+    // 9 kernel taps -> 9 strided Slices feeding one Concat, then the GEMM.
+    const ops = m.graph.node.map((n) => n.opType);
+    expect(ops.filter((o) => o === 'Slice')).toHaveLength(9);
+    expect(ops).toContain('Concat');
+    expect(ops).toContain('MatMul');
+    // TensorProto.DataType.INT64 = 7 in onnx.proto.
+    expect(m.graph.initializer.every((i) => i.dataType === 7)).toBe(true);
+  });
+});
+
+// The onnx project's own checker (Debian's python3-onnx) as an independent validator of our encoding.
+const PY = '/usr/bin/python3';
+const hasOnnx = spawnSync(PY, ['-c', 'import onnx'], { encoding: 'utf8' }).status === 0;
+
+// Skipped where Debian's python3-onnx is not installed (the checker is the reference).
+describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
+  it('forward, backprop-input and backprop-filter graphs, both layouts, with full shape inference', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bmc-engine-'));
+    try {
+      const g = convGeometry([2, 8, 7, 3], [3, 3, 3, 4], 2, 1, 'same');
+      const p = convGeometry([2, 5, 5, 3], [1, 1, 3, 4], 1, 1, 'valid');
+      const files: string[] = [];
+      for (const layout of ['nhwc', 'transpose'] as const) {
+        const graphs = [
+          forwardGraph(g, { layout, bias: true, activation: 'relu6' }),
+          forwardGraph(p, { layout, bias: false, activation: 'linear' }),
+          backpropInputGraph(g, layout),
+          backpropInputGraph(p, layout),
+          backpropFilterGraph(g, layout),
+          backpropFilterGraph(p, layout),
+        ];
+        graphs.forEach((gr, i) => {
+          const f = join(dir, `${layout}_${i}.onnx`);
+          writeFileSync(f, encodeModel(gr));
+          files.push(f);
+        });
+      }
+      const script =
+        'import onnx,sys\nfor f in sys.argv[1:]: onnx.checker.check_model(onnx.load(f), full_check=True)\nprint("ok", len(sys.argv)-1)';
+      const r = spawnSync(PY, ['-c', script, ...files], { encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe(`ok ${files.length}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
