@@ -104,11 +104,13 @@ export function renderAssignment(options: RenderAssignmentOptions): string {
     options.title ?? '',
     ...Array.from(counts, (k, j) => `GT ${j}: ${k} positive${k === 1 ? '' : 's'}`),
   ];
+  // Text scales with the image so captions fit small crops and stay readable on large images.
+  const fontSize = Math.min(12, Math.max(6, Math.round(width / 24)));
   lines
     .filter((s) => s.length > 0)
     .forEach((s, r) => {
       out.push(
-        `<text x="4" y="${12 + 11 * r}" font-family="sans-serif" font-size="10" fill="#000" stroke="#fff" stroke-width="2.5" paint-order="stroke">${escapeXml(s)}</text>`,
+        `<text x="3" y="${f(fontSize * (1.1 + 1.15 * r))}" font-family="sans-serif" font-size="${fontSize}" fill="#000" stroke="#fff" stroke-width="${f(fontSize / 4)}" paint-order="stroke">${escapeXml(s)}</text>`,
       );
     });
   out.push('</svg>');
