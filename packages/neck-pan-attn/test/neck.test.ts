@@ -22,7 +22,10 @@ const weights = safetensorsSource(
   parseSafetensors(readBytes('neck_weights.safetensors'), 'neck_weights.safetensors'),
 );
 const models: tf.LayersModel[] = [];
-const track = (m: tf.LayersModel) => (models.push(m), m);
+function track(m: tf.LayersModel): tf.LayersModel {
+  models.push(m);
+  return m;
+}
 
 beforeAll(useCpu);
 afterEach(() => {
@@ -96,7 +99,9 @@ describe('PAN and PAN-attn vs a PyTorch transcription of DESIGN.md', () => {
     }
     const a = run(plain, fx.pan_inputs);
     const b = run(attn, fx.pan_inputs);
-    a.forEach((y, i) => expect(relativeMaxDiff(b[i]!.dataSync(), y.dataSync())).toBeLessThan(1e-6));
+    a.forEach((y, i) => {
+      expect(relativeMaxDiff(b[i]!.dataSync(), y.dataSync())).toBeLessThan(1e-6);
+    });
     tf.dispose([...a, ...b]);
   });
 });
