@@ -64,6 +64,7 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
     boxes: number[];
     labels: number[];
     iscrowd: number[];
+    difficult: number[];
   }
   const drafts = new Map<number, Draft>();
   images.forEach((im, i) => {
@@ -90,6 +91,7 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
       boxes: [],
       labels: [],
       iscrowd: [],
+      difficult: [],
     });
   });
 
@@ -129,6 +131,8 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
     img.boxes.push(...box);
     img.labels.push(label);
     img.iscrowd.push(a.iscrowd === 1 || a.iscrowd === true ? 1 : 0);
+    // Not COCO, but our writer keeps VOC's flag this way so conversions lose nothing.
+    img.difficult.push(a.difficult === 1 || a.difficult === true ? 1 : 0);
   });
 
   let out: DatasetImage[] = [...drafts.values()].map((d) => ({
@@ -139,7 +143,7 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
     boxes: Float32Array.from(d.boxes),
     labels: Int32Array.from(d.labels),
     iscrowd: Uint8Array.from(d.iscrowd),
-    difficult: new Uint8Array(d.labels.length),
+    difficult: Uint8Array.from(d.difficult),
     source: file,
   }));
   if (opts.checkImages ?? true) {

@@ -30,11 +30,7 @@ export function colorJitter(rng: Rng, img: ImageHWC, o: ColorJitterOptions): Ima
     [0.596, -0.274, -0.322],
     [0.211, -0.523, 0.312],
   ];
-  const fromYiq = [
-    [1, 0.956, 0.621],
-    [1, -0.272, -0.647],
-    [1, -1.106, 1.703],
-  ];
+  const fromYiq = invert3(toYiq);
   const cos = Math.cos(h);
   const sin = Math.sin(h);
   const rot = [
