@@ -49,7 +49,10 @@ export function renderAssignment(options: RenderAssignmentOptions): string {
   const f = (v: number) => Number(v.toFixed(2));
   const out: string[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${f(displayWidth)}" height="${f(displayHeight)}" viewBox="0 0 ${width} ${height}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${f(displayWidth)}" height="${f(displayHeight)}" viewBox="0 0 ${width} ${height}" role="img">`,
+  );
+  out.push(
+    `<title>${escapeXml(options.title ?? 'Label assignment: positive anchors per ground truth')}</title>`,
   );
   out.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
   if (options.image) {

@@ -12,7 +12,7 @@ import { pyramid } from './helpers.js';
  * centre is on the cell and 0.1 elsewhere, and whose boxes have moved 70 % of the way from the anchor
  * to the ground truth for anchors centred inside the box.
  *
- * BMC_WRITE_DOCS=1 (`pnpm docs`) also writes the pictures under docs/.
+ * BMC_WRITE_DOCS=1 (`pnpm run render-docs`) also writes the pictures under docs/.
  */
 const { anchors, levelCounts, levelStrides } = pyramid(IMAGE_SIZE, IMAGE_SIZE);
 const gtBoxes = bandBox();

@@ -1,0 +1,154 @@
+// Assignment cost per image: the published N2-N5 anchors on a 512x512 input (195,840 anchors),
+// 10 and 50 ground truths, 11 classes, predictions from a simulated mid-training network.
+// Run after `pnpm build`: `pnpm bench`. Compares MaxIoU with torchvision's box_iou + Matcher
+// (Debian PyTorch at /usr/bin/python3) measured in the same run; skipped with a message if absent.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
+import { anchorFields, createAssigner } from '../dist/index.js';
+
+const SIZE = 512;
+const CLASSES = 11;
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const config = panN2N5AnchorConfig();
+const fields = anchorFields(generateAnchors(config, SIZE, SIZE), config);
+const n = fields.anchors.length / 4;
+
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Cells of 16..96 px; each anchor predicts its box moved towards the GT whose box holds its centre. */
+function scene(g, seed) {
+  const rand = rng(seed);
+  const gtBoxes = new Float32Array(4 * g);
+  for (let j = 0; j < g; j++) {
+    const w = 16 + rand() * 80;
+    const h = 16 + rand() * 80;
+    const x = rand() * (SIZE - w);
+    const y = rand() * (SIZE - h);
+    gtBoxes.set([x, y, x + w, y + h], 4 * j);
+  }
+  const gtLabels = Int32Array.from({ length: g }, () => Math.floor(rand() * CLASSES));
+  const a = fields.anchors;
+  const clsProbs = new Float32Array(n * CLASSES);
+  const predBoxes = new Float32Array(a);
+  for (let i = 0; i < n; i++) {
+    const cx = (a[4 * i] + a[4 * i + 2]) / 2;
+    const cy = (a[4 * i + 1] + a[4 * i + 3]) / 2;
+    for (let c = 0; c < CLASSES; c++) clsProbs[i * CLASSES + c] = 0.01 * rand();
+    for (let j = 0; j < g; j++) {
+      if (
+        cx > gtBoxes[4 * j] &&
+        cx < gtBoxes[4 * j + 2] &&
+        cy > gtBoxes[4 * j + 1] &&
+        cy < gtBoxes[4 * j + 3]
+      ) {
+        const t = 0.4 + 0.5 * rand();
+        for (let k = 0; k < 4; k++)
+          predBoxes[4 * i + k] = a[4 * i + k] + t * (gtBoxes[4 * j + k] - a[4 * i + k]);
+        clsProbs[i * CLASSES + gtLabels[j]] = 0.2 + 0.7 * rand();
+        break;
+      }
+    }
+  }
+  return { ...fields, gtBoxes, gtLabels, clsProbs, predBoxes };
+}
+
+function median(xs) {
+  const s = [...xs].sort((p, q) => p - q);
+  return s[Math.floor(s.length / 2)];
+}
+
+function time(fn) {
+  fn();
+  fn();
+  const ms = [];
+  let out;
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = performance.now();
+    out = fn();
+    ms.push(performance.now() - t0);
+  }
+  return { ms: median(ms), out };
+}
+
+function torchvisionMatcherMs(input) {
+  const py = '/usr/bin/python3';
+  if (!existsSync(py)) return { skipped: `${py} not found` };
+  const dir = mkdtempSync(join(tmpdir(), 'bmc-assigners-bench-'));
+  try {
+    writeFileSync(join(dir, 'anchors.f32'), new Float32Array(input.anchors));
+    writeFileSync(join(dir, 'gt.f32'), input.gtBoxes);
+    const script = `
+import sys, time, numpy as np, torch
+from torchvision.ops import box_iou
+from torchvision.models.detection._utils import Matcher
+torch.set_num_threads(int(sys.argv[3]))
+a = torch.from_numpy(np.fromfile(sys.argv[1], dtype=np.float32).reshape(-1, 4))
+g = torch.from_numpy(np.fromfile(sys.argv[2], dtype=np.float32).reshape(-1, 4))
+m = Matcher(0.5, 0.4, allow_low_quality_matches=True)
+ts = []
+for r in range(${RUNS + 2}):
+    t0 = time.perf_counter(); out = m(box_iou(g, a)); ts.append((time.perf_counter() - t0) * 1000)
+print(sorted(ts[2:])[len(ts[2:]) // 2], int((out >= 0).sum()))
+`;
+    const res = {};
+    for (const threads of [1, 2]) {
+      const p = spawnSync(
+        py,
+        ['-c', script, join(dir, 'anchors.f32'), join(dir, 'gt.f32'), String(threads)],
+        {
+          encoding: 'utf8',
+        },
+      );
+      if (p.status !== 0) return { skipped: `python failed: ${p.stderr.trim().split('\n').at(-1)}` };
+      const [ms, pos] = p.stdout.trim().split(/\s+/).map(Number);
+      res[threads] = { ms, pos };
+    }
+    return res;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(
+  `@bmc/assigners: ${n} anchors (N2-N5, ${SIZE}x${SIZE}), ${CLASSES} classes, median of ${RUNS} runs`,
+);
+const targets = { maxiou: 50, atss: 50, paa: Number.NaN, ota: 200 };
+for (const g of [10, 50]) {
+  const input = scene(g, 100 + g);
+  console.log(`\n${g} ground truths`);
+  console.log('assigner   ms/image   positives   target@10');
+  const rows = {};
+  for (const type of ['maxiou', 'atss', 'paa', 'ota']) {
+    const assigner = createAssigner({ type });
+    const { ms, out } = time(() => assigner.assign(input));
+    rows[type] = { ms, pos: out.numPositives };
+    const target = g === 10 && Number.isFinite(targets[type]) ? `< ${targets[type]} ms` : '';
+    console.log(
+      `${type.padEnd(10)} ${ms.toFixed(1).padStart(8)}   ${String(out.numPositives).padStart(9)}   ${target}`,
+    );
+  }
+  const tv = torchvisionMatcherMs(input);
+  if (tv.skipped) {
+    console.log(`torchvision Matcher: skipped (${tv.skipped})`);
+  } else {
+    for (const threads of [1, 2]) {
+      const { ms, pos } = tv[threads];
+      const same = pos === rows.maxiou.pos ? 'same positive count' : `positives differ: ${pos}`;
+      console.log(
+        `torchvision box_iou + Matcher, ${threads} thread(s): ${ms.toFixed(1)} ms; MaxIoU here / torchvision = ${(rows.maxiou.ms / ms).toFixed(2)} (${same})`,
+      );
+    }
+  }
+}
