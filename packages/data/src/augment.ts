@@ -47,7 +47,12 @@ export function defaultEvalAugment(size: number): AugmentConfig {
 }
 
 /** Output size (before crop and pad) for an input of `width` x `height`; draws the random scale. */
-export function drawResize(rng: Rng, width: number, height: number, cfg: AugmentConfig): { width: number; height: number } {
+export function drawResize(
+  rng: Rng,
+  width: number,
+  height: number,
+  cfg: AugmentConfig,
+): { width: number; height: number } {
   let f = cfg.size !== undefined ? cfg.size / Math.max(width, height) : 1;
   if (cfg.scale) f *= rng.uniform(cfg.scale[0], cfg.scale[1]);
   return { width: Math.max(1, Math.round(width * f)), height: Math.max(1, Math.round(height * f)) };

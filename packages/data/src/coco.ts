@@ -46,8 +46,9 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
   const catIndex = new Map<number, number>();
   cats.forEach((c, i) => {
     const where = `categories[${i}]`;
-    if (!isObject(c)) return v.fail(file, where, 'category is not an object');
-    if (typeof c.id !== 'number' || !Number.isInteger(c.id)) v.fail(file, where, `category id ${show(c.id)} is not an integer`);
+    if (!isObject(c)) v.fail(file, where, 'category is not an object');
+    if (typeof c.id !== 'number' || !Number.isInteger(c.id))
+      v.fail(file, where, `category id ${show(c.id)} is not an integer`);
     if (typeof c.name !== 'string') v.fail(file, `category id ${c.id}`, 'category has no name');
     if (catIndex.has(c.id)) {
       v.fail(file, `category id ${c.id}`, `duplicate category id ${c.id}`);
@@ -69,10 +70,12 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
   const drafts = new Map<number, Draft>();
   images.forEach((im, i) => {
     let where = `images[${i}]`;
-    if (!isObject(im)) return v.fail(file, where, 'image entry is not an object');
-    if (typeof im.id !== 'number' || !Number.isInteger(im.id)) return v.fail(file, where, `image id ${show(im.id)} is not an integer`);
+    if (!isObject(im)) v.fail(file, where, 'image entry is not an object');
+    if (typeof im.id !== 'number' || !Number.isInteger(im.id))
+      v.fail(file, where, `image id ${show(im.id)} is not an integer`);
     where = `image id ${im.id}`;
-    if (typeof im.file_name !== 'string' || im.file_name === '') v.fail(file, where, 'image has no file_name');
+    if (typeof im.file_name !== 'string' || im.file_name === '')
+      v.fail(file, where, 'image has no file_name');
     for (const k of ['width', 'height'] as const) {
       const x = im[k];
       if (typeof x !== 'number' || !Number.isInteger(x) || x <= 0) {
@@ -98,7 +101,7 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
   const annIds = new Set<number>();
   annotations.forEach((a, i) => {
     let where = `annotations[${i}]`;
-    if (!isObject(a)) return v.fail(file, where, 'annotation is not an object');
+    if (!isObject(a)) v.fail(file, where, 'annotation is not an object');
     if (typeof a.id === 'number') {
       where = `annotation id ${a.id}`;
       if (annIds.has(a.id)) {
@@ -208,7 +211,8 @@ export async function readText(file: string): Promise<string> {
 
 function arrayField(v: Validator, file: string, doc: Json, key: string): unknown[] {
   const x = doc[key];
-  if (!Array.isArray(x)) v.fail(file, undefined, `"${key}" is ${x === undefined ? 'missing' : 'not an array'}`);
+  if (!Array.isArray(x))
+    v.fail(file, undefined, `"${key}" is ${x === undefined ? 'missing' : 'not an array'}`);
   return x;
 }
 

@@ -68,7 +68,7 @@ export function affine(img: ImageHWC, M: number[][], off: readonly number[]): Im
 }
 
 function clamp01(x: number): number {
-  return x < 0 ? 0 : x > 1 ? 1 : x;
+  return x < 0 ? 0 : Math.min(x, 1);
 }
 
 /**
@@ -115,9 +115,9 @@ export function hedTransform(img: ImageHWC, alpha: readonly number[], beta: read
   const [t20, t21, t22] = T[2]!;
   const [o0, o1, o2] = off;
   for (let i = 0; i < d.length; i += 3) {
-    const r = -Math.log(d[i]! > EPS ? d[i]! : EPS);
-    const g = -Math.log(d[i + 1]! > EPS ? d[i + 1]! : EPS);
-    const b = -Math.log(d[i + 2]! > EPS ? d[i + 2]! : EPS);
+    const r = -Math.log(Math.max(d[i]!, EPS));
+    const g = -Math.log(Math.max(d[i + 1]!, EPS));
+    const b = -Math.log(Math.max(d[i + 2]!, EPS));
     out[i] = clamp01(Math.exp(-(r * t00! + g * t10! + b * t20! + o0!)));
     out[i + 1] = clamp01(Math.exp(-(r * t01! + g * t11! + b * t21! + o1!)));
     out[i + 2] = clamp01(Math.exp(-(r * t02! + g * t12! + b * t22! + o2!)));
@@ -129,9 +129,14 @@ export function hedTransform(img: ImageHWC, alpha: readonly number[], beta: read
  * The stain jitter as an affine map of optical density (row vector): `OD' = OD @ T + off`, with
  * `T = HED_FROM_RGB diag(alpha) RGB_FROM_HED` and `off = beta @ RGB_FROM_HED`.
  */
-export function hedMatrix(alpha: readonly number[], beta: readonly number[]): { T: number[][]; off: number[] } {
+export function hedMatrix(
+  alpha: readonly number[],
+  beta: readonly number[],
+): { T: number[][]; off: number[] } {
   const T = [0, 1, 2].map((r) =>
-    [0, 1, 2].map((c) => [0, 1, 2].reduce((s, k) => s + HED_FROM_RGB[r]![k]! * alpha[k]! * RGB_FROM_HED[k]![c]!, 0)),
+    [0, 1, 2].map((c) =>
+      [0, 1, 2].reduce((s, k) => s + HED_FROM_RGB[r]![k]! * alpha[k]! * RGB_FROM_HED[k]![c]!, 0),
+    ),
   );
   const off = [0, 1, 2].map((c) => [0, 1, 2].reduce((s, k) => s + beta[k]! * RGB_FROM_HED[k]![c]!, 0));
   return { T, off };
@@ -216,20 +221,32 @@ function normals(): Float32Array {
 
 /** Acklam's rational approximation of the standard normal quantile (|error| < 1.2e-9). */
 function inverseNormal(p: number): number {
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+    2.506628277459239,
+  ];
+  const b = [
+    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
+  ];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const lo = 0.02425;
   if (p < lo || p > 1 - lo) {
     const q = Math.sqrt(-2 * Math.log(p < lo ? p : 1 - p));
-    const x = (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) / ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+    const x =
+      (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) /
+      ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
     return p < lo ? x : -x;
   }
   const q = p - 0.5;
   const r = q * q;
-  return ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) /
-    (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1);
+  return (
+    ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) /
+    (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1)
+  );
 }
 
 /** Adds N(0, sigma^2) noise per value (quantised to 65536 levels), clipped to `[0, 1]`. */

@@ -102,7 +102,14 @@ export function randomScale(rng: Rng, s: Sample, range: readonly [number, number
  * `minVisible` of its area stays inside; boxes cut more than that are dropped, since a sliver
  * of a cell is not something the detector should be asked to find.
  */
-export function crop(s: Sample, x: number, y: number, width: number, height: number, minVisible = 0.5): Sample {
+export function crop(
+  s: Sample,
+  x: number,
+  y: number,
+  width: number,
+  height: number,
+  minVisible = 0.5,
+): Sample {
   const { data, width: w } = s.image;
   const out = new Float32Array(width * height * 3);
   for (let r = 0; r < height; r++) {
@@ -157,9 +164,15 @@ export interface LetterboxInfo {
  * becomes 0 after {@link normalizeImageNet}). Padding at the far sides leaves box coordinates
  * unchanged, which keeps the mapping back to the input a pure scale.
  */
-export function pad(s: Sample, width: number, height: number, fill: readonly number[] = IMAGENET_MEAN): Sample {
+export function pad(
+  s: Sample,
+  width: number,
+  height: number,
+  fill: readonly number[] = IMAGENET_MEAN,
+): Sample {
   const { width: cw, height: ch, data } = s.image;
-  if (cw > width || ch > height) throw new RangeError(`pad: ${cw}x${ch} image is larger than ${width}x${height}`);
+  if (cw > width || ch > height)
+    throw new RangeError(`pad: ${cw}x${ch} image is larger than ${width}x${height}`);
   const out = new Float32Array(width * height * 3);
   for (let i = 0; i < width * height; i++) {
     out[3 * i] = fill[0]!;

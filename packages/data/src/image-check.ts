@@ -5,7 +5,11 @@ import { imageSize } from './image-io.js';
 import type { Validator } from './validation.js';
 
 /** Runs `fn` over `items` with at most `limit` in flight (sharp works in libuv's thread pool). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (x: T, i: number) => Promise<R>) {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (x: T, i: number) => Promise<R>,
+) {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

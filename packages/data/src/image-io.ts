@@ -68,7 +68,7 @@ export function toBytes(image: ImageHWC): Uint8Array {
   const out = new Uint8Array(image.data.length);
   for (let i = 0; i < out.length; i++) {
     const v = Math.round(image.data[i]! * 255);
-    out[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    out[i] = v < 0 ? 0 : Math.min(v, 255);
   }
   return out;
 }

@@ -24,7 +24,11 @@ export function datasetSource(dataset: Dataset): SampleSource {
       const resized = width !== img.width || height !== img.height;
       const image = await decodeImage(img.file, resized ? { resize: { width, height } } : {});
       if (!resized && (image.width !== img.width || image.height !== img.height)) {
-        throw new DataError(img.file, undefined, `decoded ${image.width}x${image.height}, annotation says ${img.width}x${img.height}`);
+        throw new DataError(
+          img.file,
+          undefined,
+          `decoded ${image.width}x${image.height}, annotation says ${img.width}x${img.height}`,
+        );
       }
       const sx = width / img.width;
       const sy = height / img.height;

@@ -3,7 +3,11 @@ import { Rng } from './rng.js';
 
 /** The images at `indices`, sharing the dataset's categories. */
 export function subset(dataset: Dataset, indices: readonly number[]): Dataset {
-  return { categories: dataset.categories, images: indices.map((i) => dataset.images[i]!), report: dataset.report };
+  return {
+    categories: dataset.categories,
+    images: indices.map((i) => dataset.images[i]!),
+    report: dataset.report,
+  };
 }
 
 /**
@@ -18,7 +22,9 @@ export function randomSplit<K extends string>(
   const keys = Object.keys(fractions) as K[];
   const total = keys.reduce((s, k) => s + fractions[k], 0);
   if (!(total > 0) || keys.some((k) => !(fractions[k] >= 0))) {
-    throw new RangeError(`randomSplit: fractions must be >= 0 with a positive sum, got ${JSON.stringify(fractions)}`);
+    throw new RangeError(
+      `randomSplit: fractions must be >= 0 with a positive sum, got ${JSON.stringify(fractions)}`,
+    );
   }
   const n = dataset.images.length;
   const order = new Rng(seed).shuffle(Array.from({ length: n }, (_, i) => i));
@@ -27,7 +33,10 @@ export function randomSplit<K extends string>(
   const out = {} as Record<K, Dataset>;
   let at = 0;
   keys.forEach((k, i) => {
-    out[k] = subset(dataset, order.slice(at, at + sizes[i]!).sort((a, b) => a - b));
+    out[k] = subset(
+      dataset,
+      order.slice(at, at + sizes[i]!).sort((a, b) => a - b),
+    );
     at += sizes[i]!;
   });
   return out;

@@ -136,7 +136,11 @@ export function parseVocXml(text: string, file: string, v: Validator): ParsedVoc
   const width = positiveInt(size.width);
   const height = positiveInt(size.height);
   if (width === undefined || height === undefined) {
-    v.fail(file, '<size>', `image size ${String(size.width)}x${String(size.height)} is not two positive integers`);
+    v.fail(
+      file,
+      '<size>',
+      `image size ${String(size.width)}x${String(size.height)} is not two positive integers`,
+    );
   }
   const objects: ParsedVoc['objects'] = [];
   const list = (ann.object ?? []) as unknown[];
@@ -163,7 +167,12 @@ export function parseVocXml(text: string, file: string, v: Validator): ParsedVoc
       const raw = bb[k];
       const x = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
       if (!Number.isFinite(x)) {
-        v.problem(file, where, `<${k}> ${raw === undefined ? 'is missing' : `"${String(raw)}" is not a number`}`, 'dropped-box');
+        v.problem(
+          file,
+          where,
+          `<${k}> ${raw === undefined ? 'is missing' : `"${String(raw)}" is not a number`}`,
+          'dropped-box',
+        );
         return;
       }
       coords.push(x);

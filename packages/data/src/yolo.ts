@@ -76,7 +76,7 @@ export function labelPathFor(image: string): string {
   const i = parts.lastIndexOf('images');
   if (i >= 0) parts[i] = 'labels';
   const p = parts.join(sep);
-  return p.slice(0, p.length - extname(p).length) + '.txt';
+  return `${p.slice(0, p.length - extname(p).length)}.txt`;
 }
 
 /**
@@ -86,8 +86,7 @@ export function labelPathFor(image: string): string {
  * convention for background images).
  */
 export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {}): Promise<Dataset> {
-  const yamlFile =
-    (await isDir(dataYamlOrRoot)) ? join(dataYamlOrRoot, 'data.yaml') : dataYamlOrRoot;
+  const yamlFile = (await isDir(dataYamlOrRoot)) ? join(dataYamlOrRoot, 'data.yaml') : dataYamlOrRoot;
   const cfg = parseDataYaml(await readText(yamlFile), yamlFile);
   const v: Validator = new Validator(opts.policy);
   const splitNames = opts.split ? [opts.split] : Object.keys(cfg.splits);
@@ -95,7 +94,8 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
   const files: string[] = [];
   for (const s of splitNames) {
     const dir = cfg.splits[s];
-    if (!dir) v.fail(yamlFile, undefined, `split "${s}" is not listed (have: ${Object.keys(cfg.splits).join(', ')})`);
+    if (!dir)
+      v.fail(yamlFile, undefined, `split "${s}" is not listed (have: ${Object.keys(cfg.splits).join(', ')})`);
     let names: string[];
     try {
       names = await readdir(dir);
@@ -129,15 +129,27 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
       const where = `line ${li + 1}`;
       const f = line.trim().split(/\s+/);
       if (f.length !== 5) {
-        v.problem(labelFile, where, `expected "class cx cy w h" (5 fields), got ${f.length}: "${line.trim()}"`, 'dropped-box');
+        v.problem(
+          labelFile,
+          where,
+          `expected "class cx cy w h" (5 fields), got ${f.length}: "${line.trim()}"`,
+          'dropped-box',
+        );
         return;
       }
       const cls = Number(f[0]);
       if (!Number.isInteger(cls) || cls < 0 || cls >= cfg.names.length) {
-        v.problem(labelFile, where, `unknown class id "${f[0]}" (data.yaml has ${cfg.names.length} names)`, 'dropped-box');
+        v.problem(
+          labelFile,
+          where,
+          `unknown class id "${f[0]}" (data.yaml has ${cfg.names.length} names)`,
+          'dropped-box',
+        );
         return;
       }
-      const [cx, cy, w, h] = f.slice(1).map((t) => (/^[-+0-9.eE]+$/.test(t) ? Number(t) : Number.NaN)) as number[];
+      const [cx, cy, w, h] = f
+        .slice(1)
+        .map((t) => (/^[-+0-9.eE]+$/.test(t) ? Number(t) : Number.NaN)) as number[];
       const box = checkBox(
         v,
         labelFile,

@@ -2,7 +2,7 @@ import { copyFile, mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DataError, type ValidationPolicy, readCoco, readVoc, readYolo } from '../src/index.js';
+import { DataError, readCoco, readVoc, readYolo, type ValidationPolicy } from '../src/index.js';
 
 /**
  * Table-driven corpus of broken inputs (test/fixtures/malformed/cases.json). Each case states,

@@ -37,7 +37,9 @@ describe.skipIf(!data)('BCCD (Pascal VOC)', () => {
     // BloodImage_00338.xml has xmin=xmax=504, ymin=ymax=337: one pixel, column 503 / row 336 0-based.
     const ds = await readVoc(root, { checkImages: false });
     const img = ds.images.find((i) => i.source!.endsWith('BloodImage_00338.xml'))!;
-    const rows = Array.from({ length: img.labels.length }, (_, k) => Array.from(img.boxes.subarray(4 * k, 4 * k + 4)));
+    const rows = Array.from({ length: img.labels.length }, (_, k) =>
+      Array.from(img.boxes.subarray(4 * k, 4 * k + 4)),
+    );
     expect(rows).toContainEqual([503, 336, 504, 337]);
     const lenient = await readVoc(root, { policy: 'lenient', minBoxSize: 2, checkImages: false });
     expect(lenient.report.issues.map((i) => [i.file.split('/').pop(), i.action])).toEqual([
@@ -83,7 +85,8 @@ describe.skipIf(!data)('TXL-PBC (YOLO)', () => {
 
   it('splits are 1008 / 288 / 144', async () => {
     const sizes: Record<string, number> = {};
-    for (const split of ['train', 'val', 'test']) sizes[split] = (await readYolo(root, { split })).images.length;
+    for (const split of ['train', 'val', 'test'])
+      sizes[split] = (await readYolo(root, { split })).images.length;
     expect(sizes).toEqual({ train: 1008, val: 288, test: 144 });
   });
 

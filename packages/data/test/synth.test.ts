@@ -2,7 +2,14 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CELL_TYPES, decodeImage, generateSmear, readCoco, type SmearOptions, writeSmearDataset } from '../src/index.js';
+import {
+  CELL_TYPES,
+  decodeImage,
+  generateSmear,
+  readCoco,
+  type SmearOptions,
+  writeSmearDataset,
+} from '../src/index.js';
 
 const tmp: string[] = [];
 afterAll(async () => {
@@ -62,13 +69,21 @@ describe('synthetic smear generator', () => {
         return false;
       };
       for (let y = 0; y < s.image.height; y++) {
-        for (let x = 0; x < W; x++) if (changed(x, y)) expect(inAnyBox(x, y), `pixel ${x},${y} of image ${i}`).toBe(true);
+        for (let x = 0; x < W; x++)
+          if (changed(x, y)) expect(inAnyBox(x, y), `pixel ${x},${y} of image ${i}`).toBe(true);
       }
       for (let k = 0; k < s.labels.length; k++) {
         const [x1, y1, x2, y2] = Array.from(s.boxes.subarray(4 * k, 4 * k + 4));
-        const row = (y: number) => Array.from({ length: x2! - x1! }, (_, j) => changed(x1! + j, y)).some(Boolean);
-        const col = (x: number) => Array.from({ length: y2! - y1! }, (_, j) => changed(x, y1! + j)).some(Boolean);
-        expect([row(y1!), row(y2! - 1), col(x1!), col(x2! - 1)], `box ${k} of image ${i}`).toEqual([true, true, true, true]);
+        const row = (y: number) =>
+          Array.from({ length: x2! - x1! }, (_, j) => changed(x1! + j, y)).some(Boolean);
+        const col = (x: number) =>
+          Array.from({ length: y2! - y1! }, (_, j) => changed(x, y1! + j)).some(Boolean);
+        expect([row(y1!), row(y2! - 1), col(x1!), col(x2! - 1)], `box ${k} of image ${i}`).toEqual([
+          true,
+          true,
+          true,
+          true,
+        ]);
       }
     }
   });
@@ -86,8 +101,18 @@ describe('synthetic smear generator', () => {
             rows.add(Math.floor(j / m.width));
           }
         });
-        expect([Math.min(...cols), Math.max(...cols), Math.min(...rows), Math.max(...rows)]).toEqual([0, m.width - 1, 0, m.height - 1]);
-        expect(Array.from(s.boxes.subarray(4 * k, 4 * k + 4))).toEqual([m.x0, m.y0, m.x0 + m.width, m.y0 + m.height]);
+        expect([Math.min(...cols), Math.max(...cols), Math.min(...rows), Math.max(...rows)]).toEqual([
+          0,
+          m.width - 1,
+          0,
+          m.height - 1,
+        ]);
+        expect(Array.from(s.boxes.subarray(4 * k, 4 * k + 4))).toEqual([
+          m.x0,
+          m.y0,
+          m.x0 + m.width,
+          m.y0 + m.height,
+        ]);
       });
     }
   });
@@ -95,7 +120,11 @@ describe('synthetic smear generator', () => {
   it('band cells: the box centre falls on cytoplasm, not on the U-shaped nucleus', () => {
     let bands = 0;
     for (let i = 0; i < 10; i++) {
-      const s = generateSmear(9, i, { ...SMALL, typeWeights: { band: 1, blast: 0, lymphocyte: 0, segmented: 0, eosinophil: 0, plasma: 0 }, debugMasks: true });
+      const s = generateSmear(9, i, {
+        ...SMALL,
+        typeWeights: { band: 1, blast: 0, lymphocyte: 0, segmented: 0, eosinophil: 0, plasma: 0 },
+        debugMasks: true,
+      });
       for (let k = 0; k < s.labels.length; k++) {
         expect(CELL_TYPES[s.labels[k]!]).toBe('band');
         bands++;
@@ -129,7 +158,9 @@ describe('synthetic smear generator', () => {
 
   it('the density knob sets how many cells there are', () => {
     const count = (density: number) =>
-      Array.from({ length: 4 }, (_, i) => generateSmear(2, i, { ...SMALL, density }).labels.length).reduce((a, b) => a + b);
+      Array.from({ length: 4 }, (_, i) => generateSmear(2, i, { ...SMALL, density }).labels.length).reduce(
+        (a, b) => a + b,
+      );
     expect(count(0.1)).toBeLessThan(count(0.3));
     expect(count(0.3)).toBeLessThan(count(0.5));
   });
@@ -153,7 +184,8 @@ describe('synthetic smear generator', () => {
       expect(ds.images[i]!.labels).toEqual(mem.labels);
       const png = await decodeImage(ds.images[i]!.file);
       let max = 0;
-      for (let j = 0; j < png.data.length; j++) max = Math.max(max, Math.abs(png.data[j]! - mem.image.data[j]!));
+      for (let j = 0; j < png.data.length; j++)
+        max = Math.max(max, Math.abs(png.data[j]! - mem.image.data[j]!));
       expect(max).toBeLessThanOrEqual(0.5 / 255 + 1e-6);
     }
   });

@@ -68,7 +68,11 @@ export const SIZE_RANGE: Record<CellType, readonly [number, number]> = {
 };
 
 function wobble(rng: Rng, amp: number) {
-  return [2, 3, 5].map((k) => ({ k, amp: amp * rng.uniform(0.3, 1) / (k - 1), phase: rng.uniform(0, 2 * Math.PI) }));
+  return [2, 3, 5].map((k) => ({
+    k,
+    amp: (amp * rng.uniform(0.3, 1)) / (k - 1),
+    phase: rng.uniform(0, 2 * Math.PI),
+  }));
 }
 
 /** Builds a cell of `type` with outer radius about `R` centred at `(cx, cy)`. */
@@ -100,13 +104,26 @@ export function makeCell(rng: Rng, type: CellType, cx: number, cy: number, R: nu
           return blob(nx + d * Math.cos(a), ny + d * Math.sin(a), r, r * 0.85, a);
         }),
       );
-      return { ...base, ...noGranules, nucleus, nucleoli, chromatin: { scale: Math.max(1.5, R / 7), contrast: 0.25 } };
+      return {
+        ...base,
+        ...noGranules,
+        nucleus,
+        nucleoli,
+        chromatin: { scale: Math.max(1.5, R / 7), contrast: 0.25 },
+      };
     }
     case 'lymphocyte': {
       const rn = rInner * rng.uniform(0.8, 0.88);
       const off = rng.uniform(0.02, 0.1) * R;
       const t = rng.uniform(0, 2 * Math.PI);
-      const nucleus = blob(cx + off * Math.cos(t), cy + off * Math.sin(t), rn, rn * rng.uniform(0.88, 1), t, wobble(rng, 0.05));
+      const nucleus = blob(
+        cx + off * Math.cos(t),
+        cy + off * Math.sin(t),
+        rn,
+        rn * rng.uniform(0.88, 1),
+        t,
+        wobble(rng, 0.05),
+      );
       return { ...base, ...noGranules, nucleus, chromatin: { scale: Math.max(2, R / 4), contrast: 0.45 } };
     }
     case 'band': {
@@ -120,7 +137,8 @@ export function makeCell(rng: Rng, type: CellType, cx: number, cy: number, R: nu
     case 'segmented':
     case 'eosinophil': {
       const n = type === 'eosinophil' ? rng.int(2, 3) : rng.int(2, 5);
-      const lobeR = R * (n <= 2 ? rng.uniform(0.24, 0.28) : n === 3 ? rng.uniform(0.21, 0.25) : rng.uniform(0.17, 0.21));
+      const lobeR =
+        R * (n <= 2 ? rng.uniform(0.24, 0.28) : n === 3 ? rng.uniform(0.21, 0.25) : rng.uniform(0.17, 0.21));
       const ringR = R * (n <= 2 ? rng.uniform(0.3, 0.38) : rng.uniform(0.38, 0.46));
       const span = n <= 2 ? Math.PI : rng.uniform(3.3, 4.8);
       const start = rng.uniform(0, 2 * Math.PI);
@@ -166,7 +184,13 @@ export function makeCell(rng: Rng, type: CellType, cx: number, cy: number, R: nu
       const hx = nx - side * (rn + R * 0.12) * Math.cos(angle);
       const hy = ny - side * (rn + R * 0.12) * Math.sin(angle);
       const halo = blob(hx, hy, R * 0.22, R * 0.3, angle);
-      return { ...base, ...noGranules, nucleus, halo, chromatin: { scale: Math.max(2, R / 4), contrast: 0.5 } };
+      return {
+        ...base,
+        ...noGranules,
+        nucleus,
+        halo,
+        chromatin: { scale: Math.max(2, R / 4), contrast: 0.5 },
+      };
     }
   }
 }

@@ -55,7 +55,15 @@ export function maxRadius(harmonics: readonly { amp: number }[]): number {
  * Thick circular arc (a band cell's U/C-shaped nucleus): centre `(cx, cy)`, radius `r`, from
  * angle `start` sweeping `sweep` radians; half-thickness `t` at the middle tapering to `t * tipScale`.
  */
-export function arc(cx: number, cy: number, r: number, start: number, sweep: number, t: number, tipScale = 0.8): Sdf {
+export function arc(
+  cx: number,
+  cy: number,
+  r: number,
+  start: number,
+  sweep: number,
+  t: number,
+  tipScale = 0.8,
+): Sdf {
   const mid = start + sweep / 2;
   const ex1 = cx + r * Math.cos(start);
   const ey1 = cy + r * Math.sin(start);

@@ -98,7 +98,8 @@ export function generateSmear(seed: number, index: number, opts: SmearOptions = 
   const W = opts.width ?? 320;
   const H = opts.height ?? 320;
   const [dMin, dMax] = opts.cellSize ?? [22, 56];
-  if (!(dMin > 2 && dMax >= dMin)) throw new RangeError(`cellSize must be [min, max] with 2 < min <= max, got [${dMin}, ${dMax}]`);
+  if (!(dMin > 2 && dMax >= dMin))
+    throw new RangeError(`cellSize must be [min, max] with 2 < min <= max, got [${dMin}, ${dMax}]`);
   const rng = new Rng(mixSeed(seed, index));
   const stain = slideStain(seed, Math.floor(index / (opts.slideSize ?? 8)), opts.stainShift ?? 1);
   const odImg = new Float32Array(W * H * 3);
@@ -275,7 +276,8 @@ function rasterCell(cell: CellSpec, W: number, H: number): Drawn | undefined {
   if (x0 !== fx0 || y0 !== fy0 || x1 !== fx1 || y1 !== fy1) {
     // Part of the window is off-image: estimate the full area to judge how much shows.
     total = 0;
-    for (let y = fy0; y < fy1; y++) for (let x = fx0; x < fx1; x++) total += coverage(cell.body(x + 0.5, y + 0.5));
+    for (let y = fy0; y < fy1; y++)
+      for (let x = fx0; x < fx1; x++) total += coverage(cell.body(x + 0.5, y + 0.5));
   }
   const maskOf = (src: Float32Array): CellMask => {
     const mw = bx1 - bx0 + 1;
@@ -308,7 +310,14 @@ function centreOnNucleus(d: Drawn): boolean {
 }
 
 /** Adds the cell's optical density (cytoplasm, then nucleus over it, granules, texture) to the field. */
-function composite(odImg: Float32Array, W: number, cell: CellSpec, d: Drawn, st: SlideStain, texSeed: number): void {
+function composite(
+  odImg: Float32Array,
+  W: number,
+  cell: CellSpec,
+  d: Drawn,
+  st: SlideStain,
+  texSeed: number,
+): void {
   const cytoK = cell.cytoplasmStain === 'azure' ? st.azure : st.eosin;
   const nucK = st.azure;
   const { scale, contrast } = cell.chromatin;
@@ -349,7 +358,10 @@ function composite(odImg: Float32Array, W: number, cell: CellSpec, d: Drawn, st:
       const o = ((y + d.y0) * W + (x + d.x0)) * 3;
       for (let c = 0; c < 3; c++) {
         const cyt = cell.cytoplasm[c]! * cytoK * cyto;
-        const v = cyt * (1 - cn) + cell.nucleusOD[c]! * nucK * nucl * cn + cell.granuleOD[c]! * st.eosin * gr * (1 - cn);
+        const v =
+          cyt * (1 - cn) +
+          cell.nucleusOD[c]! * nucK * nucl * cn +
+          cell.granuleOD[c]! * st.eosin * gr * (1 - cn);
         odImg[o + c]! += cb * v;
       }
     }

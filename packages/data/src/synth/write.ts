@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { toCoco } from '../coco.js';
 import type { Category, Dataset, DatasetImage } from '../dataset.js';
-import { encodePng, type ImageHWC, toBytes, writeFileAtomic } from '../image-io.js';
 import { resizeImage } from '../geometry.js';
+import { encodePng, type ImageHWC, toBytes, writeFileAtomic } from '../image-io.js';
 import type { SampleSource } from '../loader.js';
 import { CELL_TYPES } from './cells.js';
 import { generateSmear, type SmearOptions } from './smear.js';
@@ -54,7 +54,10 @@ export interface WriteSmearsOptions extends SmearOptions {
  * Writes `images/<split>/smear_<index>.png` and `<split>.json` (COCO) under `dir`. Returns the
  * datasets as written. Same seed and options give identical files.
  */
-export async function writeSmearDataset(dir: string, opts: WriteSmearsOptions): Promise<Record<string, Dataset>> {
+export async function writeSmearDataset(
+  dir: string,
+  opts: WriteSmearsOptions,
+): Promise<Record<string, Dataset>> {
   const mode = opts.categories ?? 'cell';
   const categories = smearCategories(mode, opts.labelRbc);
   const out: Record<string, Dataset> = {};
@@ -107,7 +110,8 @@ export async function contactSheet(
     const oy = gap + Math.floor(n / cols) * (ch + gap);
     const bytes = toBytes(it.image);
     const { width: w, height: h } = it.image;
-    for (let y = 0; y < h; y++) sheet.set(bytes.subarray(y * w * 3, (y + 1) * w * 3), ((oy + y) * W + ox) * 3);
+    for (let y = 0; y < h; y++)
+      sheet.set(bytes.subarray(y * w * 3, (y + 1) * w * 3), ((oy + y) * W + ox) * 3);
     const b = it.boxes ?? new Float32Array(0);
     const put = (x: number, y: number) => {
       if (x < 0 || y < 0 || x >= w || y >= h) return;
@@ -128,5 +132,7 @@ export async function contactSheet(
       }
     }
   });
-  return sharp(sheet, { raw: { width: W, height: H, channels: 3 } }).png().toBuffer();
+  return sharp(sheet, { raw: { width: W, height: H, channels: 3 } })
+    .png()
+    .toBuffer();
 }
