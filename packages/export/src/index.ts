@@ -16,3 +16,21 @@ export {
 } from './onnx/export.js';
 export { SUPPORTED_LAYER_CLASSES } from './onnx/layers.js';
 export * from './metadata.js';
+export {
+  type CheckpointContents,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  type OptimizerState,
+  restoreCheckpoint,
+  saveCheckpoint,
+  type TrainingState,
+  verifyCheckpoint,
+} from './checkpoint/checkpoint.js';
+export {
+  CHECKPOINT_FORMAT,
+  type CheckpointManifest,
+  CheckpointError,
+  type ManifestEntry,
+  sha256Hex,
+} from './checkpoint/manifest.js';
+export { writeDirAtomic, writeFileAtomic } from './fs/atomic.js';

@@ -10,6 +10,7 @@ export const SUPPORTED_ACTIVATIONS = [
   'hardSigmoid',
   'tanh',
   'softmax',
+  'logSoftmax',
   'elu',
   'selu',
   'softplus',
@@ -43,6 +44,8 @@ export function applyActivation(
     case 'hardSigmoid':
       // tfjs: clip(0.2 x + 0.5, 0, 1), ONNX HardSigmoid's defaults.
       return one('HardSigmoid', { alpha: { float: 0.2 }, beta: { float: 0.5 } });
+    case 'logSoftmax':
+      return one('LogSoftmax', { axis: { int: onnxAxis(-1, rank) } });
     case 'tanh':
       return one('Tanh');
     case 'softmax':

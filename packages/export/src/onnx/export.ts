@@ -288,7 +288,7 @@ export function exportOnnx(model: FunctionalModelLike, options: OnnxExportOption
   for (const n of g.nodes as Array<{ opType: string }>) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
   let parameters = 0;
   for (const t of g.initializers as Array<{ dataType: number; dims: number[] }>) {
-    if (t.dataType === 1) parameters += t.dims.reduce((a, b) => a + b, 1);
+    if (t.dataType === 1) parameters += t.dims.reduce((a, b) => a * b, 1);
   }
   return {
     bytes,

@@ -301,7 +301,8 @@ function globalPool(op: 'GlobalAveragePool' | 'GlobalMaxPool'): LayerConverter {
 }
 
 function reshape(ctx: LayerContext): string[] {
-  const target = ctx.config.targetShape as number[];
+  // tfjs stores the inferred dimension (-1) as null.
+  const target = (ctx.config.targetShape as Array<number | null>).map((d) => d ?? -1);
   const x = ctx.inputs[0]!;
   const plain = toTfLayout(ctx.g, x, ctx.base);
   // A leading 0 copies the batch size (allowzero = 0); tfjs target shapes never contain 0.
@@ -416,7 +417,6 @@ export const LAYER_CONVERTERS: Readonly<Record<string, LayerConverter>> = {
   Softmax: softmaxLayer,
   Add: merge('Add', 'Sum'),
   Multiply: merge('Mul'),
-  Subtract: merge('Sub'),
   Maximum: merge('Max', 'Max'),
   Minimum: merge('Min', 'Min'),
   Average: (ctx) => ctx.g.node('Mean', mergeOperands(ctx), ctx.base),
