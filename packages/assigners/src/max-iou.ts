@@ -1,4 +1,4 @@
-import { boxIou } from '@bmc/core';
+import { boxArea } from '@bmc/core';
 import { checkInput } from './input.js';
 import { allBackground, makeResult } from './result.js';
 import { type Assigner, type AssignInput, type AssignResult, BACKGROUND, IGNORE } from './types.js';
@@ -59,19 +59,44 @@ export class MaxIoUAssigner implements Assigner {
     if (g === 0) return allBackground(n, 'anchor');
     const { posIouThr, negIouThr, matchLowQuality, minPosIou, lowQualityTarget } = this.options;
     const [negLo, negHi] = typeof negIouThr === 'number' ? [0, negIouThr] : negIouThr;
-    // [G, N]: one row per ground truth, so the per-GT maximum is a row scan.
-    const m = boxIou(input.gtBoxes, input.anchors).data;
+    const a = input.anchors;
+    const b = input.gtBoxes;
+    // Same arithmetic as @bmc/core's boxIou (float32 areas, double quotient rounded to float32), so
+    // the values equal torchvision's; but kept sparse, per ground truth, since most pairs are 0.
+    const areaA = boxArea(a);
+    const areaB = boxArea(b);
+    const hits: Array<{ anchor: Int32Array; iou: Float32Array; top: number }> = [];
     const best = new Float32Array(n);
     const arg = new Int32Array(n);
+    const bufA = new Int32Array(n);
+    const bufV = new Float32Array(n);
     for (let j = 0; j < g; j++) {
-      const row = j * n;
+      const gx1 = b[4 * j]!;
+      const gy1 = b[4 * j + 1]!;
+      const gx2 = b[4 * j + 2]!;
+      const gy2 = b[4 * j + 3]!;
+      const ab = areaB[j]!;
+      let k = 0;
+      let top = 0;
       for (let i = 0; i < n; i++) {
-        const v = m[row + i]!;
+        const w = Math.min(a[4 * i + 2]!, gx2) - Math.max(a[4 * i]!, gx1);
+        if (w <= 0) continue;
+        const h = Math.min(a[4 * i + 3]!, gy2) - Math.max(a[4 * i + 1]!, gy1);
+        if (h <= 0) continue;
+        const inter = w * h;
+        const union = areaA[i]! + ab - inter;
+        const v = union > 0 ? Math.fround(inter / union) : 0;
+        if (v <= 0) continue;
+        bufA[k] = i;
+        bufV[k++] = v;
+        if (v > top) top = v;
+        // Strictly greater with j ascending: ties go to the lower ground-truth index, as torch's max.
         if (v > best[i]!) {
           best[i] = v;
           arg[i] = j;
         }
       }
+      hits.push({ anchor: bufA.slice(0, k), iou: bufV.slice(0, k), top });
     }
     const gtIndex = new Int32Array(n);
     for (let i = 0; i < n; i++) {
@@ -80,17 +105,23 @@ export class MaxIoUAssigner implements Assigner {
     }
     if (matchLowQuality) {
       for (let j = 0; j < g; j++) {
-        const row = j * n;
-        let top = 0;
-        for (let i = 0; i < n; i++) if (m[row + i]! > top) top = m[row + i]!;
+        const { anchor, iou, top } = hits[j]!;
         if (top <= 0 || top < minPosIou) continue;
-        for (let i = 0; i < n; i++) {
-          if (m[row + i] === top) gtIndex[i] = lowQualityTarget === 'argmax' ? arg[i]! : j;
+        for (let k = 0; k < anchor.length; k++) {
+          if (iou[k] === top) gtIndex[anchor[k]!] = lowQualityTarget === 'argmax' ? arg[anchor[k]!]! : j;
         }
       }
     }
+    // Every positive's IoU with its own ground truth: best[i] when it went to its argmax, else look it up.
     const iou = new Float32Array(n);
-    for (let i = 0; i < n; i++) if (gtIndex[i]! >= 0) iou[i] = m[gtIndex[i]! * n + i]!;
+    for (let i = 0; i < n; i++) if (gtIndex[i]! >= 0 && gtIndex[i] === arg[i]) iou[i] = best[i]!;
+    if (matchLowQuality && lowQualityTarget === 'gt') {
+      for (let j = 0; j < g; j++) {
+        const h = hits[j]!;
+        for (let k = 0; k < h.anchor.length; k++)
+          if (gtIndex[h.anchor[k]!] === j) iou[h.anchor[k]!] = h.iou[k]!;
+      }
+    }
     return makeResult(gtIndex, iou, input.gtLabels, g, 'anchor');
   }
 }
