@@ -139,7 +139,7 @@ export function makeCell(rng: Rng, type: CellType, cx: number, cy: number, R: nu
       const n = type === 'eosinophil' ? rng.int(2, 3) : rng.int(2, 5);
       const lobeR =
         R * (n <= 2 ? rng.uniform(0.24, 0.28) : n === 3 ? rng.uniform(0.21, 0.25) : rng.uniform(0.17, 0.21));
-      const ringR = R * (n <= 2 ? rng.uniform(0.3, 0.38) : rng.uniform(0.38, 0.46));
+      const ringR = R * (n <= 2 ? rng.uniform(0.3, 0.36) : rng.uniform(0.36, 0.42));
       const span = n <= 2 ? Math.PI : rng.uniform(3.3, 4.8);
       const start = rng.uniform(0, 2 * Math.PI);
       const parts: Sdf[] = [];
@@ -155,7 +155,7 @@ export function makeCell(rng: Rng, type: CellType, cx: number, cy: number, R: nu
       for (let i = 1; i < n; i++) {
         const [x1, y1] = centres[i - 1]!;
         const [x2, y2] = centres[i]!;
-        parts.push(capsule(x1, y1, x2, y2, Math.max(0.8, R * 0.045)));
+        parts.push(capsule(x1, y1, x2, y2, Math.max(0.9, R * 0.06)));
       }
       const nucleus = union(parts);
       const chromatin = { scale: Math.max(2, R / 5), contrast: 0.4 };

@@ -76,6 +76,12 @@ interface SlideStain {
   background: OD;
 }
 
+/** Background density: overall thickness varies by slide, its tint only a little. */
+function backgroundTint(rng: Rng, s: number): OD {
+  const thickness = 1 + s * rng.uniform(-0.3, 0.5);
+  return BACKGROUND.map((v) => v * thickness * (1 + s * rng.uniform(-0.12, 0.12))) as unknown as OD;
+}
+
 function slideStain(seed: number, slide: number, strength: number): SlideStain {
   const rng = new Rng(mixSeed(seed, slide, 0x51de));
   const s = strength;
@@ -84,7 +90,7 @@ function slideStain(seed: number, slide: number, strength: number): SlideStain {
     eosin: 1 + s * rng.uniform(-0.3, 0.3),
     hedAlpha: [0, 1, 2].map(() => 1 + s * rng.uniform(-0.08, 0.08)),
     hedBeta: [0, 1, 2].map(() => s * rng.uniform(-0.02, 0.02)),
-    background: BACKGROUND.map((v) => v * (1 + s * rng.uniform(-0.4, 0.6))) as unknown as OD,
+    background: backgroundTint(rng, s),
   };
 }
 
