@@ -10,7 +10,12 @@ import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { describeEngine, registerOrtKernels, registerWasmFilterGrad } from '../dist/index.js';
+import {
+  createOrtKernels,
+  describeEngine,
+  registerOrtKernels,
+  registerWasmFilterGrad,
+} from '../dist/index.js';
 import { buildResNet, resnetLoss } from './resnet-model.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
@@ -67,31 +72,54 @@ function tfPads(s) {
   return { info, pad: [info.padInfo.top, info.padInfo.bottom, info.padInfo.left, info.padInfo.right] };
 }
 
+const VARIANTS = ['auto', 'nhwc', 'transpose'];
+let kernelSets;
+
+/** Median ms per kernel: wasm's own kernels, then our three layouts interleaved rep by rep (fairer on a shared machine). */
 function timeKernels(s) {
+  kernelSets ??= Object.fromEntries(
+    VARIANTS.map((v) => [v, createOrtKernels({ backend: 'wasm', layout: v, threads })]),
+  );
   const { info } = tfPads(s);
   const x = tf.randomUniform(s.x, -1, 1);
   const w = tf.randomUniform(s.w, -0.1, 0.1);
   const dy = tf.randomUniform(info.outShape, -1, 1);
-  const attrs = {
-    strides: [s.stride, s.stride],
-    pad: 'same',
-    dataFormat: 'NHWC',
-    dimRoundingMode: undefined,
+  const attrs = { strides: [s.stride, s.stride], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1] };
+  const jobs = {
+    fwd: ['Conv2D', { x, filter: w }, attrs],
+    dx: ['Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: s.x }],
+    dw: ['Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: s.w }],
   };
-  const once = (name, inputs, extra) => () =>
-    tf.dispose(tf.engine().runKernel(name, inputs, { ...attrs, ...extra }));
-  const slow = { minMs: 300, maxReps: 5 };
-  const fwd = once('Conv2D', { x, filter: w }, { dilations: [1, 1] });
-  const dx = once('Conv2DBackpropInput', { dy, filter: w }, { inputShape: s.x });
-  const dw = once('Conv2DBackpropFilter', { x, dy }, { filterShape: s.w });
-  const r = {};
+  const r = { wasm: {} };
   const h0 = registerWasmFilterGrad();
-  r.wasm = { fwd: medianMs(fwd, slow), dx: medianMs(dx, slow), dw: medianMs(dw, slow) };
+  for (const [k, [name, inputs, at]] of Object.entries(jobs)) {
+    r.wasm[k] = medianMs(() => tf.dispose(tf.engine().runKernel(name, inputs, at)), {
+      minMs: 300,
+      maxReps: 5,
+    });
+  }
   h0.unregister();
-  for (const layout of ['nhwc', 'transpose']) {
-    const h = registerOrtKernels({ backend: 'wasm', layout, threads });
-    r[`ort-${layout}`] = { fwd: medianMs(fwd), dx: medianMs(dx), dw: medianMs(dw) };
-    h.unregister();
+  const backend = tf.backend();
+  for (const v of VARIANTS) r[v] = {};
+  for (const [k, [name, inputs, at]] of Object.entries(jobs)) {
+    const times = Object.fromEntries(VARIANTS.map((v) => [v, []]));
+    const fns = VARIANTS.map((v) => {
+      const cfg = kernelSets[v].configs.find((c) => c.kernelName === name);
+      return [v, () => backend.disposeData(cfg.kernelFunc({ inputs, attrs: at, backend }).dataId)];
+    });
+    for (const [, f] of fns) f(); // compile
+    const end = performance.now() + 1500;
+    for (let rep = 0; rep < 15 && (rep < 3 || performance.now() < end); rep++) {
+      for (const [v, f] of fns) {
+        const t0 = performance.now();
+        f();
+        times[v].push(performance.now() - t0);
+      }
+    }
+    for (const v of VARIANTS) {
+      const t = times[v].sort((a, b) => a - b);
+      r[v][k] = t[t.length >> 1];
+    }
   }
   tf.dispose([x, w, dy]);
   return r;
@@ -121,15 +149,26 @@ if (sections.includes('kernels')) {
     const t = torch?.convs[s.name];
     results.kernels.push({ shape: s, ...r, torch: t ?? null });
     for (const k of ['fwd', 'dx', 'dw']) {
-      const best = Math.min(r['ort-nhwc'][k], r['ort-transpose'][k]);
+      const ours = r.auto[k];
       console.log(
-        `${s.name.padEnd(38)} ${k.padEnd(3)} wasm ${fmt(r.wasm[k]).padStart(6)}  ort-nhwc ${fmt(r['ort-nhwc'][k]).padStart(6)}  ort-transpose ${fmt(r['ort-transpose'][k]).padStart(6)}` +
+        `${s.name.padEnd(38)} ${k.padEnd(3)} wasm ${fmt(r.wasm[k]).padStart(6)}  ours(auto) ${fmt(ours).padStart(6)}  [nhwc ${fmt(r.nhwc[k]).padStart(6)}  transpose ${fmt(r.transpose[k]).padStart(6)}]` +
           (t ? `  torch ${fmt(t[k]).padStart(6)}` : '') +
-          `   wasm/ours x${(r.wasm[k] / best).toFixed(1)}` +
-          (t ? `  ours/torch x${(best / t[k]).toFixed(2)}` : ''),
+          `   wasm/ours x${(r.wasm[k] / ours).toFixed(1)}` +
+          (t ? `  ours/torch x${(ours / t[k]).toFixed(2)}` : ''),
       );
     }
   }
+  const sum = (v, k) => results.kernels.reduce((a, e) => a + e[v][k], 0);
+  for (const k of ['fwd', 'dx', 'dw']) {
+    const tt = results.kernels.every((e) => e.torch)
+      ? results.kernels.reduce((a, e) => a + e.torch[k], 0)
+      : null;
+    console.log(
+      `sum over shapes ${k}: wasm ${fmt(sum('wasm', k))}  ours ${fmt(sum('auto', k))}  nhwc ${fmt(sum('nhwc', k))}  transpose ${fmt(sum('transpose', k))}` +
+        (tt ? `  torch ${fmt(tt)}  ours/torch x${(sum('auto', k) / tt).toFixed(2)}` : ''),
+    );
+  }
+  for (const v of VARIANTS) kernelSets[v].dispose();
 }
 
 function timeStep(depth, batch, size, setup) {

@@ -8,15 +8,51 @@
  *   over an im2col matrix built by strided Slices + Concat on the NHWC tensor,
  *   `[N*OH*OW, KH*KW*Cin]`, whose column order (kh, kw, cin) is exactly HWIO's
  *   flattening, so filters and filter gradients need no transpose either.
- *   1x1 stride-1 convolutions are a MatMul straight away. The input gradient of
- *   a strided/padded kernel has no cheap NHWC form (col2im) and uses
- *   ConvTranspose between transposes in both modes.
+ *   1x1 stride-1 convolutions are a MatMul straight away. The input gradient
+ *   of a stride-1 conv is the same im2col GEMM on dy with the filter flipped;
+ *   a strided one has no cheap NHWC form (col2im) and uses ConvTranspose
+ *   between transposes in both modes.
  */
 import type { ConvGeometry } from './conv-geometry.js';
 import { isPointwise } from './conv-geometry.js';
 import type { OnnxGraph, OnnxNode } from './onnx-model.js';
 
 export type ConvLayout = 'transpose' | 'nhwc';
+
+/** 'auto' picks per kernel call from the geometry ({@link chooseLayout}). */
+export type LayoutOption = ConvLayout | 'auto';
+
+export type ConvKernelKind = 'forward' | 'backpropInput' | 'backpropFilter';
+
+/**
+ * Above this many im2col elements (floats), the whole-tensor im2col of the
+ * NHWC form is memory-bound and MLAS's own tiled NCHW convolution (behind two
+ * transposes) wins; below it the transposes cost more than they save.
+ * Measured on the 2-core AVX-512 machine: 2.4 M (nhwc faster) .. 4.7 M (transpose faster).
+ */
+export const IM2COL_LIMIT = 3_500_000;
+
+/**
+ * The faster graph form for one kernel call, from measurements (README):
+ * pointwise convolutions are always a GEMM; forward and input gradient use
+ * NHWC im2col while it stays small; the filter gradient's im2col GEMM wins at
+ * every size unless the input has very few channels (the RGB stem, where 49
+ * narrow slices make the im2col slow).
+ */
+export function chooseLayout(kind: ConvKernelKind, g: ConvGeometry): ConvLayout {
+  if (isPointwise(g)) return 'nhwc';
+  const taps = g.kH * g.kW;
+  switch (kind) {
+    case 'forward':
+      return g.inC >= 16 && g.batch * g.outH * g.outW * taps * g.inC <= IM2COL_LIMIT ? 'nhwc' : 'transpose';
+    case 'backpropInput':
+      return g.strideH === 1 && g.strideW === 1 && g.batch * g.inH * g.inW * taps * g.outC <= IM2COL_LIMIT
+        ? 'nhwc'
+        : 'transpose';
+    case 'backpropFilter':
+      return g.inC >= 16 ? 'nhwc' : 'transpose';
+  }
+}
 
 /** Activations FusedConv2D can carry natively; others run through the backend's own kernel. */
 export type NativeActivation = 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'elu' | 'leakyrelu';
@@ -175,6 +211,21 @@ export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout): OnnxGra
     const w2 = b.reshape('w', [g.inC, g.outC]);
     const dx2 = b.node('Gemm', [dy2, w2], { transB: { int: 1 } });
     b.reshape(dx2, xShape(g), 'dx');
+  } else if (layout === 'nhwc' && flippedGeometry(g)) {
+    // Stride 1: dx is a plain correlation of dy (re-padded) with the filter
+    // flipped in space and transposed in channels, so it reuses the NHWC im2col.
+    const f = flippedGeometry(g)!;
+    const cols = b.im2col('dy', f);
+    const flipped = b.node('Slice', [
+      'w',
+      b.constInts([-1, -1]),
+      b.constInts([-g.kH - 1, -g.kW - 1]),
+      b.constInts([0, 1]),
+      b.constInts([-1, -1]),
+    ]);
+    const wt = b.transpose(flipped, [0, 1, 3, 2]);
+    const w2 = b.reshape(wt, [g.kH * g.kW * g.outC, g.inC]);
+    b.node('MatMul', [cols, w2], undefined, 'dx');
   } else {
     const extraH = g.inH + g.padTop + g.padBottom - ((g.outH - 1) * g.strideH + (g.kH - 1) * g.dilH + 1);
     const extraW = g.inW + g.padLeft + g.padRight - ((g.outW - 1) * g.strideW + (g.kW - 1) * g.dilW + 1);
@@ -193,6 +244,34 @@ export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout): OnnxGra
     ],
     [{ name: 'dx', shape: xShape(g) }],
   );
+}
+
+/**
+ * For a stride-1 convolution, the geometry of dx = correlate(pad(dy), flip(w)):
+ * input dy `[N, OH, OW, Cout]`, output `[N, H, W, Cin]`, pads chosen so that
+ * output row iy reads dy rows iy + pt - kh*d. Undefined (null) for strided
+ * convolutions or pads larger than the kernel (negative re-pads).
+ */
+function flippedGeometry(g: ConvGeometry): ConvGeometry | null {
+  if (g.strideH !== 1 || g.strideW !== 1) return null;
+  const top = (g.kH - 1) * g.dilH - g.padTop;
+  const left = (g.kW - 1) * g.dilW - g.padLeft;
+  const bottom = g.inH + (g.kH - 1) * g.dilH - g.outH - top;
+  const right = g.inW + (g.kW - 1) * g.dilW - g.outW - left;
+  if (Math.min(top, left, bottom, right) < 0) return null;
+  return {
+    ...g,
+    inH: g.outH,
+    inW: g.outW,
+    inC: g.outC,
+    outH: g.inH,
+    outW: g.inW,
+    outC: g.inC,
+    padTop: top,
+    padBottom: bottom,
+    padLeft: left,
+    padRight: right,
+  };
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   Slice,
   Transpose,
 } from '@tensorflow/tfjs-core';
-import type { ConvLayout } from './conv-graphs.js';
+import type { LayoutOption } from './conv-graphs.js';
 import { loadOrtNative } from './ort-binding.js';
 import { type KernelCounters, type LayoutChoice, makeOrtKernels, swapKernels } from './ort-kernels.js';
 import { type GraphOptimizationLevel, SessionCache, type SessionStats } from './session-cache.js';
@@ -27,7 +27,7 @@ export interface RegisterOrtKernelsOptions {
   /** onnxruntime intra-op threads per kernel call; default: all cores (`os.availableParallelism()`). */
   threads?: number;
   /** Graph form per kernel, or one form for all (see README: measured). Default {@link DEFAULT_LAYOUT}. */
-  layout?: ConvLayout | Partial<LayoutChoice>;
+  layout?: LayoutOption | Partial<LayoutChoice>;
   /** onnxruntime graph optimisation level; default 'all'. */
   graphOptimizationLevel?: GraphOptimizationLevel;
   /** Keep onnxruntime's per-session memory arena (faster allocation, memory never returned). Default false. */
@@ -91,12 +91,24 @@ function checkBackend(name: string): asserts name is EngineBackendName {
   }
 }
 
+/** Kernel functions this package created: never a delegation target (that would recurse). */
+const ourKernelFuncs = new WeakSet<object>();
+/** The backend's own kernels, remembered the first time they are seen unpatched. */
+const originalKernels = new Map<string, KernelConfig>();
+
+function markOurs(configs: readonly KernelConfig[]): void {
+  for (const c of configs) ourKernelFuncs.add(c.kernelFunc);
+}
+
 /** The kernels a backend had before any of ours, so delegation never reaches our own. */
 function previousKernels(backend: EngineBackendName, names: readonly string[]) {
   const prev: Partial<Record<string, KernelConfig>> = {};
   for (const n of names) {
+    const key = `${backend}|${n}`;
     const k = getKernel(n, backend);
-    if (k) prev[n] = k;
+    if (k && !ourKernelFuncs.has(k.kernelFunc)) originalKernels.set(key, k);
+    const original = originalKernels.get(key);
+    if (original) prev[n] = original;
   }
   return prev;
 }
@@ -109,13 +121,49 @@ function previousKernels(backend: EngineBackendName, names: readonly string[]) {
  * Replaces an earlier registration for the same backend.
  */
 export function registerOrtKernels(options: RegisterOrtKernelsOptions): EngineHandle {
+  const set = createOrtKernels(options);
+  active.get(set.backend)?.handle.unregister();
+  const { backend, threads, layout, graphOptimizationLevel } = set;
+  const restore = swapKernels(set.configs);
+  const handle: EngineHandle = {
+    backend,
+    path: 'onnxruntime',
+    kernels: set.configs.map((c) => c.kernelName),
+    stats: set.stats,
+    unregister: () => {
+      restore();
+      set.dispose();
+      if (active.get(backend)?.handle === handle) active.delete(backend);
+    },
+  };
+  active.set(backend, { handle, threads, layout, graphOptimizationLevel });
+  return handle;
+}
+
+/** Unregistered onnxruntime kernel configs with their own session cache (benchmarks, custom registries). */
+export interface OrtKernelSet {
+  backend: EngineBackendName;
+  threads: number;
+  layout: LayoutChoice;
+  graphOptimizationLevel: GraphOptimizationLevel;
+  configs: KernelConfig[];
+  stats(): SessionStats & KernelCounters;
+  /** Releases the sessions. */
+  dispose(): void;
+}
+
+/**
+ * Builds the kernel configs {@link registerOrtKernels} registers, without
+ * registering them. Cases they do not handle go to the kernels registered for
+ * the backend at this moment.
+ */
+export function createOrtKernels(options: RegisterOrtKernelsOptions): OrtKernelSet {
   checkBackend(options.backend);
   const threads = options.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`@bmc/engine: threads must be a positive integer, got ${options.threads}`);
   }
   const native = loadOrtNative();
-  active.get(options.backend)?.handle.unregister();
   const backend = options.backend;
   const layout = resolveLayout(options.layout);
   const graphOptimizationLevel = options.graphOptimizationLevel ?? 'all';
@@ -124,32 +172,30 @@ export function registerOrtKernels(options: RegisterOrtKernelsOptions): EngineHa
     graphOptimizationLevel,
     memoryArena: options.memoryArena ?? false,
   });
-  // wasm has no Conv2DBackpropFilter of its own: cases ours delegates go to the wasm composition.
+  // Delegation must reach the backend's own kernels, never an earlier registration of ours.
   const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
   const previous = previousKernels(backend, names);
+  // wasm has no Conv2DBackpropFilter of its own: cases ours delegates go to the wasm composition.
   if (backend === 'wasm' && !previous[Conv2DBackpropFilter]) {
     previous[Conv2DBackpropFilter] = makeWasmFilterGrad(wasmBlocks());
   }
   const { configs, counters } = makeOrtKernels(backend, cache, layout, previous);
-  const restore = swapKernels(configs);
-  const handle: EngineHandle = {
+  markOurs(configs);
+  return {
     backend,
-    path: 'onnxruntime',
-    kernels: configs.map((c) => c.kernelName),
+    threads,
+    layout,
+    graphOptimizationLevel,
+    configs,
     stats: () => ({ ...cache.stats(), native: { ...counters.native }, delegated: { ...counters.delegated } }),
-    unregister: () => {
-      restore();
-      cache.clear();
-      if (active.get(backend)?.handle === handle) active.delete(backend);
-    },
+    dispose: () => cache.clear(),
   };
-  active.set(backend, { handle, threads, layout, graphOptimizationLevel });
-  return handle;
 }
 
 function wasmBlocks() {
+  const prev = previousKernels('wasm', [Conv2D, Transpose, Slice]);
   const get = (n: string) => {
-    const k = getKernel(n, 'wasm');
+    const k = prev[n];
     if (!k)
       throw new Error(`@bmc/engine: wasm kernel ${n} missing: import '@tensorflow/tfjs-backend-wasm' first`);
     return k.kernelFunc;
@@ -163,7 +209,9 @@ function wasmBlocks() {
  */
 export function registerWasmFilterGrad(): EngineHandle {
   active.get('wasm')?.handle.unregister();
-  const restore = swapKernels([makeWasmFilterGrad(wasmBlocks())]);
+  const config = makeWasmFilterGrad(wasmBlocks());
+  markOurs([config]);
+  const restore = swapKernels([config]);
   const handle: EngineHandle = {
     backend: 'wasm',
     path: 'wasm-fallback',

@@ -2,11 +2,16 @@ export { type ConvGeometry, convGeometry, type TfPad } from './conv-geometry.js'
 export {
   backpropFilterGraph,
   backpropInputGraph,
+  type ConvKernelKind,
   type ConvLayout,
+  chooseLayout,
   forwardGraph,
+  IM2COL_LIMIT,
+  type LayoutOption,
   type NativeActivation,
 } from './conv-graphs.js';
 export {
+  createOrtKernels,
   DEFAULT_LAYOUT,
   describeEngine,
   type EngineDescription,
@@ -14,6 +19,7 @@ export {
   type EnginePath,
   type InstallEngineOptions,
   installEngineKernels,
+  type OrtKernelSet,
   type RegisterOrtKernelsOptions,
   registerOrtKernels,
   registerWasmFilterGrad,

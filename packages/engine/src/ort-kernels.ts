@@ -27,8 +27,11 @@ import { type ConvGeometry, convGeometry, geometryKey, type TfPad } from './conv
 import {
   backpropFilterGraph,
   backpropInputGraph,
+  type ConvKernelKind,
   type ConvLayout,
+  chooseLayout,
   forwardGraph,
+  type LayoutOption,
   NATIVE_ACTIVATIONS,
   type NativeActivation,
 } from './conv-graphs.js';
@@ -37,9 +40,9 @@ import { type EngineBackendName, ioFor } from './tensor-io.js';
 
 /** Which graph form each kernel uses (see conv-graphs.ts). */
 export interface LayoutChoice {
-  forward: ConvLayout;
-  backpropInput: ConvLayout;
-  backpropFilter: ConvLayout;
+  forward: LayoutOption;
+  backpropInput: LayoutOption;
+  backpropFilter: LayoutOption;
 }
 
 export const ORT_KERNEL_NAMES = [Conv2D, FusedConv2D, Conv2DBackpropInput, Conv2DBackpropFilter] as const;
@@ -84,6 +87,8 @@ export function makeOrtKernels(
   previous: Partial<Record<string, KernelConfig>>,
 ): OrtKernelSet {
   const counters: KernelCounters = { native: {}, delegated: {} };
+  const pick = (kind: ConvKernelKind, g: ConvGeometry): ConvLayout =>
+    layout[kind] === 'auto' ? chooseLayout(kind, g) : (layout[kind] as ConvLayout);
   const count = (bucket: Record<string, number>, name: string) => {
     bucket[name] = (bucket[name] ?? 0) + 1;
   };
@@ -127,7 +132,7 @@ export function makeOrtKernels(
       at.dimRoundingMode,
     );
     count(counters.native, Conv2D);
-    const o = { layout: layout.forward, bias: false, activation: 'linear' as const };
+    const o = { layout: pick('forward', g), bias: false, activation: 'linear' as const };
     return run(
       args,
       `conv|${o.layout}|${geometryKey(g)}`,
@@ -162,7 +167,7 @@ export function makeOrtKernels(
     if (bias && !(bias.shape.length === 1 && bias.shape[0] === g.outC)) return delegate(FusedConv2D, args);
     count(counters.native, FusedConv2D);
     const o = {
-      layout: layout.forward,
+      layout: pick('forward', g),
       bias: bias != null,
       activation: activation as NativeActivation,
       leakyreluAlpha: at.leakyreluAlpha ?? 0.2,
@@ -194,10 +199,11 @@ export function makeOrtKernels(
       at.dimRoundingMode,
     );
     count(counters.native, Conv2DBackpropInput);
+    const l = pick('backpropInput', g);
     return run(
       args,
-      `dx|${layout.backpropInput}|${geometryKey(g)}`,
-      () => backpropInputGraph(g, layout.backpropInput),
+      `dx|${l}|${geometryKey(g)}`,
+      () => backpropInputGraph(g, l),
       { dy: dy!, w: filter! },
       'dx',
       [...at.inputShape],
@@ -211,14 +217,10 @@ export function makeOrtKernels(
     if ((at.dataFormat ?? 'NHWC') !== 'NHWC' || !usable(x, dy)) return delegate(Conv2DBackpropFilter, args);
     const g = convGeometry(x!.shape, at.filterShape, at.strides, 1, at.pad, at.dimRoundingMode);
     count(counters.native, Conv2DBackpropFilter);
-    return run(
-      args,
-      `dw|${layout.backpropFilter}|${geometryKey(g)}`,
-      () => backpropFilterGraph(g, layout.backpropFilter),
-      { x: x!, dy: dy! },
-      'dw',
-      [...at.filterShape],
-    );
+    const l = pick('backpropFilter', g);
+    return run(args, `dw|${l}|${geometryKey(g)}`, () => backpropFilterGraph(g, l), { x: x!, dy: dy! }, 'dw', [
+      ...at.filterShape,
+    ]);
   };
 
   const configs: KernelConfig[] = [

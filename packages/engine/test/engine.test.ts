@@ -1,7 +1,7 @@
 /** Registration lifecycle and what describeEngine() reports (for `bmc doctor`). */
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { describeEngine, installEngineKernels, registerOrtKernels } from '../src/index.js';
+import { createOrtKernels, describeEngine, installEngineKernels, registerOrtKernels } from '../src/index.js';
 import { tf, useWasm } from './helpers.js';
 
 describe('engine registration', () => {
@@ -58,6 +58,30 @@ describe('engine registration', () => {
     expect(getKernel('Conv2D', 'wasm')).not.toBe(original);
     b.unregister();
     expect(getKernel('Conv2D', 'wasm')).toBe(original);
+  });
+
+  it("delegates to the backend's own kernel even while ours are registered (no recursion)", () => {
+    tf.setBackend('cpu');
+    const h = registerOrtKernels({ backend: 'cpu', threads: 1 });
+    const set = createOrtKernels({ backend: 'cpu', threads: 1 });
+    const conv = set.configs.find((c) => c.kernelName === 'Conv2D')!;
+    const x = tf.ones([1, 1, 3, 3]);
+    const w = tf.ones([3, 3, 1, 1]);
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NCHW', dilations: 1 };
+    const out = conv.kernelFunc({
+      inputs: { x, filter: w },
+      attrs,
+      backend: tf.backend(),
+    } as never) as tf.TensorInfo;
+    // NCHW 3x3 box sum of ones, zero-padded: centre 9.
+    const values = tf.backend().readSync(out.dataId) as Float32Array;
+    expect(values[4]).toBe(9);
+    expect(set.stats().delegated).toEqual({ Conv2D: 1 });
+    tf.backend().disposeData(out.dataId);
+    tf.dispose([x, w]);
+    set.dispose();
+    h.unregister();
+    tf.setBackend('wasm');
   });
 
   it('rejects bad options clearly', () => {

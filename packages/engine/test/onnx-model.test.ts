@@ -7,10 +7,12 @@ import { describe, expect, it } from 'vitest';
 import {
   backpropFilterGraph,
   backpropInputGraph,
+  chooseLayout,
   convGeometry,
   decodeModel,
   encodeModel,
   forwardGraph,
+  IM2COL_LIMIT,
 } from '../src/index.js';
 
 describe('convGeometry', () => {
@@ -31,6 +33,29 @@ describe('convGeometry', () => {
       [0, 0],
     ]);
     expect([g.padTop, g.padBottom, g.padLeft, g.padRight, g.outH, g.outW]).toEqual([2, 0, 1, 3, 9, 11]);
+  });
+});
+
+describe('chooseLayout', () => {
+  it('uses a GEMM for pointwise convs and NHWC im2col only while it stays small', () => {
+    const pw = convGeometry([2, 64, 64, 256], [1, 1, 256, 64], 1, 1, 'valid');
+    expect(
+      ['forward', 'backpropInput', 'backpropFilter'].map((k) => chooseLayout(k as 'forward', pw)),
+    ).toEqual(['nhwc', 'nhwc', 'nhwc']);
+    // 2*16*16 outputs x 9 taps x 256 ch = 1.18 M im2col floats: under the limit.
+    const small = convGeometry([2, 16, 16, 256], [3, 3, 256, 256], 1, 1, 'same');
+    expect(2 * 16 * 16 * 9 * 256).toBeLessThan(IM2COL_LIMIT);
+    expect(chooseLayout('forward', small)).toBe('nhwc');
+    expect(chooseLayout('backpropInput', small)).toBe('nhwc');
+    // 1*64*64 x 9 x 256 = 9.4 M: over it.
+    const big = convGeometry([1, 64, 64, 256], [3, 3, 256, 256], 1, 1, 'same');
+    expect(chooseLayout('forward', big)).toBe('transpose');
+    expect(chooseLayout('backpropInput', big)).toBe('transpose');
+    expect(chooseLayout('backpropFilter', big)).toBe('nhwc');
+    // Strided input gradients have no NHWC form; the RGB stem's filter gradient neither pays off.
+    const stem = convGeometry([2, 64, 64, 3], [7, 7, 3, 64], 2, 1, 'same');
+    expect(chooseLayout('backpropInput', stem)).toBe('transpose');
+    expect(chooseLayout('backpropFilter', stem)).toBe('transpose');
   });
 });
 
@@ -85,6 +110,7 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
     try {
       const g = convGeometry([2, 8, 7, 3], [3, 3, 3, 4], 2, 1, 'same');
       const p = convGeometry([2, 5, 5, 3], [1, 1, 3, 4], 1, 1, 'valid');
+      const q = convGeometry([2, 6, 6, 3], [3, 3, 3, 4], 1, 1, 'same');
       const files: string[] = [];
       for (const layout of ['nhwc', 'transpose'] as const) {
         const graphs = [
@@ -92,6 +118,7 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
           forwardGraph(p, { layout, bias: false, activation: 'linear' }),
           backpropInputGraph(g, layout),
           backpropInputGraph(p, layout),
+          backpropInputGraph(q, layout),
           backpropFilterGraph(g, layout),
           backpropFilterGraph(p, layout),
         ];
