@@ -1,3 +1,22 @@
+export {
+  type CheckpointContents,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  type OptimizerState,
+  restoreCheckpoint,
+  saveCheckpoint,
+  type TrainingState,
+  verifyCheckpoint,
+} from './checkpoint/checkpoint.js';
+export {
+  CHECKPOINT_FORMAT,
+  CheckpointError,
+  type CheckpointManifest,
+  type ManifestEntry,
+  sha256Hex,
+} from './checkpoint/manifest.js';
+export { writeDirAtomic, writeFileAtomic } from './fs/atomic.js';
+export * from './metadata.js';
 export { SUPPORTED_ACTIVATIONS, UnsupportedLayerError } from './onnx/activations.js';
 export {
   BMC_VERSION,
@@ -15,22 +34,3 @@ export {
   type OnnxExportSummary,
 } from './onnx/export.js';
 export { SUPPORTED_LAYER_CLASSES } from './onnx/layers.js';
-export * from './metadata.js';
-export {
-  type CheckpointContents,
-  type LoadedCheckpoint,
-  loadCheckpoint,
-  type OptimizerState,
-  restoreCheckpoint,
-  saveCheckpoint,
-  type TrainingState,
-  verifyCheckpoint,
-} from './checkpoint/checkpoint.js';
-export {
-  CHECKPOINT_FORMAT,
-  type CheckpointManifest,
-  CheckpointError,
-  type ManifestEntry,
-  sha256Hex,
-} from './checkpoint/manifest.js';
-export { writeDirAtomic, writeFileAtomic } from './fs/atomic.js';

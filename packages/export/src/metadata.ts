@@ -54,18 +54,24 @@ export interface BmcOutputNames {
 }
 
 /**
- * How class score and predicted IoU combine into the ranking score:
- * 'cls' = sigmoid(cls); 'sqrt_cls_iou' = sqrt(sigmoid(cls) * sigmoid(iou)).
+ * How class score and predicted IoU combine into the ranking score (as
+ * `@bmc/heads-iou`'s postprocess names them): 'cls' = sigmoid(cls logit);
+ * 'cls*iou' and 'sqrt(cls*iou)' multiply in sigmoid(IoU logit).
  */
-export type ScoreMode = 'cls' | 'sqrt_cls_iou';
+export type ScoreMode = 'cls' | 'cls*iou' | 'sqrt(cls*iou)';
+export const SCORE_MODES: readonly ScoreMode[] = ['cls', 'cls*iou', 'sqrt(cls*iou)'];
 
+/** Post-processing settings, field names as `@bmc/heads-iou`'s `PostprocessOptions`. */
 export interface NmsSettings {
-  iouThreshold: number;
+  /** Candidates must score strictly above this (ranking score). */
   scoreThreshold: number;
-  /** Candidates kept per level before NMS. */
-  preNmsTopK: number;
+  /** Best candidates kept per level before NMS. */
+  topK: number;
+  /** NMS IoU threshold. */
+  nmsThreshold: number;
+  /** Detections kept per image. */
   maxDetections: number;
-  /** One NMS over all classes (true) or per class (false). */
+  /** One NMS over all classes (true) or one per class (false, torchvision's batched NMS). */
   classAgnostic: boolean;
 }
 
@@ -129,7 +135,10 @@ export function readOnnxMetadataProps(onnx: Uint8Array, source = 'ONNX data'): R
       const field = tag >>> 3;
       if (field === 0) throw new Error('field number 0');
       if (field === METADATA_PROPS_FIELD && (tag & 7) === 2) {
-        const entry = StringStringEntryProto.decode(reader, reader.uint32()) as unknown as { key: string; value: string };
+        const entry = StringStringEntryProto.decode(reader, reader.uint32()) as unknown as {
+          key: string;
+          value: string;
+        };
         props[entry.key] = entry.value;
       } else {
         reader.skipType(tag & 7);
@@ -157,7 +166,9 @@ export function readBmcMetadata(onnx: Uint8Array, source = 'ONNX data'): BmcMeta
     );
   }
   if (props[k.format] !== BMC_FORMAT) {
-    throw new BmcMetadataError(`${source}: unsupported bmc format '${props[k.format]}' (this reader knows ${BMC_FORMAT})`);
+    throw new BmcMetadataError(
+      `${source}: unsupported bmc format '${props[k.format]}' (this reader knows ${BMC_FORMAT})`,
+    );
   }
   const json = (key: string, required = true): unknown => {
     const raw = props[key];
@@ -168,11 +179,14 @@ export function readBmcMetadata(onnx: Uint8Array, source = 'ONNX data'): BmcMeta
     try {
       return JSON.parse(raw);
     } catch (e) {
-      throw new BmcMetadataError(`${source}: bmc metadata entry '${key}' is not valid JSON (${(e as Error).message})`);
+      throw new BmcMetadataError(
+        `${source}: bmc metadata entry '${key}' is not valid JSON (${(e as Error).message})`,
+      );
     }
   };
   const version = props[k.version];
-  if (version === undefined) throw new BmcMetadataError(`${source}: bmc metadata entry '${k.version}' is missing`);
+  if (version === undefined)
+    throw new BmcMetadataError(`${source}: bmc metadata entry '${k.version}' is missing`);
   const meta = {
     version,
     classNames: json(k.classNames),
@@ -193,7 +207,11 @@ function validateBmcMetadata(m: BmcMetadata, source: string): void {
     throw new BmcMetadataError(`${source}: bmc metadata ${what}`);
   };
   const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
-  if (!Array.isArray(m.classNames) || m.classNames.length === 0 || !m.classNames.every((c) => typeof c === 'string')) {
+  if (
+    !Array.isArray(m.classNames) ||
+    m.classNames.length === 0 ||
+    !m.classNames.every((c) => typeof c === 'string')
+  ) {
     fail(`'${BMC_METADATA_KEYS.classNames}' must be a non-empty array of strings`);
   }
   const a = m.anchors as AnchorConfig | undefined;
@@ -207,7 +225,12 @@ function validateBmcMetadata(m: BmcMetadata, source: string): void {
   ) {
     fail(`'${BMC_METADATA_KEYS.anchors}' must be {levels: [{stride, sizes}], aspectRatios}`);
   }
-  if (!m.boxCoder || !Array.isArray(m.boxCoder.weights) || m.boxCoder.weights.length !== 4 || !isNum(m.boxCoder.clip)) {
+  if (
+    !m.boxCoder ||
+    !Array.isArray(m.boxCoder.weights) ||
+    m.boxCoder.weights.length !== 4 ||
+    !isNum(m.boxCoder.clip)
+  ) {
     fail(`'${BMC_METADATA_KEYS.boxCoder}' must be {weights: [4 numbers], clip}`);
   }
   const inp = m.input;
@@ -221,26 +244,32 @@ function validateBmcMetadata(m: BmcMetadata, source: string): void {
     inp.normalization.mean?.length !== 3 ||
     inp.normalization.std?.length !== 3
   ) {
-    fail(`'${BMC_METADATA_KEYS.input}' must be {name, layout: 'NCHW', sizeMultiple, normalization: {scale, mean[3], std[3]}}`);
+    fail(
+      `'${BMC_METADATA_KEYS.input}' must be {name, layout: 'NCHW', sizeMultiple, normalization: {scale, mean[3], std[3]}}`,
+    );
   }
   if (!m.outputs || typeof m.outputs.clsLogits !== 'string' || typeof m.outputs.boxDeltas !== 'string') {
     fail(`'${BMC_METADATA_KEYS.outputs}' must name clsLogits and boxDeltas`);
   }
-  if (m.scoreMode !== 'cls' && m.scoreMode !== 'sqrt_cls_iou') {
-    fail(`'${BMC_METADATA_KEYS.scoreMode}' must be "cls" or "sqrt_cls_iou", got ${JSON.stringify(m.scoreMode)}`);
+  if (!SCORE_MODES.includes(m.scoreMode)) {
+    fail(
+      `'${BMC_METADATA_KEYS.scoreMode}' must be one of ${SCORE_MODES.join(', ')}, got ${JSON.stringify(m.scoreMode)}`,
+    );
   }
-  if (m.scoreMode === 'sqrt_cls_iou' && !m.outputs.iouLogits) {
-    fail(`score mode 'sqrt_cls_iou' needs an IoU output ('${BMC_METADATA_KEYS.outputs}'.iouLogits)`);
+  if (m.scoreMode !== 'cls' && !m.outputs.iouLogits) {
+    fail(`score mode '${m.scoreMode}' needs an IoU output ('${BMC_METADATA_KEYS.outputs}'.iouLogits)`);
   }
   const n = m.nms;
   if (
     !n ||
-    !isNum(n.iouThreshold) ||
+    !isNum(n.nmsThreshold) ||
     !isNum(n.scoreThreshold) ||
-    !isNum(n.preNmsTopK) ||
+    !isNum(n.topK) ||
     !isNum(n.maxDetections) ||
     typeof n.classAgnostic !== 'boolean'
   ) {
-    fail(`'${BMC_METADATA_KEYS.nms}' must be {iouThreshold, scoreThreshold, preNmsTopK, maxDetections, classAgnostic}`);
+    fail(
+      `'${BMC_METADATA_KEYS.nms}' must be {scoreThreshold, topK, nmsThreshold, maxDetections, classAgnostic}`,
+    );
   }
 }

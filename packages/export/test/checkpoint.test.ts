@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -20,7 +28,9 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function smallModel(name = 'small'): tf.LayersModel {
   const x = tf.input({ shape: [8, 8, 3], name: `${name}_in` });
-  let y = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: `${name}_conv` }).apply(x) as tf.SymbolicTensor;
+  let y = tf.layers
+    .conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: `${name}_conv` })
+    .apply(x) as tf.SymbolicTensor;
   y = tf.layers.batchNormalization({ name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
   y = tf.layers.globalAveragePooling2d({ name: `${name}_gap` }).apply(y) as tf.SymbolicTensor;
   y = tf.layers.dense({ units: 2, name: `${name}_fc` }).apply(y) as tf.SymbolicTensor;
@@ -37,12 +47,18 @@ const state = {
 
 function slots(model: tf.LayersModel): Record<string, tf.Tensor> {
   return Object.fromEntries(
-    model.trainableWeights.map((w, i) => [`${w.originalName}/velocity`, tf.tensor(randomValues(w.shape.reduce((a, b) => a * b, 1), i + 5), w.shape)]),
+    model.trainableWeights.map((w, i) => {
+      const shape = w.shape as number[];
+      const n = shape.reduce((a, b) => a * b, 1);
+      return [`${w.originalName}/velocity`, tf.tensor(randomValues(n, i + 5), shape)];
+    }),
   );
 }
 
 function predict(model: tf.LayersModel): Float32Array {
-  const y = tf.tidy(() => model.predict(tf.tensor(randomValues(2 * 8 * 8 * 3, 11), [2, 8, 8, 3])) as tf.Tensor);
+  const y = tf.tidy(
+    () => model.predict(tf.tensor(randomValues(2 * 8 * 8 * 3, 11), [2, 8, 8, 3])) as tf.Tensor,
+  );
   const d = y.dataSync() as Float32Array;
   y.dispose();
   return d;
@@ -53,7 +69,11 @@ async function freshCheckpoint(name: string): Promise<{ dir: string; model: tf.L
   randomizeWeights(model, 3);
   const s = slots(model);
   const dir = join(root, name);
-  await saveCheckpoint(dir, { model, state, optimizer: { slots: s, config: { momentum: 0.9, weightDecay: 5e-4 } } });
+  await saveCheckpoint(dir, {
+    model,
+    state,
+    optimizer: { slots: s, config: { momentum: 0.9, weightDecay: 5e-4 } },
+  });
   tf.dispose(Object.values(s));
   return { dir, model };
 }
@@ -145,7 +165,9 @@ describe('checkpoint bad input', () => {
     truncateSync(file, statSync(file).size - 10);
     const before = tf.memory().numTensors;
     await expect(loadCheckpoint(dir)).rejects.toThrow(CheckpointError);
-    await expect(loadCheckpoint(dir)).rejects.toThrow(/weights\.bin is truncated: \d+ bytes on disk, \d+ in manifest\.json/);
+    await expect(loadCheckpoint(dir)).rejects.toThrow(
+      /weights\.bin is truncated: \d+ bytes on disk, \d+ in manifest\.json/,
+    );
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
@@ -156,7 +178,9 @@ describe('checkpoint bad input', () => {
     const bytes = readFileSync(file);
     bytes[17] = bytes[17]! ^ 0xff;
     writeFileSync(file, bytes);
-    await expect(loadCheckpoint(dir)).rejects.toThrow(/optimizer\.bin is corrupted: SHA-256 [0-9a-f]{64} does not match/);
+    await expect(loadCheckpoint(dir)).rejects.toThrow(
+      /optimizer\.bin is corrupted: SHA-256 [0-9a-f]{64} does not match/,
+    );
     expect(() => verifyCheckpoint(dir)).toThrow(CheckpointError);
     model.dispose();
   });
@@ -164,7 +188,9 @@ describe('checkpoint bad input', () => {
   it('a directory without a manifest (unfinished save) is refused', async () => {
     const { dir, model } = await freshCheckpoint('nomanifest');
     rmSync(join(dir, 'manifest.json'));
-    await expect(loadCheckpoint(dir)).rejects.toThrow(/no manifest\.json \(not a checkpoint, or a save that did not finish\)/);
+    await expect(loadCheckpoint(dir)).rejects.toThrow(
+      /no manifest\.json \(not a checkpoint, or a save that did not finish\)/,
+    );
     await expect(loadCheckpoint(join(root, 'does-not-exist'))).rejects.toThrow(CheckpointError);
     model.dispose();
   });
@@ -193,7 +219,9 @@ describe('checkpoint bad input', () => {
   it('restoring into a model whose weights have other shapes fails and leaves the model untouched', async () => {
     const { dir, model } = await freshCheckpoint('mismatch');
     const x = tf.input({ shape: [8, 8, 3], name: 'mismatch_in' });
-    let y = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'mismatch_conv' }).apply(x) as tf.SymbolicTensor;
+    let y = tf.layers
+      .conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'mismatch_conv' })
+      .apply(x) as tf.SymbolicTensor;
     y = tf.layers.batchNormalization({ name: 'mismatch_bn' }).apply(y) as tf.SymbolicTensor;
     y = tf.layers.globalAveragePooling2d({ name: 'mismatch_gap' }).apply(y) as tf.SymbolicTensor;
     y = tf.layers.dense({ units: 2, name: 'mismatch_fc' }).apply(y) as tf.SymbolicTensor;

@@ -42,7 +42,12 @@ export function randomizeWeights(model: tf.LayersModel, seed: number): void {
       const name = layer.weights[i]!.originalName;
       const variance = name.endsWith('variance');
       const gamma = name.endsWith('gamma');
-      const vals = randomValues(w.size, k++, variance ? 0.5 : gamma ? 0.5 : -0.5, variance ? 2 : gamma ? 1.5 : 0.5);
+      const vals = randomValues(
+        w.size,
+        k++,
+        variance ? 0.5 : gamma ? 0.5 : -0.5,
+        variance ? 2 : gamma ? 1.5 : 0.5,
+      );
       return tf.tensor(vals, w.shape);
     });
     layer.setWeights(fresh);
@@ -81,9 +86,14 @@ export async function compareWithOrt(
   const tfShapes = tfOut.map((t) => t.shape);
   tf.dispose(tfOut);
 
-  const session = await ort.InferenceSession.create(onnx, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(onnx, {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: 1,
+  });
   const inputName = names?.input ?? session.inputNames[0]!;
-  const res = await session.run({ [inputName]: new ort.Tensor('float32', nhwcToNchw(x, n, h, w, c), [n, c, h, w]) });
+  const res = await session.run({
+    [inputName]: new ort.Tensor('float32', nhwcToNchw(x, n, h, w, c), [n, c, h, w]),
+  });
   const outNames = names?.outputs ?? session.outputNames;
   const results = outNames.map((name, i) => {
     const o = res[name]!;

@@ -81,7 +81,10 @@ const cases: Case[] = [
       y = ap(L.conv2d({ filters: 7, kernelSize: 1, strides: 2, padding: 'same' }), y);
       y = ap(L.conv2d({ filters: 4, kernelSize: 4, strides: 2, padding: 'same', activation: 'sigmoid' }), y);
       y = ap(L.conv2d({ filters: 4, kernelSize: [3, 1], padding: 'same', useBias: false }), y);
-      y = ap(L.conv2d({ filters: 3, kernelSize: 2, strides: [1, 2], padding: 'same', activation: 'tanh' }), y);
+      y = ap(
+        L.conv2d({ filters: 3, kernelSize: 2, strides: [1, 2], padding: 'same', activation: 'tanh' }),
+        y,
+      );
       return tf.model({ inputs: x, outputs: y });
     },
     sizes: [...SIZES, ...ODD],
@@ -127,9 +130,28 @@ const cases: Case[] = [
     build: () => {
       const x = image();
       const c = ap(L.conv2d({ filters: 4, kernelSize: 1 }), x);
-      const acts = ['relu', 'sigmoid', 'linear', 'tanh', 'relu6', 'softmax', 'elu', 'swish', 'softplus', 'hardSigmoid', 'logSoftmax', 'selu', 'softsign', 'mish'];
+      const acts = [
+        'relu',
+        'sigmoid',
+        'linear',
+        'tanh',
+        'relu6',
+        'softmax',
+        'elu',
+        'swish',
+        'softplus',
+        'hardSigmoid',
+        'logSoftmax',
+        'selu',
+        'softsign',
+        'mish',
+      ];
       const branches = acts.map((a) => ap(L.activation({ activation: a as 'relu' }), c));
-      branches.push(ap(L.leakyReLU({ alpha: 0.1 }), c), ap(L.reLU({ maxValue: 0.5 }), c), ap(L.softmax({ axis: -1 }), c));
+      branches.push(
+        ap(L.leakyReLU({ alpha: 0.1 }), c),
+        ap(L.reLU({ maxValue: 0.5 }), c),
+        ap(L.softmax({ axis: -1 }), c),
+      );
       return tf.model({ inputs: x, outputs: ap(L.concatenate(), branches) });
     },
     sizes: SIZES,
@@ -185,20 +207,38 @@ const cases: Case[] = [
     sizes: SIZES,
     check: (r) => {
       // Shared layers keep one copy of their weights.
-      expect(r.summary.parameters).toBe(3 * 3 * 3 * 4 + 4 + (3 * 3 * 4 * 4 + 4) + (9 * 4 * 6 + 6) + (9 * 4 * 12 + 12));
+      expect(r.summary.parameters).toBe(
+        3 * 3 * 3 * 4 + 4 + (3 * 3 * 4 * 4 + 4) + (9 * 4 * 6 + 6) + (9 * 4 * 12 + 12),
+      );
     },
   },
   {
     name: 'Stem and misc: ZeroPadding2D asymmetric, MaxPooling2D same/valid, AveragePooling2D same, Cropping2D',
     build: () => {
       const x = image();
-      let y = ap(L.zeroPadding2d({ padding: [[1, 2], [0, 3]] }), x);
+      let y = ap(
+        L.zeroPadding2d({
+          padding: [
+            [1, 2],
+            [0, 3],
+          ],
+        }),
+        x,
+      );
       y = ap(L.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'valid' }), y);
       const a = ap(L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), y);
       const b = ap(L.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same' }), y);
       const c = ap(L.maxPooling2d({ poolSize: 2, padding: 'valid' }), b);
       const d = ap(L.averagePooling2d({ poolSize: 3, strides: 2, padding: 'same' }), b);
-      const e = ap(L.cropping2D({ cropping: [[1, 0], [0, 2]] }), b);
+      const e = ap(
+        L.cropping2D({
+          cropping: [
+            [1, 0],
+            [0, 2],
+          ],
+        }),
+        b,
+      );
       return tf.model({ inputs: x, outputs: [a, c, d, e] });
     },
     sizes: [...SIZES, ...ODD],
@@ -207,7 +247,10 @@ const cases: Case[] = [
     name: 'Rank changes: Flatten, Dense on rank-4 and rank-3 input, Permute, GlobalMaxPooling2D, DepthwiseConv2D + BN fold',
     build: () => {
       const x = tf.input({ shape: [12, 10, 3] });
-      const dw = ap(L.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', useBias: false }), x);
+      const dw = ap(
+        L.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', useBias: false }),
+        x,
+      );
       const bn = ap(L.batchNormalization(), dw);
       const pix = ap(L.dense({ units: 5, activation: 'relu' }), bn);
       const perm = ap(L.permute({ dims: [2, 1, 3] }), pix);

@@ -16,8 +16,8 @@ import pkg from '../../package.json';
 import { writeDirAtomic, writeFileSynced } from '../fs/atomic.js';
 import {
   CHECKPOINT_FORMAT,
-  type CheckpointManifest,
   CheckpointError,
+  type CheckpointManifest,
   MANIFEST_FILE,
   manifestEntry,
   readManifest,
@@ -110,20 +110,31 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
   let offset = 0;
   const weightIndex = specs.map((s) => {
     if (s.dtype !== 'float32' && s.dtype !== 'int32') {
-      throw new Error(`saveCheckpoint: weight '${s.name}' has dtype ${s.dtype}; only float32/int32 are stored`);
+      throw new Error(
+        `saveCheckpoint: weight '${s.name}' has dtype ${s.dtype}; only float32/int32 are stored`,
+      );
     }
     const entry = { name: s.name, shape: [...s.shape], dtype: s.dtype as BundleDType, offset };
     offset += s.shape.reduce((a, b) => a * b, 1) * 4;
     return entry;
   });
   if (offset !== weightBlob.byteLength) {
-    throw new Error(`saveCheckpoint: tfjs returned ${weightBlob.byteLength} weight bytes for specs describing ${offset}`);
+    throw new Error(
+      `saveCheckpoint: tfjs returned ${weightBlob.byteLength} weight bytes for specs describing ${offset}`,
+    );
   }
 
   const files: Array<[string, Uint8Array | string]> = [
     [
       'model.json',
-      toJson({ format: MODEL_FORMAT, modelTopology: artifacts.modelTopology, weights: weightIndex } satisfies ModelFile, 'model'),
+      toJson(
+        {
+          format: MODEL_FORMAT,
+          modelTopology: artifacts.modelTopology,
+          weights: weightIndex,
+        } satisfies ModelFile,
+        'model',
+      ),
     ],
     ['weights.bin', weightBlob],
   ];
@@ -137,7 +148,10 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
       arrays.push({ name, shape: [...t.shape], dtype: t.dtype, data });
     }
     const { specs: slotSpecs, blob } = encodeBundle(arrays);
-    files.push(['optimizer.json', toJson({ config: contents.optimizer.config ?? null, slots: slotSpecs }, 'optimizer config')]);
+    files.push([
+      'optimizer.json',
+      toJson({ config: contents.optimizer.config ?? null, slots: slotSpecs }, 'optimizer config'),
+    ]);
     files.push(['optimizer.bin', blob]);
   }
   if (contents.state) files.push(['state.json', toJson(contents.state, 'training state')]);
@@ -190,7 +204,9 @@ function parseCheckpoint(dir: string): ParsedCheckpoint {
   const files = readVerifiedFiles(dir, manifest);
   const model = parseJson(files.get('model.json'), dir, 'model.json') as ModelFile;
   if (model?.format !== MODEL_FORMAT) {
-    throw new CheckpointError(`checkpoint ${dir}: model.json format is ${JSON.stringify(model?.format)}, expected '${MODEL_FORMAT}'`);
+    throw new CheckpointError(
+      `checkpoint ${dir}: model.json format is ${JSON.stringify(model?.format)}, expected '${MODEL_FORMAT}'`,
+    );
   }
   const blob = files.get('weights.bin');
   if (!blob) throw new CheckpointError(`checkpoint ${dir}: weights.bin is not listed in ${MANIFEST_FILE}`);
@@ -204,17 +220,26 @@ function parseCheckpoint(dir: string): ParsedCheckpoint {
     parsed.state = state;
   }
   if (files.has('optimizer.json')) {
-    const opt = parseJson(files.get('optimizer.json'), dir, 'optimizer.json') as { config: unknown; slots: unknown };
+    const opt = parseJson(files.get('optimizer.json'), dir, 'optimizer.json') as {
+      config: unknown;
+      slots: unknown;
+    };
     const optBlob = files.get('optimizer.bin');
-    if (!optBlob) throw new CheckpointError(`checkpoint ${dir}: optimizer.bin is not listed in ${MANIFEST_FILE}`);
-    parsed.optimizer = { config: opt.config, slots: decodeBundle(opt.slots, optBlob, `checkpoint ${dir}: optimizer.bin`) };
+    if (!optBlob)
+      throw new CheckpointError(`checkpoint ${dir}: optimizer.bin is not listed in ${MANIFEST_FILE}`);
+    parsed.optimizer = {
+      config: opt.config,
+      slots: decodeBundle(opt.slots, optBlob, `checkpoint ${dir}: optimizer.bin`),
+    };
   }
   return parsed;
 }
 
 function optimizerTensors(p: ParsedCheckpoint): OptimizerState | undefined {
   if (!p.optimizer) return undefined;
-  const slots = Object.fromEntries(p.optimizer.slots.map((a) => [a.name, tf.tensor(a.data, a.shape, a.dtype)]));
+  const slots = Object.fromEntries(
+    p.optimizer.slots.map((a) => [a.name, tf.tensor(a.data, a.shape, a.dtype)]),
+  );
   return { slots, ...(p.optimizer.config != null ? { config: p.optimizer.config } : {}) };
 }
 
@@ -231,14 +256,22 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
       tf.io.fromMemory({
         modelTopology: p.topology as tf.io.ModelArtifacts['modelTopology'],
         weightSpecs: p.weights.map(({ name, shape, dtype }) => ({ name, shape, dtype })),
-        weightData: concatBuffers(p.weights.map((w) => w.data.slice().buffer as ArrayBuffer)).buffer as ArrayBuffer,
+        weightData: concatBuffers(p.weights.map((w) => w.data.slice().buffer as ArrayBuffer))
+          .buffer as ArrayBuffer,
       }),
     );
   } catch (e) {
-    throw new CheckpointError(`checkpoint ${dir}: cannot rebuild the model from model.json (${(e as Error).message})`);
+    throw new CheckpointError(
+      `checkpoint ${dir}: cannot rebuild the model from model.json (${(e as Error).message})`,
+    );
   }
   const optimizer = optimizerTensors(p);
-  return { model, manifest: p.manifest, ...(p.state ? { state: p.state } : {}), ...(optimizer ? { optimizer } : {}) };
+  return {
+    model,
+    manifest: p.manifest,
+    ...(p.state ? { state: p.state } : {}),
+    ...(optimizer ? { optimizer } : {}),
+  };
 }
 
 /**
@@ -277,5 +310,9 @@ export async function restoreCheckpoint(
     tf.dispose(tensors);
   }
   const optimizer = optimizerTensors(p);
-  return { manifest: p.manifest, ...(p.state ? { state: p.state } : {}), ...(optimizer ? { optimizer } : {}) };
+  return {
+    manifest: p.manifest,
+    ...(p.state ? { state: p.state } : {}),
+    ...(optimizer ? { optimizer } : {}),
+  };
 }

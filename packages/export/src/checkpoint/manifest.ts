@@ -56,7 +56,9 @@ export function readManifest(dir: string): CheckpointManifest {
     throw new CheckpointError(`checkpoint ${file}: not valid JSON (${(e as Error).message})`);
   }
   if (m?.format !== CHECKPOINT_FORMAT) {
-    throw new CheckpointError(`checkpoint ${file}: format is ${JSON.stringify(m?.format)}, expected '${CHECKPOINT_FORMAT}'`);
+    throw new CheckpointError(
+      `checkpoint ${file}: format is ${JSON.stringify(m?.format)}, expected '${CHECKPOINT_FORMAT}'`,
+    );
   }
   if (
     !Array.isArray(m.files) ||

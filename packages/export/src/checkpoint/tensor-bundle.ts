@@ -73,7 +73,8 @@ export function decodeBundle(specs: unknown, blob: Uint8Array, where: string): N
   const aligned = new Uint8Array(blob).buffer;
   return (specs as TensorSpec[]).map((s) => {
     const n = numel(s.shape);
-    const data = s.dtype === 'float32' ? new Float32Array(aligned, s.offset, n) : new Int32Array(aligned, s.offset, n);
+    const data =
+      s.dtype === 'float32' ? new Float32Array(aligned, s.offset, n) : new Int32Array(aligned, s.offset, n);
     return { name: s.name, shape: s.shape, dtype: s.dtype, data };
   });
 }

@@ -4,12 +4,24 @@
  * POSIX file systems), and the directory entry itself is fsynced.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** A unique sibling name for `target` (`.name.tmp-<pid>-<random>`), hidden from globbing. */
 export function tempSibling(target: string, tag = 'tmp'): string {
-  return join(dirname(target), `.${basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(
+    dirname(target),
+    `.${basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
 }
 
 /** Writes `data` to `file` and fsyncs it (no rename: for files inside a temporary directory). */
@@ -58,7 +70,10 @@ export function writeFileAtomic(file: string, data: Uint8Array | string): void {
  * `target` untouched (plus a `.name.tmp-*` directory); between the two renames
  * of a replacement only the previous version exists, as `.name.old-*`.
  */
-export async function writeDirAtomic(target: string, fill: (tmpDir: string) => Promise<void> | void): Promise<void> {
+export async function writeDirAtomic(
+  target: string,
+  fill: (tmpDir: string) => Promise<void> | void,
+): Promise<void> {
   const parent = dirname(target);
   mkdirSync(parent, { recursive: true });
   const tmp = tempSibling(target);

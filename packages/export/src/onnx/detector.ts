@@ -1,6 +1,11 @@
 import pkg from '../../package.json';
 import { type BmcMetadata, bmcMetadataProps } from '../metadata.js';
-import { exportOnnx, type FunctionalModelLike, type OnnxExportOptions, type OnnxExportResult } from './export.js';
+import {
+  exportOnnx,
+  type FunctionalModelLike,
+  type OnnxExportOptions,
+  type OnnxExportResult,
+} from './export.js';
 
 /** The bmc version written into `bmc.version` (this package's version). */
 export const BMC_VERSION: string = pkg.version;
@@ -23,7 +28,8 @@ function detectorOutputNames(tfNames: readonly string[]): string[] {
     const hits = keys.filter((k) => n.toLowerCase().includes(k));
     return hits.length === 1 ? DETECTOR_OUTPUTS[keys.indexOf(hits[0]!)]! : undefined;
   });
-  if (byName.every((n) => n !== undefined) && new Set(byName).size === byName.length) return byName as string[];
+  if (byName.every((n) => n !== undefined) && new Set(byName).size === byName.length)
+    return byName as string[];
   return DETECTOR_OUTPUTS.slice(0, tfNames.length);
 }
 
@@ -38,9 +44,12 @@ export function exportDetectorOnnx(
   meta: DetectorMetadataInput,
   options: Omit<OnnxExportOptions, 'metadata' | 'outputNames'> = {},
 ): OnnxExportResult {
-  if (model.inputs.length !== 1) throw new Error(`exportDetectorOnnx: expected one image input, got ${model.inputs.length}`);
+  if (model.inputs.length !== 1)
+    throw new Error(`exportDetectorOnnx: expected one image input, got ${model.inputs.length}`);
   if (model.outputs.length < 2 || model.outputs.length > 3) {
-    throw new Error(`exportDetectorOnnx: expected 2 or 3 outputs (cls, box[, iou]), got ${model.outputs.length}`);
+    throw new Error(
+      `exportDetectorOnnx: expected 2 or 3 outputs (cls, box[, iou]), got ${model.outputs.length}`,
+    );
   }
   const outputNames = detectorOutputNames(model.outputNames);
   const inputName = options.inputNames?.[0] ?? 'images';

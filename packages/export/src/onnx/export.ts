@@ -91,7 +91,9 @@ export interface OnnxExportResult {
 const FUNCTIONAL_CLASSES = new Set(['Functional', 'Model', 'Sequential']);
 
 function isFunctional(layer: GraphLayer): layer is GraphLayer & FunctionalModelLike {
-  return FUNCTIONAL_CLASSES.has(layer.getClassName()) && Array.isArray((layer as { layers?: unknown }).layers);
+  return (
+    FUNCTIONAL_CLASSES.has(layer.getClassName()) && Array.isArray((layer as { layers?: unknown }).layers)
+  );
 }
 
 class GraphWalker {
@@ -106,7 +108,9 @@ class GraphWalker {
     const modelInputs = model.inputs as SymTensor[];
     const modelOutputs = model.outputs as SymTensor[];
     const values = new Map<number, Value>();
-    modelInputs.forEach((t, i) => values.set(t.id, inputs[i]!));
+    modelInputs.forEach((t, i) => {
+      values.set(t.id, inputs[i]!);
+    });
 
     const order = this.topologicalNodes(modelOutputs, values);
     const consumers = new Map<number, number>();
@@ -168,9 +172,13 @@ class GraphWalker {
         });
       }
       if (outNames.length !== node.outputTensors.length) {
-        throw new Error(`ONNX export: layer '${layer.name}' produced ${outNames.length} outputs, expected ${node.outputTensors.length}`);
+        throw new Error(
+          `ONNX export: layer '${layer.name}' produced ${outNames.length} outputs, expected ${node.outputTensors.length}`,
+        );
       }
-      node.outputTensors.forEach((t, i) => values.set(t.id, { name: outNames[i]!, shape: t.shape }));
+      node.outputTensors.forEach((t, i) => {
+        values.set(t.id, { name: outNames[i]!, shape: t.shape });
+      });
     }
     return modelOutputs.map((t) => values.get(t.id)!);
   }
@@ -238,7 +246,7 @@ export function exportOnnx(model: FunctionalModelLike, options: OnnxExportOption
         `names given for ${inputNames.length} / ${outputNames.length}`,
     );
   }
-  outputNames.forEach((n) => g.reserve(n));
+  for (const n of outputNames) g.reserve(n);
 
   const dynamic = options.dynamicSpatial !== false;
   const inputInfos: OnnxValueInfo[] = [];
@@ -247,7 +255,8 @@ export function exportOnnx(model: FunctionalModelLike, options: OnnxExportOption
     const multi = modelInputs.length > 1 ? `_${i}` : '';
     const dims = t.shape.map((d, axis): number | string => {
       if (axis === 0) return 'N';
-      if (t.shape.length === 4 && axis < 3 && (d == null || dynamic)) return `${axis === 1 ? 'H' : 'W'}${multi}`;
+      if (t.shape.length === 4 && axis < 3 && (d == null || dynamic))
+        return `${axis === 1 ? 'H' : 'W'}${multi}`;
       if (d == null) return `${name}_d${axis}`;
       return d;
     });

@@ -21,7 +21,12 @@ export interface LayerLike {
   name: string;
   getClassName(): string;
   getConfig(): Record<string, unknown>;
-  weights: ReadonlyArray<{ name: string; originalName?: string; shape: readonly number[]; read(): TensorLike }>;
+  weights: ReadonlyArray<{
+    name: string;
+    originalName?: string;
+    shape: readonly number[];
+    read(): TensorLike;
+  }>;
 }
 interface TensorLike {
   dataSync(): ArrayLike<number>;
@@ -65,7 +70,8 @@ export function layerWeight(
 
 function requireWeight(layer: LayerLike, suffix: string) {
   const w = layerWeight(layer, suffix);
-  if (!w) throw new Error(`ONNX export: layer '${layer.name}' (${layer.getClassName()}) has no '${suffix}' weight`);
+  if (!w)
+    throw new Error(`ONNX export: layer '${layer.name}' (${layer.getClassName()}) has no '${suffix}' weight`);
   return w;
 }
 
@@ -132,11 +138,16 @@ function paddingAttrs(
   where: string,
 ): Record<string, OnnxAttr> {
   if (padding === 'valid') return { pads: { ints: [0, 0, 0, 0] } };
-  if (padding !== 'same') throw new UnsupportedLayerError(`ONNX export: ${where} padding '${padding}' is not supported`);
+  if (padding !== 'same')
+    throw new UnsupportedLayerError(`ONNX export: ${where} padding '${padding}' is not supported`);
   if (strides[0] === 1 && strides[1] === 1) {
     const th = (kernel[0] - 1) * dilations[0];
     const tw = (kernel[1] - 1) * dilations[1];
-    return { pads: { ints: [Math.floor(th / 2), Math.floor(tw / 2), th - Math.floor(th / 2), tw - Math.floor(tw / 2)] } };
+    return {
+      pads: {
+        ints: [Math.floor(th / 2), Math.floor(tw / 2), th - Math.floor(th / 2), tw - Math.floor(tw / 2)],
+      },
+    };
   }
   if (dilations[0] !== 1 || dilations[1] !== 1) {
     throw new UnsupportedLayerError(`ONNX export: ${where} combines stride > 1 with dilation > 1`);
@@ -164,7 +175,9 @@ function conv2d(ctx: LayerContext, depthwise: boolean): string[] {
   const useBias = ctx.config.useBias !== false;
   const fold = ctx.foldedBn;
   const weightName = ctx.initializer(fold ? 'kernel+bn' : 'kernel', () => {
-    const oihw = depthwise ? depthwiseKernelToOihw(kernel.data, kernel.shape) : convKernelToOihw(kernel.data, kernel.shape);
+    const oihw = depthwise
+      ? depthwiseKernelToOihw(kernel.data, kernel.shape)
+      : convKernelToOihw(kernel.data, kernel.shape);
     if (fold) {
       const per = oihw.length / cout;
       for (let o = 0; o < cout; o++) {
@@ -202,8 +215,12 @@ function batchNorm(ctx: LayerContext): string[] {
   if (rank !== 4 && rank !== 2) {
     // ONNX BatchNormalization normalises axis 1; for other ranks that is not tfjs's last axis.
     const affine = batchNormAffine(layer);
-    const s = ctx.initializer('scale', () => g.floatTensor(`${layer.name}/scale`, [affine.scale.length], Float32Array.from(affine.scale)));
-    const b = ctx.initializer('shift', () => g.floatTensor(`${layer.name}/shift`, [affine.shift.length], Float32Array.from(affine.shift)));
+    const s = ctx.initializer('scale', () =>
+      g.floatTensor(`${layer.name}/scale`, [affine.scale.length], Float32Array.from(affine.scale)),
+    );
+    const b = ctx.initializer('shift', () =>
+      g.floatTensor(`${layer.name}/shift`, [affine.shift.length], Float32Array.from(affine.shift)),
+    );
     const m = g.node('Mul', [ctx.inputs[0]!.name, s], `${ctx.base}/scale`)[0]!;
     return g.node('Add', [m, b], ctx.base);
   }
@@ -218,18 +235,25 @@ function batchNorm(ctx: LayerContext): string[] {
     }),
   );
   batchNormAffine(layer); // validates the axis
-  const eps = (ctx.config.epsilon as number | undefined) ?? (layer.getClassName() === 'FrozenBatchNorm' ? 1e-5 : 1e-3);
-  return g.node('BatchNormalization', [ctx.inputs[0]!.name, ...params], ctx.base, { epsilon: { float: eps } });
+  const eps =
+    (ctx.config.epsilon as number | undefined) ?? (layer.getClassName() === 'FrozenBatchNorm' ? 1e-5 : 1e-3);
+  return g.node('BatchNormalization', [ctx.inputs[0]!.name, ...params], ctx.base, {
+    epsilon: { float: eps },
+  });
 }
 
 function dense(ctx: LayerContext): string[] {
   const { g, layer } = ctx;
   const kernel = requireWeight(layer, 'kernel');
   const [cin, cout] = kernel.shape as [number, number];
-  const wName = ctx.initializer('kernel', () => g.floatTensor(`${layer.name}/kernel`, [cin, cout], kernel.data));
+  const wName = ctx.initializer('kernel', () =>
+    g.floatTensor(`${layer.name}/kernel`, [cin, cout], kernel.data),
+  );
   const bName =
     ctx.config.useBias !== false
-      ? ctx.initializer('bias', () => g.floatTensor(`${layer.name}/bias`, [cout], requireWeight(layer, 'bias').data))
+      ? ctx.initializer('bias', () =>
+          g.floatTensor(`${layer.name}/bias`, [cout], requireWeight(layer, 'bias').data),
+        )
       : undefined;
   const x = ctx.inputs[0]!;
   const rank = x.shape.length;
@@ -348,7 +372,11 @@ function upsampling(ctx: LayerContext): string[] {
   // ONNX 'asymmetric'; nearest takes floor of that.
   const attrs: Record<string, OnnxAttr> =
     interpolation === 'nearest'
-      ? { mode: { string: 'nearest' }, coordinate_transformation_mode: { string: 'asymmetric' }, nearest_mode: { string: 'floor' } }
+      ? {
+          mode: { string: 'nearest' },
+          coordinate_transformation_mode: { string: 'asymmetric' },
+          nearest_mode: { string: 'floor' },
+        }
       : interpolation === 'bilinear'
         ? { mode: { string: 'linear' }, coordinate_transformation_mode: { string: 'asymmetric' } }
         : (() => {
@@ -372,7 +400,12 @@ function cropping(ctx: LayerContext): string[] {
   const END = Number.MAX_SAFE_INTEGER;
   return ctx.g.node(
     'Slice',
-    [ctx.inputs[0]!.name, ctx.g.int64([t, l]), ctx.g.int64([b ? -b : END, r ? -r : END]), ctx.g.int64([2, 3])],
+    [
+      ctx.inputs[0]!.name,
+      ctx.g.int64([t, l]),
+      ctx.g.int64([b ? -b : END, r ? -r : END]),
+      ctx.g.int64([2, 3]),
+    ],
     ctx.base,
   );
 }
@@ -413,7 +446,9 @@ export const LAYER_CONVERTERS: Readonly<Record<string, LayerConverter>> = {
       alpha: { float: (ctx.config.alpha as number | undefined) ?? 0.3 },
     }),
   ELU: (ctx) =>
-    ctx.g.node('Elu', [ctx.inputs[0]!.name], ctx.base, { alpha: { float: (ctx.config.alpha as number | undefined) ?? 1 } }),
+    ctx.g.node('Elu', [ctx.inputs[0]!.name], ctx.base, {
+      alpha: { float: (ctx.config.alpha as number | undefined) ?? 1 },
+    }),
   Softmax: softmaxLayer,
   Add: merge('Add', 'Sum'),
   Multiply: merge('Mul'),
