@@ -1,0 +1,93 @@
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { detectCommand } from './detect-command.js';
+import { createServer } from './server.js';
+
+const num =
+  (min: number, max = Number.POSITIVE_INFINITY) =>
+  (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max)
+      throw new InvalidArgumentError(`expected a number in [${min}, ${max}]`);
+    return n;
+  };
+const int = (min: number) => (v: string) => {
+  const n = num(min)(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
+  return n;
+};
+
+/**
+ * Adds `detect` and `serve` to a commander 14 program (the `bmc` binary of
+ * apps/train calls this; `bmc-infer` is the standalone equivalent).
+ */
+export function registerInferCommands(program: Command): Command {
+  program
+    .command('detect')
+    .description('detect cells in images, folders or globs with an exported bmc ONNX model')
+    .argument('<inputs...>', 'image files, folders (recursive) or globs')
+    .requiredOption('-m, --model <file>', 'bmc ONNX detector (from bmc export)')
+    .option('-o, --out <dir>', 'output folder', 'detections')
+    .option('--score <t>', 'score threshold (default: the model metadata)', num(0, 1))
+    .option('--iou <t>', 'NMS IoU threshold (default: the model metadata)', num(0, 1))
+    .option('--max-detections <n>', 'detections per image (per tile when tiled)', int(1))
+    .option('--resize <px>', 'resize so the longer side is <px> before detection', int(1))
+    .option('--tile <px>', 'tile images larger than this (0: never)', int(0), 1024)
+    .option('--tile-overlap <px>', 'overlap between tiles, above the largest cell', int(0), 128)
+    .option('--crops', 'write one PNG per detected cell', false)
+    .option('--crop-margin <f>', 'margin around each crop, fraction of the box', num(0, 2), 0.1)
+    .option('--no-annotate', 'skip the annotated images')
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
+    .addOption(new Option('--no-progress', 'no progress bar'))
+    .action(async (inputs: string[], o) => {
+      const res = await detectCommand({
+        inputs,
+        model: o.model,
+        out: o.out,
+        scoreThreshold: o.score,
+        iouThreshold: o.iou,
+        maxDetections: o.maxDetections,
+        resizeLongSide: o.resize,
+        tileSize: o.tile,
+        tileOverlap: o.tileOverlap,
+        crops: o.crops,
+        cropMargin: o.cropMargin,
+        annotate: o.annotate,
+        threads: o.threads,
+        progress: o.progress === false ? false : undefined,
+      });
+      if (res.processed.length === 0) process.exitCode = 1;
+    });
+
+  program
+    .command('serve')
+    .description('HTTP detection service (POST /v1/detect) and the browser viewer')
+    .requiredOption('-m, --model <file>', 'bmc ONNX detector (from bmc export)')
+    .option('--host <host>', 'address to bind (0.0.0.0 exposes the service to the network)', '127.0.0.1')
+    .option('-p, --port <port>', 'port', int(0), 8080)
+    .option('--concurrency <n>', 'detections running at once', int(1), 1)
+    .option('--max-queue <n>', 'requests allowed to wait', int(0), 64)
+    .option('--body-limit <mb>', 'largest accepted image in MiB', num(0.001), 32)
+    .option('--timeout <ms>', 'per-request deadline', int(1), 30_000)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
+    .option('--tile <px>', 'tile images larger than this (0: never)', int(0), 1024)
+    .option('--no-viewer', 'do not serve the browser viewer at /')
+    .action(async (o) => {
+      const server = await createServer({
+        model: o.model,
+        host: o.host,
+        port: o.port,
+        concurrency: o.concurrency,
+        maxQueue: o.maxQueue,
+        bodyLimit: Math.round(o.bodyLimit * 1024 * 1024),
+        timeoutMs: o.timeout,
+        threads: o.threads,
+        detect: { tileSize: o.tile },
+        ...(o.viewer === false ? { viewer: false } : {}),
+      });
+      await server.listen();
+      const stop = () => void server.close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  return program;
+}

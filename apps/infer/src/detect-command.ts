@@ -1,0 +1,224 @@
+import { mkdir } from 'node:fs/promises';
+import { basename, extname, join, relative, resolve } from 'node:path';
+import { writeFileAtomic } from '@bmc/data';
+import cliProgress from 'cli-progress';
+import { annotate, crops } from './annotate.js';
+import { decodeToPixels } from './image.js';
+import { expandInputs } from './inputs.js';
+import { type Detector, loadDetector } from './model.js';
+import { type CocoResult, countByClass, toCocoResults } from './shared/results.js';
+import type { DetectOptions } from './shared/types.js';
+
+export interface DetectCommandOptions extends DetectOptions {
+  /** Image files, folders (searched recursively) or globs. */
+  inputs: readonly string[];
+  /** A bmc ONNX detector (from `bmc export`), or an already loaded one. */
+  model: string | Detector;
+  /** Output folder; created if missing. */
+  out: string;
+  /** Write annotated copies under `<out>/annotated/`. Default true. */
+  annotate?: boolean;
+  /** Write one PNG per detected cell under `<out>/crops/<image>/`. Default false. */
+  crops?: boolean;
+  /** Margin around each crop, as a fraction of the box size. Default 0.1. */
+  cropMargin?: number;
+  /** onnxruntime threads. Default: all cores. */
+  threads?: number;
+  /** Progress bar on stderr. Default: when stderr is a terminal. */
+  progress?: boolean;
+  /** Where messages go (failures, summary). Default stderr. */
+  log?: (line: string) => void;
+}
+
+export interface ImageSummary {
+  id: number;
+  file: string;
+  width: number;
+  height: number;
+  count: number;
+  counts: Record<string, number>;
+  tiles: number;
+  ms: number;
+}
+
+export interface DetectCommandResult {
+  processed: ImageSummary[];
+  /** Images that could not be read or processed, with the reason. */
+  failed: Array<{ file: string; error: string }>;
+  /** Paths of the files written. */
+  outputs: {
+    results: string;
+    images: string;
+    counts: string;
+    failed?: string;
+    annotated?: string;
+    crops?: string;
+  };
+}
+
+const csvField = (v: string | number) => {
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/**
+ * `bmc detect`: runs the detector over images, folders or globs and writes
+ * - `results.json`: COCO results (`[{image_id, category_id, bbox: [x,y,w,h], score}]`),
+ * - `images.json`: the COCO `images` and `categories` those ids refer to,
+ * - `counts.csv`: per image the number of cells, and per class,
+ * - `annotated/<name>.png`: boxes and scores drawn on each image (unless `annotate: false`),
+ * - `crops/<name>/<k>_<class>.png`: one image per cell (with `crops: true`),
+ * - `failed.csv`: images that could not be read, with the reason (only when there are any).
+ * A corrupt image is reported and skipped; the batch goes on.
+ */
+export async function detectCommand(opts: DetectCommandOptions): Promise<DetectCommandResult> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const files = await expandInputs(opts.inputs);
+  const detector =
+    typeof opts.model === 'string' ? await loadDetector(opts.model, { threads: opts.threads }) : opts.model;
+  const meta = detector.meta;
+  const out = resolve(opts.out);
+  const annotatedDir = join(out, 'annotated');
+  const cropsDir = join(out, 'crops');
+  await mkdir(out, { recursive: true });
+  if (opts.annotate !== false) await mkdir(annotatedDir, { recursive: true });
+  if (opts.crops) await mkdir(cropsDir, { recursive: true });
+
+  const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
+  const bar = showBar
+    ? new cliProgress.SingleBar(
+        {
+          format:
+            'detect |{bar}| {value}/{total} images | {cells} cells | {failed} failed | eta {eta_formatted}',
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  bar?.start(files.length, 0, { cells: 0, failed: 0 });
+
+  const names = uniqueStems(files);
+  const processed: ImageSummary[] = [];
+  const failed: DetectCommandResult['failed'] = [];
+  const results: CocoResult[] = [];
+  let cells = 0;
+  try {
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i]!;
+      const id = i + 1;
+      const t0 = performance.now();
+      try {
+        const image = await decodeToPixels(file);
+        const res = await detector.detect(image, opts);
+        const name = names[i]!;
+        if (opts.annotate !== false) {
+          await writeFileAtomic(join(annotatedDir, `${name}.png`), await annotate(image, res.detections));
+        }
+        if (opts.crops && res.detections.length) {
+          const dir = join(cropsDir, name);
+          await mkdir(dir, { recursive: true });
+          const pngs = await crops(image, res.detections, opts.cropMargin);
+          await Promise.all(
+            pngs.map((png, k) =>
+              writeFileAtomic(
+                join(dir, `${String(k + 1).padStart(4, '0')}_${res.detections[k]!.className}.png`),
+                png,
+              ),
+            ),
+          );
+        }
+        results.push(...toCocoResults(res.detections, id));
+        cells += res.detections.length;
+        processed.push({
+          id,
+          file,
+          width: res.width,
+          height: res.height,
+          count: res.detections.length,
+          counts: countByClass(res.detections, meta.classNames),
+          tiles: res.tiles,
+          ms: performance.now() - t0,
+        });
+      } catch (e) {
+        const error = (e as Error).message.startsWith(file)
+          ? (e as Error).message.slice(file.length + 2)
+          : (e as Error).message;
+        failed.push({ file, error });
+        if (bar) bar.stop();
+        log(`skipped ${file}: ${error}`);
+        if (bar) bar.start(files.length, i, { cells, failed: failed.length });
+      }
+      bar?.update(i + 1, { cells, failed: failed.length });
+    }
+  } finally {
+    bar?.stop();
+    if (typeof opts.model === 'string') await detector.dispose();
+  }
+
+  const base = commonBase(files);
+  const outputs: DetectCommandResult['outputs'] = {
+    results: join(out, 'results.json'),
+    images: join(out, 'images.json'),
+    counts: join(out, 'counts.csv'),
+    ...(opts.annotate !== false ? { annotated: annotatedDir } : {}),
+    ...(opts.crops ? { crops: cropsDir } : {}),
+  };
+  await writeFileAtomic(outputs.results, `${JSON.stringify(results)}\n`);
+  const images = {
+    images: processed.map((p) => ({
+      id: p.id,
+      file_name: relative(base, p.file),
+      width: p.width,
+      height: p.height,
+    })),
+    categories: meta.classNames.map((name, k) => ({ id: k + 1, name })),
+  };
+  await writeFileAtomic(outputs.images, `${JSON.stringify(images, null, 1)}\n`);
+  const header = ['file', 'width', 'height', 'count', ...(meta.classNames.length > 1 ? meta.classNames : [])];
+  const rows = processed.map((p) =>
+    [
+      relative(base, p.file),
+      p.width,
+      p.height,
+      p.count,
+      ...(meta.classNames.length > 1 ? meta.classNames.map((c) => p.counts[c] ?? 0) : []),
+    ]
+      .map(csvField)
+      .join(','),
+  );
+  await writeFileAtomic(outputs.counts, `${[header.map(csvField).join(','), ...rows].join('\n')}\n`);
+  if (failed.length) {
+    outputs.failed = join(out, 'failed.csv');
+    const lines = [
+      'file,error',
+      ...failed.map((f) => `${csvField(relative(base, f.file))},${csvField(f.error)}`),
+    ];
+    await writeFileAtomic(outputs.failed, `${lines.join('\n')}\n`);
+  }
+  log(
+    `detect: ${processed.length} image(s), ${cells} cell(s)` +
+      (failed.length ? `, ${failed.length} skipped (see ${outputs.failed})` : '') +
+      ` -> ${out}`,
+  );
+  return { processed, failed, outputs };
+}
+
+/** Output names from file stems, suffixed where two inputs share a stem. */
+function uniqueStems(files: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return files.map((f) => {
+    const stem = basename(f, extname(f)).replace(/[^\w.-]+/g, '_') || 'image';
+    const n = seen.get(stem) ?? 0;
+    seen.set(stem, n + 1);
+    return n ? `${stem}_${n + 1}` : stem;
+  });
+}
+
+function commonBase(files: readonly string[]): string {
+  if (!files.length) return process.cwd();
+  const parts = files.map((f) => resolve(f).split('/').slice(0, -1));
+  const first = parts[0]!;
+  let k = 0;
+  while (k < first.length && parts.every((p) => p[k] === first[k])) k++;
+  return first.slice(0, k).join('/') || '/';
+}

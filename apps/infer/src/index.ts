@@ -1,0 +1,14 @@
+export { annotate, CLASS_COLOURS, cropRect, crops, overlaySvg } from './annotate.js';
+export { registerInferCommands } from './commands.js';
+export {
+  type DetectCommandOptions,
+  type DetectCommandResult,
+  detectCommand,
+  type ImageSummary,
+} from './detect-command.js';
+export { decodeToPixels, IMAGE_EXTENSIONS } from './image.js';
+export { expandInputs } from './inputs.js';
+export { type Detector, type LoadModelOptions, loadDetector, ModelLoadError } from './model.js';
+export { JobQueue, QueueFullError, TimeoutError } from './queue.js';
+export { createServer, type InferServer, type ServerOptions } from './server.js';
+export * from './shared/index.js';

@@ -1,0 +1,64 @@
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
+import * as ort from 'onnxruntime-node';
+import { detectPixels } from './shared/detect.js';
+import { checkGraphNames, ModelLoadError, ortRunner } from './shared/ort-runner.js';
+import type { DetectOptions, DetectResult, NetworkRunner, RawPixels } from './shared/types.js';
+
+export { ModelLoadError };
+
+export interface LoadModelOptions {
+  /** onnxruntime intra-op threads. Default: all cores. */
+  threads?: number;
+}
+
+/** A loaded detector: the ONNX session plus the settings its metadata carries. */
+export interface Detector {
+  readonly path: string;
+  readonly meta: BmcMetadata;
+  readonly sizeBytes: number;
+  readonly run: NetworkRunner;
+  detect(image: RawPixels, options?: DetectOptions): Promise<DetectResult>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Loads a bmc ONNX detector once: reads its metadata (all inference settings
+ * come from the file) and creates an onnxruntime-node session with full graph
+ * optimisation. Checks that the graph has the input and outputs the metadata names.
+ */
+export async function loadDetector(path: string, options: LoadModelOptions = {}): Promise<Detector> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new ModelLoadError(`${path}: cannot read model file (${(e as Error).message})`);
+  }
+  let meta: BmcMetadata;
+  try {
+    meta = readBmcMetadata(bytes, path);
+  } catch (e) {
+    throw new ModelLoadError((e as Error).message);
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: options.threads ?? availableParallelism(),
+      interOpNumThreads: 1,
+    });
+  } catch (e) {
+    throw new ModelLoadError(`${path}: onnxruntime cannot load the model (${(e as Error).message})`);
+  }
+  checkGraphNames(path, meta, session.inputNames, session.outputNames);
+  const run = ortRunner(session, meta, ort.Tensor);
+  return {
+    path,
+    meta,
+    sizeBytes: bytes.length,
+    run,
+    detect: (image, opts) => detectPixels(run, meta, image, opts),
+    dispose: () => session.release(),
+  };
+}

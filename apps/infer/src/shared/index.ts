@@ -1,0 +1,20 @@
+export { DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, detectPixels, mergeTiles } from './detect.js';
+export { checkGraphNames, ModelLoadError, ortRunner } from './ort-runner.js';
+export {
+  anchorsFor,
+  type EffectiveNms,
+  effectiveNms,
+  postprocess,
+  type RawDetections,
+  select,
+} from './postprocess.js';
+export { type PreparedInput, prepareInput, type Region, roundUp } from './preprocess.js';
+export {
+  type CocoResult,
+  countByClass,
+  type DetectionJson,
+  toCocoResults,
+  toDetectionJson,
+} from './results.js';
+export { planTiles, type Tile } from './tiling.js';
+export type * from './types.js';
