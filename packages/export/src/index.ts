@@ -21,8 +21,11 @@ export { SUPPORTED_ACTIVATIONS, UnsupportedLayerError } from './onnx/activations
 export {
   BMC_VERSION,
   DETECTOR_OUTPUTS,
+  type DetectorConfigLike,
   type DetectorMetadataInput,
+  detectorMetadata,
   exportDetectorOnnx,
+  IMAGENET_NORMALIZATION,
 } from './onnx/detector.js';
 export {
   exportOnnx,

@@ -32,7 +32,11 @@ export function nhwcToNchw(x: Float32Array, n: number, h: number, w: number, c: 
   return out;
 }
 
-/** Gives every weight of `model` random values (BN variances positive) so parity is not trivially zero. */
+/**
+ * Gives every weight of `model` random values that keep activations O(1) through deep
+ * stacks: kernels uniform with variance 1 / fan_in, biases +-0.1, BatchNorm gamma 0.5..1.5,
+ * beta and mean +-0.2, variance 0.5..2 (so folding has real work to do).
+ */
 export function randomizeWeights(model: tf.LayersModel, seed: number): void {
   let k = seed;
   for (const layer of model.layers) {
@@ -40,15 +44,18 @@ export function randomizeWeights(model: tf.LayersModel, seed: number): void {
     if (ws.length === 0) continue;
     const fresh = ws.map((w, i) => {
       const name = layer.weights[i]!.originalName;
-      const variance = name.endsWith('variance');
-      const gamma = name.endsWith('gamma');
-      const vals = randomValues(
-        w.size,
-        k++,
-        variance ? 0.5 : gamma ? 0.5 : -0.5,
-        variance ? 2 : gamma ? 1.5 : 0.5,
-      );
-      return tf.tensor(vals, w.shape);
+      const range = (): [number, number] => {
+        if (name.endsWith('variance')) return [0.5, 2];
+        if (name.endsWith('gamma')) return [0.5, 1.5];
+        if (w.rank >= 2) {
+          const fanIn = w.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+          const r = Math.sqrt(3 / fanIn);
+          return [-r, r];
+        }
+        return name.endsWith('bias') ? [-0.1, 0.1] : [-0.2, 0.2];
+      };
+      const [lo, hi] = range();
+      return tf.tensor(randomValues(w.size, k++, lo, hi), w.shape);
     });
     layer.setWeights(fresh);
     tf.dispose(fresh);

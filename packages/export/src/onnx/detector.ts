@@ -1,3 +1,4 @@
+import { DEFAULT_XFORM_CLIP } from '@bmc/core';
 import pkg from '../../package.json';
 import { type BmcMetadata, bmcMetadataProps } from '../metadata.js';
 import {
@@ -72,4 +73,67 @@ export function exportDetectorOnnx(
     metadata: bmcMetadataProps(full),
     producerVersion: full.version,
   });
+}
+
+/** The parts of `@bmc/heads-iou`'s `DetectorConfig` the metadata needs (structural: no import). */
+export interface DetectorConfigLike {
+  inputSize: readonly [number, number] | null;
+  anchors: BmcMetadata['anchors'];
+  neck: { levels: readonly number[] };
+  head: { numClasses: number; iouBranch: boolean };
+  postprocess: {
+    scoreMode?: BmcMetadata['scoreMode'];
+    scoreThreshold?: number;
+    topK?: number;
+    nmsThreshold?: number;
+    maxDetections?: number;
+    boxCoderWeights?: readonly [number, number, number, number];
+  };
+}
+
+/** torchvision's ImageNet normalisation (GeneralizedRCNNTransform's defaults) on 0..255 RGB. */
+export const IMAGENET_NORMALIZATION = {
+  scale: 1 / 255,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+} as const;
+
+/**
+ * Metadata for `exportDetectorOnnx` from a detector config: anchors, box coder,
+ * score mode and NMS settings (postprocess defaults as heads-iou's), input size
+ * multiple (the largest stride). Class names default to `class_0..`.
+ */
+export function detectorMetadata(
+  config: DetectorConfigLike,
+  extra: {
+    classNames?: readonly string[];
+    normalization?: BmcMetadata['input']['normalization'];
+    model?: Record<string, unknown>;
+  } = {},
+): DetectorMetadataInput {
+  const k = config.head.numClasses;
+  const classNames = extra.classNames ?? Array.from({ length: k }, (_, i) => `class_${i}`);
+  if (classNames.length !== k) {
+    throw new RangeError(`detectorMetadata: ${classNames.length} class names for a ${k}-class head`);
+  }
+  const pp = config.postprocess;
+  return {
+    classNames,
+    anchors: config.anchors,
+    boxCoder: { weights: pp.boxCoderWeights ?? [1, 1, 1, 1], clip: DEFAULT_XFORM_CLIP },
+    input: {
+      sizeMultiple: 2 ** Math.max(...config.neck.levels),
+      ...(config.inputSize ? { trainSize: config.inputSize } : {}),
+      normalization: extra.normalization ?? IMAGENET_NORMALIZATION,
+    },
+    scoreMode: pp.scoreMode ?? (config.head.iouBranch ? 'sqrt(cls*iou)' : 'cls'),
+    nms: {
+      scoreThreshold: pp.scoreThreshold ?? 0.05,
+      topK: pp.topK ?? 1000,
+      nmsThreshold: pp.nmsThreshold ?? 0.5,
+      maxDetections: pp.maxDetections ?? 100,
+      classAgnostic: false,
+    },
+    ...(extra.model ? { model: extra.model } : {}),
+  };
 }
