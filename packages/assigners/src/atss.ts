@@ -1,7 +1,7 @@
 import { boxIou, gatherRows } from '@bmc/core';
+import { anchorIndex, nearestK } from './anchor-index.js';
 import { checkInput } from './input.js';
 import { allBackground, ensureOnePositive, makeResult } from './result.js';
-import { smallestK } from './topk.js';
 import { type Assigner, type AssignInput, type AssignResult, BACKGROUND } from './types.js';
 
 export interface AtssOptions {
@@ -51,12 +51,9 @@ export class AtssAssigner implements Assigner {
     const { topK, insideEps } = this.options;
     const a = input.anchors;
     const b = input.gtBoxes;
-    const acx = new Float64Array(n);
-    const acy = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      acx[i] = (a[4 * i]! + a[4 * i + 2]!) / 2;
-      acy[i] = (a[4 * i + 1]! + a[4 * i + 3]!) / 2;
-    }
+    const index = anchorIndex(a, levelStarts);
+    const acx = index.cx;
+    const acy = index.cy;
     const gtIndex = new Int32Array(n).fill(BACKGROUND);
     const iou = new Float32Array(n);
     const ranked: Int32Array[] = [];
@@ -68,11 +65,8 @@ export class AtssAssigner implements Assigner {
       const y2 = b[4 * j + 3]!;
       const gcx = (x1 + x2) / 2;
       const gcy = (y1 + y2) / 2;
-      const dist = (i: number) => (acx[i]! - gcx) ** 2 + (acy[i]! - gcy) ** 2;
       const parts: Int32Array[] = [];
-      for (let l = 0; l + 1 < levelStarts.length; l++) {
-        parts.push(smallestK(levelStarts[l]!, levelStarts[l + 1]!, topK, dist));
-      }
+      for (let l = 0; l + 1 < levelStarts.length; l++) parts.push(nearestK(index, l, gcx, gcy, topK));
       const cand = concat(parts);
       const ious = boxIou(gatherRows(a, cand), [x1, y1, x2, y2]).data;
       const thr = meanPlusStd(ious);

@@ -1,4 +1,5 @@
 import { boxArea } from '@bmc/core';
+import { anchorIndex, centreRange } from './anchor-index.js';
 import { checkInput } from './input.js';
 import { allBackground, makeResult } from './result.js';
 import { type Assigner, type AssignInput, type AssignResult, BACKGROUND, IGNORE } from './types.js';
@@ -55,7 +56,7 @@ export class MaxIoUAssigner implements Assigner {
   }
 
   assign(input: AssignInput): AssignResult {
-    const { n, g } = checkInput('MaxIoU', input, false);
+    const { n, g, levelStarts } = checkInput('MaxIoU', input, false);
     if (g === 0) return allBackground(n, 'anchor');
     const { posIouThr, negIouThr, matchLowQuality, minPosIou, lowQualityTarget } = this.options;
     const [negLo, negHi] = typeof negIouThr === 'number' ? [0, negIouThr] : negIouThr;
@@ -64,6 +65,7 @@ export class MaxIoUAssigner implements Assigner {
     // Same arithmetic as @bmc/core's boxIou (float32 areas, double quotient rounded to float32), so
     // the values equal torchvision's; but kept sparse, per ground truth, since most pairs are 0.
     const areaA = boxArea(a);
+    const index = anchorIndex(a, levelStarts);
     const areaB = boxArea(b);
     const hits: Array<{ anchor: Int32Array; iou: Float32Array; top: number }> = [];
     const best = new Float32Array(n);
@@ -78,22 +80,28 @@ export class MaxIoUAssigner implements Assigner {
       const ab = areaB[j]!;
       let k = 0;
       let top = 0;
-      for (let i = 0; i < n; i++) {
-        const w = Math.min(a[4 * i + 2]!, gx2) - Math.max(a[4 * i]!, gx1);
-        if (w <= 0) continue;
-        const h = Math.min(a[4 * i + 3]!, gy2) - Math.max(a[4 * i + 1]!, gy1);
-        if (h <= 0) continue;
-        const inter = w * h;
-        const union = areaA[i]! + ab - inter;
-        const v = union > 0 ? Math.fround(inter / union) : 0;
-        if (v <= 0) continue;
-        bufA[k] = i;
-        bufV[k++] = v;
-        if (v > top) top = v;
-        // Strictly greater with j ascending: ties go to the lower ground-truth index, as torch's max.
-        if (v > best[i]!) {
-          best[i] = v;
-          arg[i] = j;
+      for (let l = 0; l + 1 < levelStarts.length; l++) {
+        // Only anchors whose centre is within (their widest half-width + 1 px) of the box in x can overlap it.
+        const reach = index.maxHalfWidth[l]! + 1;
+        const [from, to] = centreRange(index, l, gx1 - reach, gx2 + reach);
+        for (let p = from; p < to; p++) {
+          const i = index.order[p]!;
+          const w = Math.min(a[4 * i + 2]!, gx2) - Math.max(a[4 * i]!, gx1);
+          if (w <= 0) continue;
+          const h = Math.min(a[4 * i + 3]!, gy2) - Math.max(a[4 * i + 1]!, gy1);
+          if (h <= 0) continue;
+          const inter = w * h;
+          const union = areaA[i]! + ab - inter;
+          const v = union > 0 ? Math.fround(inter / union) : 0;
+          if (v <= 0) continue;
+          bufA[k] = i;
+          bufV[k++] = v;
+          if (v > top) top = v;
+          // Strictly greater with j ascending: ties go to the lower ground-truth index, as torch's max.
+          if (v > best[i]!) {
+            best[i] = v;
+            arg[i] = j;
+          }
         }
       }
       hits.push({ anchor: bufA.slice(0, k), iou: bufV.slice(0, k), top });

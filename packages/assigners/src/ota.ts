@@ -1,6 +1,7 @@
 import { alignedGiou, alignedIou, gatherRows } from '@bmc/core';
+import { anchorIndex, centreRange } from './anchor-index.js';
 import { focalNegative, focalPositive } from './focal-cost.js';
-import { checkInput } from './input.js';
+import { checkInput, checkRowsFinite } from './input.js';
 import { allBackground, ensureOnePositive, makeResult } from './result.js';
 import { type SinkhornOptions, sinkhorn } from './sinkhorn.js';
 import { inferLevelStrides } from './strides.js';
@@ -99,8 +100,8 @@ export class OtaAssigner implements Assigner {
     if (strides.length !== levelStarts.length - 1) {
       throw new RangeError(`OTA: ${strides.length} levelStrides for ${levelStarts.length - 1} levels`);
     }
-    const a = input.anchors;
     const b = input.gtBoxes;
+    const index = anchorIndex(input.anchors, levelStarts);
 
     // Valid (gt, anchor) pairs: centre inside the box and inside the centre region.
     const pairGt: number[] = [];
@@ -118,12 +119,19 @@ export class OtaAssigner implements Assigner {
         const cy1 = Math.max(gcy - r, y1);
         const cx2 = Math.min(gcx + r, x2);
         const cy2 = Math.min(gcy + r, y2);
-        for (let i = levelStarts[l]!; i < levelStarts[l + 1]!; i++) {
-          const ax = (a[4 * i]! + a[4 * i + 2]!) / 2;
-          if (!(ax > cx1 && ax < cx2)) continue;
-          const ay = (a[4 * i + 1]! + a[4 * i + 3]!) / 2;
+        const [from, to] = centreRange(index, l, cx1, cx2);
+        const found: number[] = [];
+        for (let q = from; q < to; q++) {
+          const i = index.order[q]!;
+          const ax = index.cx[i]!;
+          const ay = index.cy[i]!;
           if (!(ay > cy1 && ay < cy2)) continue;
           if (Math.min(ax - x1, ay - y1, x2 - ax, y2 - ay) <= o.insideEps) continue;
+          found.push(i);
+        }
+        // Anchor order within a ground truth keeps tie-breaking independent of the index.
+        found.sort((p, q) => p - q);
+        for (const i of found) {
           pairGt.push(j);
           pairAnchor.push(i);
         }
@@ -148,6 +156,8 @@ export class OtaAssigner implements Assigner {
     }
     const m = colAnchor.length;
     const probs = input.clsProbs!;
+    checkRowsFinite('OTA', probs, colAnchor, c, 'clsProbs');
+    checkRowsFinite('OTA', input.predBoxes!, colAnchor, 4, 'predBoxes');
     const bgCost = new Float64Array(m);
     for (let col = 0; col < m; col++) {
       const row = colAnchor[col]! * c;

@@ -1,6 +1,6 @@
 import { alignedIou, gatherRows } from '@bmc/core';
 import { fitGmm1d, type GmmOptions, gmmLogDensity, logWeightedDensity } from './gmm.js';
-import { checkInput } from './input.js';
+import { checkInput, checkRowsFinite } from './input.js';
 import { MaxIoUAssigner } from './max-iou.js';
 import { allBackground, makeResult } from './result.js';
 import { smallestKOf } from './topk.js';
@@ -93,6 +93,8 @@ export class PaaAssigner implements Assigner {
     const matched: number[] = [];
     for (let i = 0; i < n; i++) if (initial.gtIndex[i]! >= 0) matched.push(i);
     const matchedGt = Int32Array.from(matched, (i) => initial.gtIndex[i]!);
+    checkRowsFinite('PAA', input.clsProbs!, matched, c, 'clsProbs');
+    checkRowsFinite('PAA', input.predBoxes!, matched, 4, 'predBoxes');
     const predIou = alignedIou(gatherRows(input.predBoxes!, matched), gatherRows(input.gtBoxes, matchedGt));
     const score = new Float32Array(n);
     const iouOfPred = new Float32Array(n);

@@ -53,42 +53,67 @@ export function sinkhorn(problem: TransportProblem, options: SinkhornOptions = {
   const p = cost.length;
   const logSupply = Float64Array.from(supply, (s) => Math.log(s));
   const logDemand = Float64Array.from(demand, (d) => Math.log(d));
+  const byRow = groupBy(pairRow, rows);
+  const byCol = groupBy(pairCol, cols);
+  const scaled = Float64Array.from(cost, (v) => v / eps);
   const f = new Float64Array(rows);
   const g = new Float64Array(cols);
-  const mRow = new Float64Array(rows);
-  const sRow = new Float64Array(rows);
-  const mCol = new Float64Array(cols);
-  const sCol = new Float64Array(cols);
-  const scaled = Float64Array.from(cost, (v) => v / eps);
   const fe = new Float64Array(rows);
   const ge = new Float64Array(cols);
-
   for (let it = 0; it < iterations; it++) {
-    // g_c = eps * (log d_c - LSE_r((f_r - C_rc) / eps))
-    for (let r = 0; r < rows; r++) fe[r] = f[r]! / eps;
-    mCol.fill(Number.NEGATIVE_INFINITY);
-    sCol.fill(0);
-    for (let k = 0; k < p; k++) accumulate(mCol, sCol, pairCol[k]!, fe[pairRow[k]!]! - scaled[k]!);
-    for (let c = 0; c < cols; c++) g[c] = eps * (logDemand[c]! - (mCol[c]! + Math.log(sCol[c]!)));
-    // f_r = eps * (log s_r - LSE_c((g_c - C_rc) / eps))
-    for (let c = 0; c < cols; c++) ge[c] = g[c]! / eps;
-    mRow.fill(Number.NEGATIVE_INFINITY);
-    sRow.fill(0);
-    for (let k = 0; k < p; k++) accumulate(mRow, sRow, pairRow[k]!, ge[pairCol[k]!]! - scaled[k]!);
-    for (let r = 0; r < rows; r++) f[r] = eps * (logSupply[r]! - (mRow[r]! + Math.log(sRow[r]!)));
+    // g_c = eps * (log d_c - LSE_r((f_r - C_rc) / eps)); then f_r likewise over the row's pairs.
+    for (let c = 0; c < cols; c++) {
+      g[c] = eps * (logDemand[c]! - logSumExp(byCol, c, pairRow, fe, scaled));
+      ge[c] = g[c]! / eps;
+    }
+    for (let r = 0; r < rows; r++) {
+      f[r] = eps * (logSupply[r]! - logSumExp(byRow, r, pairCol, ge, scaled));
+      fe[r] = f[r]! / eps;
+    }
   }
   const plan = new Float64Array(p);
   for (let k = 0; k < p; k++) plan[k] = Math.exp((f[pairRow[k]!]! + g[pairCol[k]!]! - cost[k]!) / eps);
   return { plan, f, g };
 }
 
-/** Streaming log-sum-exp: bucket `b` holds `m + log(s)`. */
-function accumulate(m: Float64Array, s: Float64Array, b: number, x: number): void {
-  const cur = m[b]!;
-  if (x <= cur) {
-    s[b] += Math.exp(x - cur);
-  } else {
-    s[b] = s[b]! * Math.exp(cur - x) + 1;
-    m[b] = x;
+/** Pairs grouped by a key (counting sort): pairs of key `b` are `items[start[b] .. start[b + 1])`. */
+interface Groups {
+  start: Int32Array;
+  items: Int32Array;
+}
+
+function groupBy(keys: Int32Array, buckets: number): Groups {
+  const start = new Int32Array(buckets + 1);
+  for (let k = 0; k < keys.length; k++) start[keys[k]! + 1]++;
+  for (let b = 0; b < buckets; b++) start[b + 1] += start[b]!;
+  const fill = start.slice(0, buckets);
+  const items = new Int32Array(keys.length);
+  for (let k = 0; k < keys.length; k++) items[fill[keys[k]!]!++] = k;
+  return { start, items };
+}
+
+/** `log sum_k exp(pot[other[k]] - scaled[k])` over the pairs of bucket `b`, max-subtracted; -inf when empty. */
+function logSumExp(
+  groups: Groups,
+  b: number,
+  other: Int32Array,
+  pot: Float64Array,
+  scaled: Float64Array,
+): number {
+  const { start, items } = groups;
+  const from = start[b]!;
+  const to = start[b + 1]!;
+  let m = Number.NEGATIVE_INFINITY;
+  for (let q = from; q < to; q++) {
+    const k = items[q]!;
+    const x = pot[other[k]!]! - scaled[k]!;
+    if (x > m) m = x;
   }
+  if (m === Number.NEGATIVE_INFINITY) return m;
+  let s = 0;
+  for (let q = from; q < to; q++) {
+    const k = items[q]!;
+    s += Math.exp(pot[other[k]!]! - scaled[k]! - m);
+  }
+  return m + Math.log(s);
 }

@@ -51,6 +51,19 @@ describe('OTA by hand', () => {
     ]);
   });
 
+  it('a NaN in a prediction row it reads is reported with the row', () => {
+    expect(() => new OtaAssigner().assign({ ...base, clsProbs: [0.5, Number.NaN, 0.2] })).toThrow(
+      /OTA: clsProbs: non-finite value NaN at row 1/,
+    );
+    expect(() =>
+      new OtaAssigner().assign({
+        ...base,
+        clsProbs: [0.5, 0.5, 0.5],
+        predBoxes: [0, 0, 1, Number.POSITIVE_INFINITY, 0, 0, 1, 1, 0, 0, 1, 1],
+      }),
+    ).toThrow(/predBoxes: non-finite value Infinity at row 0, column 3/);
+  });
+
   it('no GT, and a zero-area GT, give no positive', () => {
     const clsProbs = [0.5, 0.5, 0.5];
     expect(new OtaAssigner().assign({ ...base, gtBoxes: [], gtLabels: [], clsProbs }).numPositives).toBe(0);
