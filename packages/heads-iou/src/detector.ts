@@ -1,0 +1,211 @@
+import { countParameters, type ResNetDepth, resnet } from '@bmc/backbone';
+import {
+  type AnchorConfig,
+  type Anchors,
+  generateAnchors,
+  octaveSizes,
+  RETINANET_ASPECT_RATIOS,
+} from '@bmc/core';
+import { type NeckKind, neck } from '@bmc/neck-pan-attn';
+import * as tf from '@tensorflow/tfjs';
+import type { LossOptions } from './detection-loss.js';
+import { OUTPUT_NAMES, retinanetHead } from './head.js';
+import type { PostprocessOptions } from './postprocess.js';
+
+export type DetectorPreset = 'baseline' | 'thesis' | 'tiny';
+
+export interface DetectorConfig {
+  /** `[height, width]` fixes the input size (needed for sizes that are not multiples of the largest stride); null: any multiple. */
+  inputSize: [number, number] | null;
+  backbone: {
+    depth: ResNetDepth;
+    widthMultiplier: number;
+    frozenStages: number;
+    frozenBatchNorm: boolean;
+  };
+  neck: {
+    kind: NeckKind;
+    /** log2 strides of the output levels, e.g. [2, 3, 4, 5] or [3, 4, 5, 6, 7]. */
+    levels: number[];
+    channels: number;
+    extraFrom: 'p5' | 'c5';
+    attentionReduction: number;
+  };
+  head: {
+    numClasses: number;
+    numConvs: number;
+    iouBranch: boolean;
+    priorProbability: number;
+  };
+  /** Anchor sizes per level; by default RetinaNet's rule (base size 4 x stride, 3 octave scales, ratios 0.5/1/2). */
+  anchors: AnchorConfig;
+  loss: LossOptions;
+  postprocess: PostprocessOptions;
+}
+
+/** RetinaNet's anchor rule for any levels: base size 4 x stride, 3 octave scales, ratios 0.5, 1, 2. */
+export function anchorConfigForLevels(levels: readonly number[]): AnchorConfig {
+  return {
+    levels: levels.map((l) => ({ stride: 2 ** l, sizes: octaveSizes(4 * 2 ** l) })),
+    aspectRatios: RETINANET_ASPECT_RATIOS,
+  };
+}
+
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K];
+};
+export type DetectorOverrides = DeepPartial<Omit<DetectorConfig, 'anchors'>> & { anchors?: AnchorConfig };
+
+/**
+ * The presets. baseline: torchvision's RetinaNet R50-FPN (P3-P7, P6 from
+ * P5, no IoU branch, L1 box loss, plain scores). thesis: the published
+ * design (R50, N2-N5 PAN-attn, IoU branch, GIoU, sqrt(cls*iou)). tiny: a
+ * ResNet18 at width 1/4 with N3-N5 PAN-attn and a 2-conv, 32-channel head,
+ * for tests, demos and CPU training.
+ */
+export function detectorConfig(preset: DetectorPreset, overrides: DetectorOverrides = {}): DetectorConfig {
+  const base: Record<DetectorPreset, Omit<DetectorConfig, 'anchors'>> = {
+    baseline: {
+      inputSize: null,
+      backbone: { depth: 50, widthMultiplier: 1, frozenStages: 1, frozenBatchNorm: true },
+      neck: { kind: 'fpn', levels: [3, 4, 5, 6, 7], channels: 256, extraFrom: 'p5', attentionReduction: 16 },
+      head: { numClasses: 1, numConvs: 4, iouBranch: false, priorProbability: 0.01 },
+      loss: { boxLoss: 'l1', boxWeight: 1, iouWeight: 0 },
+      postprocess: {
+        scoreMode: 'cls',
+        scoreThreshold: 0.05,
+        topK: 1000,
+        nmsThreshold: 0.5,
+        maxDetections: 100,
+      },
+    },
+    thesis: {
+      inputSize: null,
+      backbone: { depth: 50, widthMultiplier: 1, frozenStages: 1, frozenBatchNorm: true },
+      neck: {
+        kind: 'pan-attn',
+        levels: [2, 3, 4, 5],
+        channels: 256,
+        extraFrom: 'p5',
+        attentionReduction: 16,
+      },
+      head: { numClasses: 1, numConvs: 4, iouBranch: true, priorProbability: 0.01 },
+      loss: { boxLoss: 'giou', boxWeight: 1, iouWeight: 1 },
+      postprocess: {
+        scoreMode: 'sqrt(cls*iou)',
+        scoreThreshold: 0.05,
+        topK: 1000,
+        nmsThreshold: 0.5,
+        maxDetections: 100,
+      },
+    },
+    tiny: {
+      inputSize: null,
+      backbone: { depth: 18, widthMultiplier: 0.25, frozenStages: -1, frozenBatchNorm: false },
+      neck: { kind: 'pan-attn', levels: [3, 4, 5], channels: 32, extraFrom: 'p5', attentionReduction: 8 },
+      head: { numClasses: 1, numConvs: 2, iouBranch: true, priorProbability: 0.01 },
+      loss: { boxLoss: 'giou', boxWeight: 1, iouWeight: 1 },
+      postprocess: {
+        scoreMode: 'sqrt(cls*iou)',
+        scoreThreshold: 0.05,
+        topK: 1000,
+        nmsThreshold: 0.5,
+        maxDetections: 100,
+      },
+    },
+  };
+  const chosen = base[preset];
+  if (!chosen)
+    throw new RangeError(`detectorConfig: unknown preset '${preset}' (expected baseline, thesis or tiny)`);
+  const o = overrides;
+  const merged: Omit<DetectorConfig, 'anchors'> = {
+    inputSize: o.inputSize === undefined ? chosen.inputSize : (o.inputSize as [number, number] | null),
+    backbone: { ...chosen.backbone, ...o.backbone },
+    neck: { ...chosen.neck, ...o.neck } as DetectorConfig['neck'],
+    head: { ...chosen.head, ...o.head },
+    loss: { ...chosen.loss, ...o.loss },
+    postprocess: { ...chosen.postprocess, ...o.postprocess },
+  };
+  return { ...merged, anchors: o.anchors ?? anchorConfigForLevels(merged.neck.levels) };
+}
+
+export interface Detector {
+  /** Input `[N, H, W, 3]` (normalised RGB); outputs `cls_logits`, `box_deltas`, and `iou_logits` with the IoU branch. */
+  model: tf.LayersModel;
+  config: DetectorConfig;
+  /** Output names in model-output order. */
+  outputNames: string[];
+  /** Strides of the head's levels. */
+  strides: number[];
+  /** Anchors for an input size, in the outputs' order. */
+  anchorsFor(height: number, width: number): Anchors;
+}
+
+/** Builds backbone + neck + head as one functional `tf.LayersModel`. */
+export function buildDetector(config: DetectorConfig | DetectorPreset = 'thesis'): Detector {
+  const cfg = typeof config === 'string' ? detectorConfig(config) : config;
+  const strides = cfg.neck.levels.map((l) => 2 ** l);
+  const anchorStrides = cfg.anchors.levels.map((l) => l.stride);
+  if (anchorStrides.join() !== strides.join()) {
+    throw new RangeError(
+      `buildDetector: anchor strides [${anchorStrides}] do not match the neck's [${strides}]`,
+    );
+  }
+  const perLocation = (cfg.anchors.levels[0]?.sizes.length ?? 0) * cfg.anchors.aspectRatios.length;
+  const input = tf.input({
+    shape: cfg.inputSize ? [cfg.inputSize[0], cfg.inputSize[1], 3] : [null, null, 3],
+    name: 'images',
+  });
+  const body = resnet(input, cfg.backbone);
+  const pyramid = neck(body.features, cfg.neck);
+  const head = retinanetHead(pyramid.features, {
+    numClasses: cfg.head.numClasses,
+    numAnchors: perLocation,
+    numConvs: cfg.head.numConvs,
+    iouBranch: cfg.head.iouBranch,
+    priorProbability: cfg.head.priorProbability,
+  });
+  const outputs = [head.clsLogits, head.boxDeltas, ...(head.iouLogits ? [head.iouLogits] : [])];
+  const model = tf.model({ inputs: input, outputs, name: 'bmc_detector' });
+  const outputNames = [OUTPUT_NAMES.cls, OUTPUT_NAMES.box, ...(head.iouLogits ? [OUTPUT_NAMES.iou] : [])];
+  return {
+    model,
+    config: cfg,
+    outputNames,
+    strides,
+    anchorsFor: (h, w) => generateAnchors(cfg.anchors, h, w),
+  };
+}
+
+export interface ModelStats {
+  /** PyTorch-convention parameter count (frozen BN statistics and affine terms are buffers). */
+  parameters: number;
+  trainable: number;
+  buffers: number;
+  /** Multiply-accumulates of convolutions and dense layers for one image of the model's fixed input size. */
+  macs: number;
+}
+
+/**
+ * Parameters and multiply-accumulates. MACs need static shapes: build with
+ * `inputSize`. Shared head layers count once per level they run on.
+ * (mmdetection's "GFLOPs" figures are MACs; FLOPs = 2 x MACs.)
+ */
+export function modelStats(model: tf.LayersModel): ModelStats {
+  let macs = 0;
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    if (cls !== 'Conv2D' && cls !== 'Dense') continue;
+    const kernel = layer.getWeights()[0]!.shape; // Conv2D [kh, kw, in, out]; Dense [in, out]
+    const perOutput = kernel.slice(0, -1).reduce((a, d) => a * d, 1);
+    for (const node of layer.inboundNodes) {
+      const shape = (Array.isArray(node.outputShapes[0]) ? node.outputShapes[0] : node.outputShapes) as Array<
+        number | null
+      >;
+      if (shape.slice(1).some((d) => d == null))
+        throw new Error(`modelStats: layer ${layer.name} has a dynamic shape; build with inputSize`);
+      macs += perOutput * (shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
+    }
+  }
+  return { ...countParameters(model), macs };
+}

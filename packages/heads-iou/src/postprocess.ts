@@ -1,0 +1,206 @@
+/**
+ * Detection post-processing on plain typed arrays: no TensorFlow.js, no
+ * Node APIs, so the inference app runs the same code on onnxruntime outputs
+ * in Node and in the browser. Semantics of torchvision's
+ * `RetinaNet.postprocess_detections`, with an IoU-aware ranking score.
+ */
+import { argsortDescending, BoxCoder, batchedNms, InvalidInputError } from '@bmc/core';
+
+/**
+ * Ranking score: `cls` = sigmoid(class logit) (RetinaNet); `cls*iou` and
+ * `sqrt(cls*iou)` multiply in the predicted IoU (sigmoid of the IoU logit),
+ * the published design's choice being the geometric mean.
+ */
+export type ScoreMode = 'cls' | 'cls*iou' | 'sqrt(cls*iou)';
+export const SCORE_MODES: readonly ScoreMode[] = ['cls', 'cls*iou', 'sqrt(cls*iou)'];
+
+export interface PostprocessOptions {
+  scoreMode?: ScoreMode;
+  /** Candidates must score strictly above this (on the ranking score). Default 0.05. */
+  scoreThreshold?: number;
+  /** Best candidates kept per level before NMS. Default 1000. */
+  topK?: number;
+  /** Class-aware NMS IoU threshold. Default 0.5. */
+  nmsThreshold?: number;
+  /** Detections kept per image. Default 100. */
+  maxDetections?: number;
+  /** `[height, width]`: boxes are clipped to it (torchvision clips to the image). Omit to skip clipping. */
+  imageSize?: readonly [number, number];
+  /** BoxCoder weights; RetinaNet's (1, 1, 1, 1) by default. */
+  boxCoderWeights?: readonly [number, number, number, number];
+}
+
+/** One image's raw head outputs, flattened in anchor order (level, y, x, anchor). */
+export interface ImageHeadOutputs {
+  /** `[A, C]` class logits. */
+  clsLogits: ArrayLike<number>;
+  /** `[A, 4]` deltas. */
+  boxDeltas: ArrayLike<number>;
+  /** `[A]` IoU logits; required by the IoU score modes. */
+  iouLogits?: ArrayLike<number>;
+}
+
+export interface AnchorSet {
+  /** `[A, 4]` xyxy anchors. */
+  boxes: ArrayLike<number>;
+  /** Anchors per level, in order. */
+  levelCounts: ArrayLike<number>;
+}
+
+export interface Detections {
+  /** `[D, 4]` xyxy boxes in input pixels. */
+  boxes: Float32Array;
+  /** `[D]` ranking scores, descending. */
+  scores: Float32Array;
+  /** `[D]` class indices. */
+  labels: Int32Array;
+}
+
+/**
+ * Per level: score every (anchor, class) pair, keep those above the
+ * threshold, the top-k of them; decode and clip those boxes; then
+ * class-aware NMS over all levels and keep the best `maxDetections`.
+ */
+export function postprocessDetections(
+  outputs: ImageHeadOutputs,
+  anchors: AnchorSet,
+  numClasses: number,
+  options: PostprocessOptions = {},
+): Detections {
+  const mode = options.scoreMode ?? 'cls';
+  if (!SCORE_MODES.includes(mode)) {
+    throw new InvalidInputError(
+      `postprocess: unknown scoreMode '${mode}' (expected ${SCORE_MODES.join(', ')})`,
+    );
+  }
+  const threshold = options.scoreThreshold ?? 0.05;
+  const topK = options.topK ?? 1000;
+  const numAnchors = anchors.boxes.length / 4;
+  const c = numClasses;
+  if (!Number.isInteger(numAnchors))
+    throw new InvalidInputError('postprocess: anchors length is not a multiple of 4');
+  if (outputs.clsLogits.length !== numAnchors * c) {
+    throw new InvalidInputError(
+      `postprocess: clsLogits has ${outputs.clsLogits.length} values, expected ${numAnchors} anchors x ${c} classes`,
+    );
+  }
+  if (outputs.boxDeltas.length !== numAnchors * 4) {
+    throw new InvalidInputError(
+      `postprocess: boxDeltas has ${outputs.boxDeltas.length} values, expected ${numAnchors * 4}`,
+    );
+  }
+  const iou = outputs.iouLogits;
+  if (mode !== 'cls' && (!iou || iou.length !== numAnchors)) {
+    throw new InvalidInputError(`postprocess: scoreMode '${mode}' needs iouLogits with ${numAnchors} values`);
+  }
+  let total = 0;
+  for (let l = 0; l < anchors.levelCounts.length; l++) total += anchors.levelCounts[l]!;
+  if (total !== numAnchors) {
+    throw new InvalidInputError(`postprocess: level counts sum to ${total}, anchors has ${numAnchors}`);
+  }
+  // cls*iou <= cls and sqrt(cls*iou) <= sqrt(cls): a class score at or below this bound cannot pass,
+  // so most pairs are rejected on the raw logit without a sigmoid.
+  const clsBound = mode === 'sqrt(cls*iou)' ? threshold * threshold : threshold;
+  const logitBound =
+    clsBound <= 0
+      ? Number.NEGATIVE_INFINITY
+      : clsBound >= 1
+        ? Number.POSITIVE_INFINITY
+        : Math.log(clsBound / (1 - clsBound));
+
+  const coder = new BoxCoder(options.boxCoderWeights ? { weights: options.boxCoderWeights } : {});
+  const keptAnchor: number[] = [];
+  const keptScore: number[] = [];
+  const keptLabel: number[] = [];
+  let start = 0;
+  for (let l = 0; l < anchors.levelCounts.length; l++) {
+    const end = start + anchors.levelCounts[l]!;
+    const idx: number[] = [];
+    const sc: number[] = [];
+    for (let i = start * c; i < end * c; i++) {
+      const logit = outputs.clsLogits[i]!;
+      if (!(logit > logitBound)) continue;
+      let s = sigmoid(logit);
+      if (mode !== 'cls') {
+        const q = s * sigmoid(iou![Math.floor(i / c)]!);
+        s = mode === 'cls*iou' ? q : Math.sqrt(q);
+      }
+      if (s > threshold) {
+        idx.push(i);
+        sc.push(s);
+      }
+    }
+    const order = argsortDescending(sc);
+    for (let j = 0; j < Math.min(topK, order.length); j++) {
+      const flat = idx[order[j]!]!;
+      keptAnchor.push(Math.floor(flat / c));
+      keptLabel.push(flat % c);
+      keptScore.push(sc[order[j]!]!);
+    }
+    start = end;
+  }
+
+  const m = keptAnchor.length;
+  const boxes = new Float32Array(m * 4);
+  for (let j = 0; j < m; j++)
+    coder.decodeRow(outputs.boxDeltas, keptAnchor[j]!, anchors.boxes, keptAnchor[j]!, boxes, j);
+  if (options.imageSize) {
+    const [h, w] = options.imageSize;
+    for (let j = 0; j < m * 4; j += 4) {
+      boxes[j] = clamp(boxes[j]!, w);
+      boxes[j + 1] = clamp(boxes[j + 1]!, h);
+      boxes[j + 2] = clamp(boxes[j + 2]!, w);
+      boxes[j + 3] = clamp(boxes[j + 3]!, h);
+    }
+  }
+  const keep = batchedNms(boxes, keptScore, keptLabel, {
+    iouThreshold: options.nmsThreshold ?? 0.5,
+    maxDetections: options.maxDetections ?? 100,
+  });
+  const out: Detections = {
+    boxes: new Float32Array(keep.length * 4),
+    scores: new Float32Array(keep.length),
+    labels: new Int32Array(keep.length),
+  };
+  keep.forEach((k, j) => {
+    out.boxes.set(boxes.subarray(4 * k, 4 * k + 4), 4 * j);
+    out.scores[j] = keptScore[k]!;
+    out.labels[j] = keptLabel[k]!;
+  });
+  return out;
+}
+
+/** A batch's outputs `[N, A, C]`, `[N, A, 4]`, `[N, A, 1]` as flat arrays: one `Detections` per image. */
+export function postprocessBatch(
+  outputs: { clsLogits: Float32Array; boxDeltas: Float32Array; iouLogits?: Float32Array },
+  batchSize: number,
+  anchors: AnchorSet,
+  numClasses: number,
+  options: PostprocessOptions = {},
+): Detections[] {
+  const a = anchors.boxes.length / 4;
+  const result: Detections[] = [];
+  for (let n = 0; n < batchSize; n++) {
+    result.push(
+      postprocessDetections(
+        {
+          clsLogits: outputs.clsLogits.subarray(n * a * numClasses, (n + 1) * a * numClasses),
+          boxDeltas: outputs.boxDeltas.subarray(n * a * 4, (n + 1) * a * 4),
+          ...(outputs.iouLogits ? { iouLogits: outputs.iouLogits.subarray(n * a, (n + 1) * a) } : {}),
+        },
+        anchors,
+        numClasses,
+        options,
+      ),
+    );
+  }
+  return result;
+}
+
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+function clamp(v: number, hi: number): number {
+  return Math.min(Math.max(v, 0), hi);
+}

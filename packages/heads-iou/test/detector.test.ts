@@ -1,0 +1,168 @@
+import * as backbone from '@bmc/backbone';
+import { boxIou } from '@bmc/core';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  anchorConfigForLevels,
+  buildDetector,
+  detectionLoss,
+  detectorConfig,
+  type ImageTargets,
+  modelStats,
+  postprocessBatch,
+} from '../src/index.js';
+import { readJson, useCpu } from './helpers.js';
+
+const fx = readJson<{ param_counts: Record<string, number> }>('heads_parity.json');
+beforeAll(useCpu);
+
+/** Simple max-IoU assignment (0.5 / 0.4) written here, so the test does not depend on @bmc/assigners. */
+function assign(anchors: Float32Array, gtBoxes: number[], gtLabels: number[]): ImageTargets {
+  const iou = boxIou(anchors, gtBoxes);
+  const matchedIdxs = new Int32Array(iou.rows);
+  for (let i = 0; i < iou.rows; i++) {
+    let best = -1;
+    let bestIou = 0;
+    for (let g = 0; g < iou.cols; g++) {
+      if (iou.data[i * iou.cols + g]! > bestIou) {
+        bestIou = iou.data[i * iou.cols + g]!;
+        best = g;
+      }
+    }
+    matchedIdxs[i] = bestIou >= 0.5 ? best : bestIou >= 0.4 ? -2 : -1;
+  }
+  return { matchedIdxs, gtBoxes, gtLabels };
+}
+
+describe('buildDetector: parameter counts against torchvision', () => {
+  it('baseline (R50-FPN P3-P7, 1 class, frozen BN) equals retinanet_resnet50_fpn as built with pretrained weights', () => {
+    const { model, outputNames } = buildDetector('baseline');
+    expect(outputNames).toEqual(['cls_logits', 'box_deltas']);
+    expect(backbone.countParameters(model).parameters).toBe(
+      fx.param_counts.retinanet_resnet50_fpn_frozenbn_1,
+    );
+    model.dispose();
+  });
+
+  it('baseline with trainable BatchNorm equals retinanet_resnet50_fpn(weights=None, num_classes=1)', () => {
+    const { model } = buildDetector(detectorConfig('baseline', { backbone: { frozenBatchNorm: false } }));
+    expect(backbone.countParameters(model).parameters).toBe(fx.param_counts.retinanet_resnet50_fpn_bn_1);
+    model.dispose();
+  });
+});
+
+describe('buildDetector: composition', () => {
+  it('thesis preset (narrowed): N2-N5 PAN-attn with the IoU branch, outputs in anchor order', () => {
+    const cfg = detectorConfig('thesis', { backbone: { widthMultiplier: 1 / 16 }, neck: { channels: 16 } });
+    expect(cfg.neck).toMatchObject({ kind: 'pan-attn', levels: [2, 3, 4, 5] });
+    expect(cfg.anchors.levels.map((l) => l.sizes[0])).toEqual([16, 32, 64, 128]);
+    const det = buildDetector(cfg);
+    expect(det.outputNames).toEqual(['cls_logits', 'box_deltas', 'iou_logits']);
+    expect(det.model.outputNames).toEqual(['cls_logits', 'box_deltas', 'iou_logits']);
+    const x = tf.zeros([1, 64, 64, 3]);
+    const outs = det.model.predict(x) as tf.Tensor[];
+    const a = det.anchorsFor(64, 64).boxes.length / 4;
+    expect(outs.map((o) => o.shape)).toEqual([
+      [1, a, 1],
+      [1, a, 4],
+      [1, a, 1],
+    ]);
+    tf.dispose([x, ...outs]);
+    det.model.dispose();
+  });
+
+  it('rejects anchors that do not match the neck levels', () => {
+    expect(() =>
+      buildDetector(detectorConfig('tiny', { anchors: anchorConfigForLevels([2, 3, 4]) })),
+    ).toThrow(/anchor strides \[4,8,16\] do not match the neck's \[8,16,32\]/);
+    expect(() => detectorConfig('huge' as 'tiny')).toThrow(/unknown preset 'huge'/);
+  });
+
+  it('modelStats counts multiply-accumulates per application (hand-computed)', () => {
+    const input = tf.input({ shape: [10, 12, 3] });
+    const conv = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same' });
+    const a = conv.apply(input) as tf.SymbolicTensor;
+    const pooled = tf.layers.maxPooling2d({ poolSize: 2 }).apply(a) as tf.SymbolicTensor;
+    const shared = tf.layers.conv2d({ filters: 8, kernelSize: 1 });
+    const b = shared.apply(a) as tf.SymbolicTensor;
+    const c = shared.apply(pooled) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: [b, c] });
+    // 10*12*8 outputs x 27 MACs; the shared 1x1 conv: 10*12*8 x 8 and 5*6*8 x 8.
+    expect(modelStats(model).macs).toBe(10 * 12 * 8 * 27 + 10 * 12 * 8 * 8 + 5 * 6 * 8 * 8);
+    expect(modelStats(model).parameters).toBe(3 * 3 * 3 * 8 + 8 + 8 * 8 + 8);
+    model.dispose();
+  });
+});
+
+describe('tiny detector: training step end to end', () => {
+  it('gradients reach every trainable weight, frozen weights stay, no leaks in forward, loss, step and post-processing', () => {
+    const cfg = detectorConfig('tiny', {
+      // 40 is not a multiple of 32: a fixed input size makes the neck crop as torch's interpolate does.
+      // Narrow widths: the cpu backend's filter gradient is slow.
+      inputSize: [40, 48],
+      backbone: { widthMultiplier: 1 / 16, frozenStages: 1, frozenBatchNorm: true },
+      // 8 hidden attention units: with 1 (r = 8), it may start dead under ReLU and get no gradient.
+      neck: { channels: 8, attentionReduction: 1 },
+      head: { numClasses: 2 },
+    });
+    const det = buildDetector(cfg);
+    const { model } = det;
+    const anchors = det.anchorsFor(40, 48);
+    const targets = [
+      assign(anchors.boxes, [4, 4, 36, 30, 20, 10, 46, 38], [0, 1]),
+      assign(anchors.boxes, [5, 5, 37, 38], [1]),
+    ];
+    expect(targets.every((t) => Array.from(t.matchedIdxs).some((m) => m >= 0))).toBe(true);
+    const x = tf.randomUniform([2, 40, 48, 3], -1, 1, 'float32', 3);
+    const lossFn = () => {
+      const [clsLogits, boxDeltas, iouLogits] = model.apply(x, { training: true }) as tf.Tensor[];
+      return detectionLoss(
+        { clsLogits: clsLogits!, boxDeltas: boxDeltas!, iouLogits: iouLogits! },
+        anchors.boxes,
+        targets,
+        cfg.loss,
+      ).total;
+    };
+    const trainable = model.trainableWeights;
+    const { value, grads } = tf.variableGrads(
+      lossFn,
+      trainable.map((w) => w.read() as tf.Variable),
+    );
+    for (const w of trainable) {
+      expect(
+        tf.max(tf.abs(grads[(w.read() as tf.Variable).name]!)).dataSync()[0],
+        w.originalName,
+      ).toBeGreaterThan(0);
+    }
+    tf.dispose([value, ...Object.values(grads)]);
+
+    const frozen = model.weights.filter((w) => !w.trainable);
+    expect(frozen.some((w) => w.originalName.startsWith('backbone.body.layer1.'))).toBe(true);
+    const before = frozen.map((w) => w.read().dataSync().slice());
+    const opt = tf.train.momentum(0.01, 0.9);
+    const vars = trainable.map((w) => w.read() as tf.Variable);
+    const step = () => opt.minimize(lossFn, true, vars)?.dispose();
+    const predict = () => {
+      const outs = model.predict(x) as tf.Tensor[];
+      const [cls, box, iou] = outs.map((o) => o.dataSync() as Float32Array);
+      tf.dispose(outs);
+      return postprocessBatch({ clsLogits: cls!, boxDeltas: box!, iouLogits: iou! }, 2, anchors, 2, {
+        ...cfg.postprocess,
+        imageSize: [40, 48],
+      });
+    };
+    step();
+    predict();
+    const n = tf.memory().numTensors;
+    step();
+    const dets = predict();
+    expect(tf.memory().numTensors).toBe(n);
+    expect(dets.length).toBe(2);
+    frozen.forEach((w, i) => {
+      expect(Array.from(w.read().dataSync()), w.originalName).toEqual(Array.from(before[i]!));
+    });
+    opt.dispose();
+    x.dispose();
+    model.dispose();
+  });
+});
