@@ -64,6 +64,30 @@ describe('OTA by hand', () => {
     ).toThrow(/predBoxes: non-finite value Infinity at row 0, column 3/);
   });
 
+  it('rescaling rows: a GT spreading its unit over equal anchors keeps them (official); without it, none', () => {
+    // Three copies of A1 with identical predictions and k fixed to 1: all costs in a row are equal,
+    // so the GT sends 1/3 to each copy and the background (supply 2) 2/3 to each. Raw plan: 2/3 beats
+    // 1/3, every copy is background. Rescaled by row maxima (1/3 and 2/3; no anchor lies outside the
+    // candidates): 1 against 1, and ties go to the GT: all three positive, as the official code.
+    // Without rescaling, ensureOnePositive gives the GT its first-ranked copy (equal plans: lowest index).
+    const copies = {
+      ...base,
+      anchors: [...anchors.slice(4, 8), ...anchors.slice(4, 8), ...anchors.slice(4, 8)],
+    };
+    const input = {
+      ...copies,
+      predBoxes: [...gt, ...gt, ...gt],
+      clsProbs: [0.5, 0.5, 0.5],
+      levelStrides: [10],
+    };
+    const official = new OtaAssigner({ fixedK: 1 }).assign(input);
+    expect(Array.from(official.gtIndex)).toEqual([0, 0, 0]);
+    const raw = new OtaAssigner({ fixedK: 1, rescale: false, ensureOnePositive: false }).assign(input);
+    expect(raw.numPositives).toBe(0);
+    const rescued = new OtaAssigner({ fixedK: 1, rescale: false }).assign(input);
+    expect(Array.from(rescued.gtIndex)).toEqual([0, -1, -1]);
+  });
+
   it('no GT, and a zero-area GT, give no positive', () => {
     const clsProbs = [0.5, 0.5, 0.5];
     expect(new OtaAssigner().assign({ ...base, gtBoxes: [], gtLabels: [], clsProbs }).numPositives).toBe(0);

@@ -79,6 +79,11 @@ describe('PAA by hand', () => {
     expect(Array.from(grey.gtIndex)).toEqual([IGNORE, 0, BACKGROUND, 0, BACKGROUND, BACKGROUND]);
   });
 
+  it("space 'logScore': log scores -0.105, -0.163, -0.223 | -1.609, -1.897, -2.303 split the same way", () => {
+    const r = new PaaAssigner({ space: 'logScore' }).assign(input);
+    expect(Array.from(r.gtIndex)).toEqual([BACKGROUND, 0, BACKGROUND, 0, BACKGROUND, BACKGROUND]);
+  });
+
   it('lambda weighs the IoU: lambda 2 makes anchor 2 score 0.3 * 0.5^2 = 0.075, now the lowest', () => {
     const { fits } = new PaaAssigner({ lambda: 2 }).assignDetailed(input);
     expect(fits[0]!.candidates.at(-1)).toBe(2);
