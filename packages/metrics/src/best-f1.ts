@@ -39,6 +39,7 @@ export interface BestF1Options {
 export function bestF1Sweep(result: CocoEvalResult, options: BestF1Options = {}): BestF1Row[] {
   const p = result.params;
   const T = p.iouThrs.length;
+  const A = p.areaRng.length;
   const a = p.areaRng.findIndex((x) => x.label === (options.areaLabel ?? 'all'));
   if (a < 0) throw new RangeError(`bestF1Sweep: no area range "${options.areaLabel}"`);
   const maxDet = options.maxDets ?? p.maxDets[p.maxDets.length - 1]!;
@@ -78,7 +79,7 @@ export function bestF1Sweep(result: CocoEvalResult, options: BestF1Options = {})
     for (let j = 0; j < total; j++) {
       const e = order[j]!;
       const c = cats[cat[e]!]!;
-      const o = c.outcome[(a * T + t) * c.count + slot[e]!];
+      const o = c.outcome[slot[e]! * A * T + a * T + t];
       if (o === TP) tp++;
       else if (o === FP) fp++;
       // Only cut between different scores.

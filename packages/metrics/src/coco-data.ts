@@ -53,14 +53,17 @@ function idMap(
   const seen = new Set<number>();
   for (let j = 0; j < list.length; j++) {
     const id = list[j]?.id;
-    if (!isNum(id)) throw new InvalidInputError(`ground truth ${what}[${j}]: id ${String(id)} is not a number`);
+    if (!isNum(id))
+      throw new InvalidInputError(`ground truth ${what}[${j}]: id ${String(id)} is not a number`);
     if (seen.has(id)) throw new InvalidInputError(`ground truth ${what}[${j}]: duplicate id ${id}`);
     seen.add(id);
   }
   const order = list.map((_, j) => j).sort((a, b) => list[a]!.id - list[b]!.id);
   const ids = Float64Array.from(order, (j) => list[j]!.id);
   const map = new Map<number, number>();
-  ids.forEach((id, i) => map.set(id, i));
+  ids.forEach((id, i) => {
+    map.set(id, i);
+  });
   return { ids, order, map };
 }
 
@@ -173,7 +176,9 @@ export function indexDetections(
     if (d === null || typeof d !== 'object') throw new InvalidInputError(`${where}: not an object`);
     const ii = gt.imgIndexOf.get(d.image_id);
     if (ii === undefined) {
-      throw new InvalidInputError(`${where}: image_id ${String(d.image_id)} is not in the ground truth images`);
+      throw new InvalidInputError(
+        `${where}: image_id ${String(d.image_id)} is not in the ground truth images`,
+      );
     }
     const ki = gt.catIndexOf.get(d.category_id);
     if (ki === undefined) {
@@ -182,7 +187,8 @@ export function indexDetections(
         `${where}: category_id ${String(d.category_id)} is not in the ground truth categories`,
       );
     }
-    if (!isNum(d.score)) throw new InvalidInputError(`${where}: score ${String(d.score)} is not a finite number`);
+    if (!isNum(d.score))
+      throw new InvalidInputError(`${where}: score ${String(d.score)} is not a finite number`);
     readBox(d.bbox, where, boxes, kept);
     area[kept] = boxes[4 * kept + 2]! * boxes[4 * kept + 3]!;
     score[kept] = d.score;

@@ -40,7 +40,12 @@ export interface CocoEvalResult extends Accumulated {
 }
 
 function isDetectionIndex(x: unknown): x is DetectionIndex {
-  return x !== null && typeof x === 'object' && !Array.isArray(x) && (x as DetectionIndex).score instanceof Float64Array;
+  return (
+    x !== null &&
+    typeof x === 'object' &&
+    !Array.isArray(x) &&
+    (x as DetectionIndex).score instanceof Float64Array
+  );
 }
 
 function resolveParams(o: CocoEvalOptions): EvalParams {
@@ -49,7 +54,8 @@ function resolveParams(o: CocoEvalOptions): EvalParams {
   if (o.recThrs) p.recThrs = Float64Array.from(o.recThrs);
   // pycocotools sorts maxDets in evaluate().
   if (o.maxDets) p.maxDets = [...o.maxDets].sort((a, b) => a - b);
-  if (o.areaRanges) p.areaRng = o.areaRanges.map((a) => ({ label: a.label, range: [a.range[0], a.range[1]] }));
+  if (o.areaRanges)
+    p.areaRng = o.areaRanges.map((a) => ({ label: a.label, range: [a.range[0], a.range[1]] }));
   p.useCats = !o.classAgnostic;
   if (p.maxDets.length === 0 || p.maxDets.some((m) => !Number.isInteger(m) || m < 1)) {
     throw new InvalidInputError(`maxDets: expected positive integers, got ${JSON.stringify(o.maxDets)}`);
@@ -60,7 +66,9 @@ function resolveParams(o: CocoEvalOptions): EvalParams {
 function selectIndices(all: Float64Array, wanted: readonly number[] | undefined, what: string): Int32Array {
   if (!wanted) return Int32Array.from(all, (_, i) => i);
   const pos = new Map<number, number>();
-  all.forEach((id, i) => pos.set(id, i));
+  all.forEach((id, i) => {
+    pos.set(id, i);
+  });
   const out = new Set<number>();
   wanted.forEach((id, j) => {
     const i = pos.get(id);

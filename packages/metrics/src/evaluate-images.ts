@@ -25,7 +25,7 @@ export interface CategoryMatches {
   imageIdx: Int32Array;
   /** `[S]` index of the detection in the validated results (file order, dropped entries skipped). */
   detIdx: Int32Array;
-  /** `[A, T, S]` outcome codes `FP` / `TP` / `IGNORED`. */
+  /** `[S, A, T]` outcome codes `FP` / `TP` / `IGNORED` (slot-major, so one slot's codes share a cache line). */
   outcome: Uint8Array;
   /** `[A]` number of ground truths not ignored (not crowd, inside the area range). */
   numGt: Int32Array;
@@ -40,9 +40,12 @@ export interface ImageEvaluation {
   categoryIdx: Int32Array;
 }
 
+function grow32(a: Int32Array, n: number): Int32Array {
+  return a.length >= n ? a : new Int32Array(Math.max(n, 2 * a.length));
+}
+
 class Scratch {
   f64 = new Float64Array(0);
-  i32 = new Int32Array(0);
   grow(n: number): void {
     if (this.f64.length < n) this.f64 = new Float64Array(Math.max(n, 2 * this.f64.length));
   }
@@ -102,7 +105,11 @@ function evaluateGroup(
   const rank = new Int32Array(S);
   const slotImage = new Int32Array(S);
   const detIdx = new Int32Array(S);
-  const outcome = new Uint8Array(A * T * S);
+  const AT = A * T;
+  const outcome = new Uint8Array(S * AT);
+  const minThr = thr.reduce((x, y) => Math.min(x, y), Number.POSITIVE_INFINITY);
+  let candStart: Int32Array = new Int32Array(128);
+  let candList: Int32Array = new Int32Array(1024);
   const numGt = new Int32Array(A);
 
   const iou = new Scratch();
@@ -174,10 +181,24 @@ function evaluateGroup(
         const ar = dt.area[dts[d]!]!;
         dtOut[d] = ar < lo || ar > hi ? 1 : 0;
       }
+      // Candidates per detection: ground truths (in matching order) whose IoU reaches the
+      // lowest threshold. Skipping the others is exact: pycocotools' loop would `continue`
+      // past them at every threshold.
+      if (haveIou) {
+        candStart = grow32(candStart, D + 1);
+        candList = grow32(candList, D * G);
+        let nc = 0;
+        for (let d = 0; d < D; d++) {
+          candStart[d] = nc;
+          const row = d * G;
+          for (let g = 0; g < G; g++) if (ious[row + gtOrder[g]!]! >= minThr) candList[nc++] = g;
+        }
+        candStart[D] = nc;
+      }
       for (let t = 0; t < T; t++) {
-        const base = (a * T + t) * S + s0;
+        const col = a * T + t;
         if (!haveIou) {
-          for (let d = 0; d < D; d++) outcome[base + d] = dtOut[d] ? IGNORED : FP;
+          for (let d = 0; d < D; d++) outcome[(s0 + d) * AT + col] = dtOut[d] ? IGNORED : FP;
           continue;
         }
         gtMatched.fill(0, 0, G);
@@ -186,7 +207,9 @@ function evaluateGroup(
           let best = th;
           let m = -1;
           const row = d * G;
-          for (let g = 0; g < G; g++) {
+          const cEnd = candStart[d + 1]!;
+          for (let c = candStart[d]!; c < cEnd; c++) {
+            const g = candList[c]!;
             // A ground truth already matched can take no more detections, unless it is a crowd.
             if (gtMatched[g] && !gtCrowdS[g]) continue;
             // Matched to a regular ground truth and reached the ignored ones: stop.
@@ -196,15 +219,16 @@ function evaluateGroup(
             best = v;
             m = g;
           }
+          const o = (s0 + d) * AT + col;
           if (m === -1) {
-            outcome[base + d] = dtOut[d] ? IGNORED : FP;
+            outcome[o] = dtOut[d] ? IGNORED : FP;
             continue;
           }
           gtMatched[m] = 1;
           // pycocotools records the match as the gt id, so a gt with id 0 reads as "unmatched".
-          if (gtIgS[m]) outcome[base + d] = IGNORED;
-          else if (gtIdS[m] !== 0) outcome[base + d] = TP;
-          else outcome[base + d] = dtOut[d] ? IGNORED : FP;
+          if (gtIgS[m]) outcome[o] = IGNORED;
+          else if (gtIdS[m] !== 0) outcome[o] = TP;
+          else outcome[o] = dtOut[d] ? IGNORED : FP;
         }
       }
     }

@@ -108,7 +108,8 @@ const POOL_LAYERS = new Set([
 function numel(s: Shape, what: string): number {
   let n = 1;
   for (const d of s) {
-    if (d === null || d === undefined) throw new Error(`modelStats: ${what} has an unknown dimension ${JSON.stringify(s)}`);
+    if (d === null || d === undefined)
+      throw new Error(`modelStats: ${what} has an unknown dimension ${JSON.stringify(s)}`);
     n *= d;
   }
   return n;
@@ -214,7 +215,13 @@ function concrete(s: Shape): number[] {
  * `computeOutputShape`, so a model built for any input size (`[null, null, 3]`) can be
  * measured at a chosen one.
  */
-function propagate(model: ModelLike, inputShapes: Shape[], prefix: string, out: LayerStats[], opts: Required<Omit<ModelStatsOptions, 'inputShape'>>): Shape[] {
+function propagate(
+  model: ModelLike,
+  inputShapes: Shape[],
+  prefix: string,
+  out: LayerStats[],
+  opts: Required<Omit<ModelStatsOptions, 'inputShape'>>,
+): Shape[] {
   const shapes = new Map<LayerLike, Map<number, Shape[]>>();
   const put = (l: LayerLike, node: number, s: Shape[]) => {
     let m = shapes.get(l);
@@ -222,9 +229,13 @@ function propagate(model: ModelLike, inputShapes: Shape[], prefix: string, out: 
     m.set(node, s);
   };
   if (model.inputs.length !== inputShapes.length) {
-    throw new Error(`modelStats: ${prefix || model.name} has ${model.inputs.length} inputs, got ${inputShapes.length} shapes`);
+    throw new Error(
+      `modelStats: ${prefix || model.name} has ${model.inputs.length} inputs, got ${inputShapes.length} shapes`,
+    );
   }
-  model.inputs.forEach((t, i) => put(t.sourceLayer, t.nodeIndex, [inputShapes[i]!]));
+  model.inputs.forEach((t, i) => {
+    put(t.sourceLayer, t.nodeIndex, [inputShapes[i]!]);
+  });
   for (const layer of model.layers) {
     if (layer.getClassName() === 'InputLayer') continue;
     layer.inboundNodes.forEach((node, n) => {
@@ -242,7 +253,14 @@ function propagate(model: ModelLike, inputShapes: Shape[], prefix: string, out: 
       } else {
         const o = layer.computeOutputShape(ins.length === 1 ? ins[0]! : ins);
         outs = isShapeList(o) ? o : [o];
-        const { macs, flops } = layerFlops(layer.getClassName(), layer.getConfig(), ins, outs, opts.convention, opts.flopsPerMac);
+        const { macs, flops } = layerFlops(
+          layer.getClassName(),
+          layer.getConfig(),
+          ins,
+          outs,
+          opts.convention,
+          opts.flopsPerMac,
+        );
         out.push({
           name,
           className: layer.getClassName(),
@@ -257,7 +275,8 @@ function propagate(model: ModelLike, inputShapes: Shape[], prefix: string, out: 
   }
   return model.outputs.map((t) => {
     const s = shapes.get(t.sourceLayer)?.get(t.nodeIndex)?.[t.tensorIndex];
-    if (!s) throw new Error(`modelStats: could not reach output ${t.sourceLayer.name} of ${prefix || model.name}`);
+    if (!s)
+      throw new Error(`modelStats: could not reach output ${t.sourceLayer.name} of ${prefix || model.name}`);
     return s;
   });
 }

@@ -29,7 +29,8 @@ export function perClassAp(result: CocoEvalResult): ClassAp[] {
   for (let k = 0; k < K; k++) {
     const prec = (ts: number[]) => {
       const v: number[] = [];
-      for (const t of ts) for (let r = 0; r < R; r++) v.push(result.precision[(((t * R + r) * K + k) * A + 0) * M + m]!);
+      for (const t of ts)
+        for (let r = 0; r < R; r++) v.push(result.precision[(((t * R + r) * K + k) * A + 0) * M + m]!);
       return meanOver(v);
     };
     const all = Array.from({ length: T }, (_, t) => t);
@@ -49,7 +50,10 @@ export function perClassAp(result: CocoEvalResult): ClassAp[] {
 }
 
 /** AP (area all, largest maxDets, mean over categories with GT) at chosen IoUs, e.g. Table 1.3's 0.5/0.75/0.9. */
-export function apAtIous(result: CocoEvalResult, ious: readonly number[] = [0.5, 0.75, 0.9]): Record<string, number | null> {
+export function apAtIous(
+  result: CocoEvalResult,
+  ious: readonly number[] = [0.5, 0.75, 0.9],
+): Record<string, number | null> {
   const [, R, K, A, M] = result.counts;
   const out: Record<string, number | null> = {};
   for (const iou of ious) {

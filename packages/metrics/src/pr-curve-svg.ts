@@ -56,8 +56,12 @@ export function prCurvesSvg(curves: readonly PrCurve[], options: PrSvgOptions = 
   out.push('<g class="tick-labels" fill="#000000">');
   for (let i = 0; i <= 5; i++) {
     const v = i / 5;
-    out.push(`<text x="${x(v)}" y="${(top + ph + 18).toFixed(2)}" text-anchor="middle">${v.toFixed(1)}</text>`);
-    out.push(`<text x="${(left - 8).toFixed(2)}" y="${y(v)}" text-anchor="end" dy="4">${v.toFixed(1)}</text>`);
+    out.push(
+      `<text x="${x(v)}" y="${(top + ph + 18).toFixed(2)}" text-anchor="middle">${v.toFixed(1)}</text>`,
+    );
+    out.push(
+      `<text x="${(left - 8).toFixed(2)}" y="${y(v)}" text-anchor="end" dy="4">${v.toFixed(1)}</text>`,
+    );
   }
   out.push('</g>');
   out.push(`<text x="${x(0.5)}" y="${(H - 10).toFixed(2)}" text-anchor="middle">Recall</text>`);

@@ -36,7 +36,8 @@ export function prCurves(
   let ks = Array.from({ length: K }, (_, k) => k);
   if (options.categoryId !== undefined) {
     const k = Array.from(result.catIds).indexOf(options.categoryId);
-    if (k < 0 || !p.useCats) throw new RangeError(`prCurves: category ${options.categoryId} was not evaluated`);
+    if (k < 0 || !p.useCats)
+      throw new RangeError(`prCurves: category ${options.categoryId} was not evaluated`);
     ks = [k];
   }
   return ious.map((iou) => {

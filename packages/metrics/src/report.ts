@@ -75,12 +75,7 @@ export function reportToMarkdown(report: EvaluationReport, digits = 4): string {
       (report.classAgnostic ? ' (class-agnostic)' : ''),
   );
   parts.push('### COCO summary');
-  parts.push(
-    table(
-      [...STAT_NAMES],
-      [STAT_NAMES.map((n) => fmt(report.stats[n], digits))],
-    ),
-  );
+  parts.push(table([...STAT_NAMES], [STAT_NAMES.map((n) => fmt(report.stats[n], digits))]));
   parts.push('### Best-F1 operating point per IoU threshold');
   parts.push(
     table(

@@ -20,7 +20,10 @@ describe('bad input names the entry', () => {
     fails([ok, { ...ok, image_id: 3 }], /results\[1\]: image_id 3 is not in the ground truth images/);
   });
   it('unknown category id in results (or dropped on request, like pycocotools)', () => {
-    fails([ok, ok, { ...ok, category_id: 2 }], /results\[2\]: category_id 2 is not in the ground truth categories/);
+    fails(
+      [ok, ok, { ...ok, category_id: 2 }],
+      /results\[2\]: category_id 2 is not in the ground truth categories/,
+    );
     const r = evaluateCoco(gt, [ok, { ...ok, category_id: 2 }], { unknownCategory: 'ignore' });
     const same = evaluateCoco(gt, [ok]);
     expect(r.stats).toEqual(same.stats);

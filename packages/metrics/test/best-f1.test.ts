@@ -31,9 +31,18 @@ describe('bestF1Sweep (Table 1.2) on a hand-built case', () => {
   const rows = bestF1Sweep(r);
 
   it('has one row per IoU threshold', () => {
-    expect(rows.map((x) => x.iouThr.toFixed(2))).toEqual(
-      ['0.50', '0.55', '0.60', '0.65', '0.70', '0.75', '0.80', '0.85', '0.90', '0.95'],
-    );
+    expect(rows.map((x) => x.iouThr.toFixed(2))).toEqual([
+      '0.50',
+      '0.55',
+      '0.60',
+      '0.65',
+      '0.70',
+      '0.75',
+      '0.80',
+      '0.85',
+      '0.90',
+      '0.95',
+    ]);
   });
 
   it('IoU 0.50-0.65: TP TP FP TP FP FP TP -> best F1 after 4 detections', () => {
@@ -88,6 +97,15 @@ describe('bestF1Sweep (Table 1.2) on a hand-built case', () => {
 
   it('no detections: zeros and a null threshold', () => {
     const row = bestF1Sweep(evaluateCoco(gt, []))[0]!;
-    expect(row).toMatchObject({ precision: 0, recall: 0, f1: 0, scoreThreshold: null, tp: 0, fp: 0, fn: 4, ap: 0 });
+    expect(row).toMatchObject({
+      precision: 0,
+      recall: 0,
+      f1: 0,
+      scoreThreshold: null,
+      tp: 0,
+      fp: 0,
+      fn: 4,
+      ap: 0,
+    });
   });
 });

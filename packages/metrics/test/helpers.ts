@@ -34,7 +34,14 @@ export function randomCase(
       const y = r() * (480 - h);
       const cat = categories[Math.floor(r() * nCat)]!.id;
       const iscrowd = r() < (opts.crowd ?? 0.05) ? 1 : 0;
-      annotations.push({ id: id++, image_id: im.id, category_id: cat, bbox: [x, y, w, h], area: w * h, iscrowd });
+      annotations.push({
+        id: id++,
+        image_id: im.id,
+        category_id: cat,
+        bbox: [x, y, w, h],
+        area: w * h,
+        iscrowd,
+      });
       const copies = r() < 0.8 ? 1 + Math.floor(r() * 2) : 0;
       for (let c = 0; c < copies; c++) {
         const jx = (r() - 0.5) * 0.3 * w;

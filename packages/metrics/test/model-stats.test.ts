@@ -14,7 +14,9 @@ function tinyNet(h: number | null, w: number | null): tf.LayersModel {
     .apply(input) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization({ name: 'bn' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.conv2d({ filters: 6, kernelSize: 3, useBias: false, name: 'c2' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers
+    .conv2d({ filters: 6, kernelSize: 3, useBias: false, name: 'c2' })
+    .apply(x) as tf.SymbolicTensor;
   if (h !== null) {
     x = tf.layers.flatten().apply(x) as tf.SymbolicTensor;
     x = tf.layers.dense({ units: 5, name: 'fc' }).apply(x) as tf.SymbolicTensor;
@@ -49,7 +51,11 @@ describe('modelStats on a hand-computed tiny conv net (input 8x10x3)', () => {
   it('macs convention and 2 FLOPs per multiply-add', () => {
     const s = modelStats(model as unknown as ModelLike, { inputShape: [8, 10, 3], convention: 'macs' });
     expect(s.flops).toBe(8640 + 1296 + 180);
-    const s2 = modelStats(model as unknown as ModelLike, { inputShape: [8, 10, 3], convention: 'macs', flopsPerMac: 2 });
+    const s2 = modelStats(model as unknown as ModelLike, {
+      inputShape: [8, 10, 3],
+      convention: 'macs',
+      flopsPerMac: 2,
+    });
     expect(s2.flops).toBe(2 * (8640 + 1296 + 180));
     const s3 = modelStats(model as unknown as ModelLike, { inputShape: [8, 10, 3], flopsPerMac: 2 });
     expect(s3.flops).toBe(2 * (8640 + 1296 + 180) + 320 + 320 + 640 + 320);
@@ -70,7 +76,9 @@ describe('modelStats on a hand-computed tiny conv net (input 8x10x3)', () => {
     const input = tf.input({ shape: [null, null, 3] });
     const y = inner.apply(input) as tf.SymbolicTensor;
     // stride 2 'same' on 2x3x6 -> 1x2x8 = 16 outputs x 3*3*6 = 864 MACs + 16 bias
-    const z = tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', name: 'down' }).apply(y);
+    const z = tf.layers
+      .conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', name: 'down' })
+      .apply(y);
     const outer = tf.model({ inputs: input, outputs: z as tf.SymbolicTensor }) as unknown as ModelLike;
     const s = modelStats(outer, { inputShape: [8, 10, 3] });
     expect(s.flops).toBe(8640 + 320 + 320 + 640 + 320 + 1296 + 864 + 16);
@@ -84,7 +92,20 @@ describe('modelStats on a hand-computed tiny conv net (input 8x10x3)', () => {
       layerFlops('DepthwiseConv2D', { kernelSize: [3, 3], useBias: true }, [[1, 4, 4, 3]], [[1, 4, 4, 6]]),
     ).toEqual({ macs: 864, flops: 960 });
     expect(layerFlops('UpSampling2D', {}, [[1, 2, 2, 5]], [[1, 4, 4, 5]])).toEqual({ macs: 0, flops: 80 });
-    expect(layerFlops('Activation', { activation: 'sigmoid' }, [[1, 4]], [[1, 4]])).toEqual({ macs: 0, flops: 0 });
-    expect(layerFlops('Add', {}, [[1, 4], [1, 4]], [[1, 4]])).toEqual({ macs: 0, flops: 0 });
+    expect(layerFlops('Activation', { activation: 'sigmoid' }, [[1, 4]], [[1, 4]])).toEqual({
+      macs: 0,
+      flops: 0,
+    });
+    expect(
+      layerFlops(
+        'Add',
+        {},
+        [
+          [1, 4],
+          [1, 4],
+        ],
+        [[1, 4]],
+      ),
+    ).toEqual({ macs: 0, flops: 0 });
   });
 });

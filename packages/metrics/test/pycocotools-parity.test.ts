@@ -22,7 +22,9 @@ describe.skipIf(!cocoEvalDir)('pycocotools COCOeval parity (../shared/fixtures/c
       const c = loadCocoCase(name);
       const r = evaluateCoco(c.gt as CocoGroundTruth, c.dt as CocoDetection[]);
       expect(r.stats).toHaveLength(12);
-      c.expected.stats.forEach((v, i) => expectClose(r.stats[i]!, v, `${name} stats[${i}]`));
+      c.expected.stats.forEach((v, i) => {
+        expectClose(r.stats[i]!, v, `${name} stats[${i}]`);
+      });
       const T = r.params.iouThrs.length;
       expect(c.expected.ap_per_iou).toHaveLength(T);
       for (let t = 0; t < T; t++) {

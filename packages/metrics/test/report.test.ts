@@ -20,7 +20,11 @@ describe('per-class AP', () => {
         { id: 2, name: 'lymphocyte' },
         { id: 3, name: 'plasma' },
       ],
-      annotations: [ann(1, 1, [0, 0, 10, 10], 1), ann(2, 1, [50, 50, 10, 10], 2), ann(3, 1, [80, 0, 10, 10], 2)],
+      annotations: [
+        ann(1, 1, [0, 0, 10, 10], 1),
+        ann(2, 1, [50, 50, 10, 10], 2),
+        ann(3, 1, [80, 0, 10, 10], 2),
+      ],
     };
     const dt = [
       { image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], score: 0.9 },
@@ -50,7 +54,8 @@ describe('PR curves and reports', () => {
     expect(curves[0]!.ap).toBeCloseTo(r.stats[1]!, 12);
     expect(curves[1]!.ap).toBeCloseTo(r.stats[2]!, 12);
     // Interpolated precision never increases with recall.
-    for (const c of curves) for (let i = 1; i < 101; i++) expect(c.precision[i]!).toBeLessThanOrEqual(c.precision[i - 1]!);
+    for (const c of curves)
+      for (let i = 1; i < 101; i++) expect(c.precision[i]!).toBeLessThanOrEqual(c.precision[i - 1]!);
     const one = prCurves(r, [0.5], { categoryId: gt.categories[1]!.id });
     expect(one[0]!.categoryId).toBe(gt.categories[1]!.id);
     expect(() => prCurves(r, [0.52])).toThrow(/0.52/);

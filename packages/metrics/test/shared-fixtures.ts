@@ -46,5 +46,11 @@ export function cocoCaseNames(): string[] {
 
 export function loadCocoCase(name: string): CocoCase {
   const read = (f: string) => JSON.parse(readFileSync(join(cocoEvalDir!, name, f), 'utf8'));
-  return { name, gt: read('gt.json'), dt: read('dt.json'), expected: read('expected.json'), meta: read('meta.json') };
+  return {
+    name,
+    gt: read('gt.json'),
+    dt: read('dt.json'),
+    expected: read('expected.json'),
+    meta: read('meta.json'),
+  };
 }
