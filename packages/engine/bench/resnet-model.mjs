@@ -8,6 +8,7 @@ const BLOCKS = { 18: [2, 2, 2, 2], 34: [3, 4, 6, 3] };
 export function buildResNet({ depth = 18, seed = 1, width = 64 } = {}) {
   let s = seed;
   const vars = [];
+  const trainable = [];
   const conv = (k, cin, cout) => {
     const w = tf.variable(
       tf.randomNormal([k, k, cin, cout], 0, Math.sqrt(2 / (k * k * cin)), 'float32', s++),
@@ -19,10 +20,11 @@ export function buildResNet({ depth = 18, seed = 1, width = 64 } = {}) {
     const p = {
       gamma: tf.variable(tf.randomUniform([c], 0.5, 1.5, 'float32', s++)),
       beta: tf.variable(tf.randomUniform([c], -0.1, 0.1, 'float32', s++)),
-      mean: tf.randomUniform([c], -0.1, 0.1, 'float32', s++),
-      variance: tf.randomUniform([c], 0.5, 1.5, 'float32', s++),
+      mean: tf.keep(tf.randomUniform([c], -0.1, 0.1, 'float32', s++)),
+      variance: tf.keep(tf.randomUniform([c], 0.5, 1.5, 'float32', s++)),
     };
     vars.push(p.gamma, p.beta, p.mean, p.variance);
+    trainable.push(p.gamma, p.beta); // running statistics are constants, as in PyTorch's eval mode
     return p;
   };
   const stem = { w: conv(7, 3, width), bn: bn(width) };
@@ -43,7 +45,7 @@ export function buildResNet({ depth = 18, seed = 1, width = 64 } = {}) {
       cin = cout;
     }
   });
-  return { stem, layers, dispose: () => tf.dispose(vars) };
+  return { stem, layers, trainable, dispose: () => tf.dispose(vars) };
 }
 
 const pad = (p) => [

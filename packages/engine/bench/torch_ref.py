@@ -1,8 +1,9 @@
 """PyTorch reference timings for @bmc/engine's benchmark (run by bench/engine.bench.mjs).
 
-Reads a JSON job from stdin, prints JSON timings (median ms) to stdout.
-Job: {"threads": 2, "convs": [{"name", "x": [N,H,W,C], "w": [KH,KW,Cin,Cout], "stride", "pad": [t,b,l,r]}],
-      "resnet": {"depth": 18, "batch": 2, "size": 256} or null}
+Usage: torch_ref.py THREADS; then one JSON job per stdin line, one JSON line of
+median-ms timings back per job:
+  {"conv": {"x": [N,H,W,C], "w": [KH,KW,Cin,Cout], "stride": s, "pad": [t,b,l,r]}} -> {"fwd", "dx", "dw"}
+  {"resnet": {"depth": 18, "batch": 2, "size": 256}} -> {"step"}
 """
 import json
 import sys
@@ -70,14 +71,19 @@ def resnet_step(spec):
 
 
 def main():
-    job = json.load(sys.stdin)
-    torch.set_num_threads(job.get("threads", 2))
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "convs": {}}
-    for c in job.get("convs", []):
-        out["convs"][c["name"]] = conv_times(c)
-    if job.get("resnet"):
-        out["resnet"] = resnet_step(job["resnet"])
-    json.dump(out, sys.stdout)
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+    # Server mode: one JSON job per stdin line, one JSON result per stdout line, so the
+    # benchmark can interleave PyTorch and its own measurements on a shared machine.
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        if "conv" in job:
+            out = conv_times(job["conv"])
+        elif "resnet" in job:
+            out = resnet_step(job["resnet"])
+        else:
+            out = {"error": "unknown job"}
+        print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
