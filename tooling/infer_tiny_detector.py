@@ -140,8 +140,8 @@ meta = {
         'trainSize': [256, 256], 'normalization': {'scale': 1 / 255, 'mean': MEAN, 'std': STD},
     }),
     'bmc.outputs': json.dumps({'clsLogits': 'cls_logits', 'boxDeltas': 'box_deltas', 'iouLogits': 'iou_logits'}),
-    'bmc.score_mode': json.dumps('sqrt_cls_iou'),
-    'bmc.nms': json.dumps({'iouThreshold': 0.3, 'scoreThreshold': 0.6, 'preNmsTopK': 1000, 'maxDetections': 100, 'classAgnostic': False}),
+    'bmc.score_mode': json.dumps('sqrt(cls*iou)'),
+    'bmc.nms': json.dumps({'scoreThreshold': 0.6, 'topK': 1000, 'nmsThreshold': 0.3, 'maxDetections': 100, 'classAgnostic': False}),
     'bmc.model': json.dumps({'name': 'tiny-detector', 'note': 'hand-designed test fixture (tooling/infer_tiny_detector.py), not trained'}),
 }
 for k, v in meta.items():

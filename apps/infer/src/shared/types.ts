@@ -59,7 +59,7 @@ export interface PostprocessOverrides {
   scoreThreshold?: number;
   iouThreshold?: number;
   maxDetections?: number;
-  preNmsTopK?: number;
+  topK?: number;
 }
 
 export interface DetectOptions extends PostprocessOverrides {

@@ -1,0 +1,241 @@
+/// <reference types="vite/client" />
+/**
+ * The browser viewer: loads a bmc ONNX detector into onnxruntime-web (WASM,
+ * threaded when the page is cross-origin isolated) and runs the very same
+ * pre- and post-processing code as `bmc detect` (src/shared). Nothing is uploaded.
+ */
+import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
+// The runtime's .wasm is a hashed asset of this build, fetched from the page's own origin (works offline).
+import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+import { detectPixels } from '../shared/detect.js';
+import { checkGraphNames, ortRunner } from '../shared/ort-runner.js';
+import { type DetectionJson, toDetectionJson } from '../shared/results.js';
+import type { DetectResult, NetworkRunner, RawPixels } from '../shared/types.js';
+
+const COLOURS = ['#E69F00', '#56B4E9', '#009E73', '#F0E442', '#0072B2', '#D55E00', '#CC79A7', '#000000'];
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const params = new URLSearchParams(location.search);
+
+const requestedThreads = Number(params.get('threads') ?? 0);
+const maxThreads = Math.min(4, navigator.hardwareConcurrency || 1);
+const threads = self.crossOriginIsolated ? requestedThreads || maxThreads : 1;
+// A dynamic import keeps onnxruntime-web in a chunk of its own: its thread workers load the
+// script that holds it (import.meta.url), which must not be this page script (it touches the DOM).
+const ort = await import('onnxruntime-web/wasm');
+ort.env.wasm.numThreads = threads;
+ort.env.wasm.wasmPaths = { wasm: new URL(ortWasmUrl, location.href).href };
+
+interface State {
+  meta?: BmcMetadata;
+  run?: NetworkRunner;
+  image?: RawPixels;
+  imageName?: string;
+  bitmap?: ImageBitmap;
+  result?: DetectResult;
+  /** Score threshold the stored result was computed with. */
+  resultThreshold?: number;
+  threshold: number;
+  detectMs?: number;
+}
+const state: State = { threshold: Number(($('threshold') as HTMLInputElement).value) };
+
+/** Test and scripting hook: results and timings of the last run. */
+const api = {
+  threads,
+  crossOriginIsolated: self.crossOriginIsolated,
+  ready: undefined as unknown as Promise<void>,
+  result: () => state.result,
+  json: () => currentJson(),
+  detectMs: () => state.detectMs,
+  /** Runs detection on already loaded pixels again (for timing). */
+  rerun: async () => {
+    await detect();
+    return state.detectMs;
+  },
+};
+(window as unknown as { bmcViewer: typeof api }).bmcViewer = api;
+
+function status(text: string, error = false) {
+  const el = $('status');
+  el.textContent = text;
+  el.classList.toggle('error', error);
+}
+
+async function loadModel(bytes: Uint8Array, source: string) {
+  const meta = readBmcMetadata(bytes, source);
+  const session = await ort.InferenceSession.create(bytes, {
+    executionProviders: ['wasm'],
+    graphOptimizationLevel: 'all',
+  });
+  checkGraphNames(source, meta, session.inputNames, session.outputNames);
+  state.meta = meta;
+  state.run = ortRunner(session, meta, ort.Tensor);
+  state.threshold = meta.nms.scoreThreshold;
+  const slider = $('threshold') as HTMLInputElement;
+  slider.value = String(meta.nms.scoreThreshold);
+  $('threshold-value').textContent = meta.nms.scoreThreshold.toFixed(2);
+  const name = typeof meta.model?.name === 'string' ? meta.model.name : source;
+  status(
+    `Model ${name} (${meta.classNames.length} class${meta.classNames.length > 1 ? 'es' : ''}, score ${meta.scoreMode}) ready; ` +
+      `WASM ${threads} thread${threads > 1 ? 's' : ''}${self.crossOriginIsolated ? '' : ' (page not cross-origin isolated)'}.`,
+  );
+}
+
+async function initModel() {
+  const url = params.get('model') ?? './v1/model.onnx';
+  try {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    await loadModel(new Uint8Array(await res.arrayBuffer()), url);
+  } catch (e) {
+    // Static build without a service: the user picks the model file.
+    $('model-pick').hidden = false;
+    status(`No model at ${url} (${(e as Error).message}): pick a bmc .onnx file.`);
+  }
+}
+
+async function readPixels(file: Blob): Promise<{ pixels: RawPixels; bitmap: ImageBitmap }> {
+  // No colour management or premultiplication: the bytes must match what libvips decodes in Node.
+  const bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  ctx.drawImage(bitmap, 0, 0);
+  const data = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  return { pixels: { data, width: bitmap.width, height: bitmap.height, channels: 4 }, bitmap };
+}
+
+async function detect() {
+  if (!state.run || !state.meta || !state.image) return;
+  status('Detecting…');
+  const t0 = performance.now();
+  state.result = await detectPixels(state.run, state.meta, state.image, { scoreThreshold: state.threshold });
+  state.detectMs = performance.now() - t0;
+  state.resultThreshold = state.threshold;
+  const t = state.result.timings;
+  status(
+    `${state.result.detections.length} cells in ${state.detectMs.toFixed(0)} ms ` +
+      `(preprocess ${t.preprocessMs.toFixed(0)}, network ${t.networkMs.toFixed(0)}, post-process ${t.postprocessMs.toFixed(0)} ms; ` +
+      `WASM ${threads} thread${threads > 1 ? 's' : ''}).`,
+  );
+  render();
+}
+
+function visible() {
+  return (state.result?.detections ?? []).filter((d) => d.score >= state.threshold);
+}
+
+function currentJson(): DetectionJson | undefined {
+  if (!state.result || !state.meta) return undefined;
+  return toDetectionJson({ ...state.result, detections: visible() }, state.meta, state.imageName);
+}
+
+function render() {
+  const canvas = $('canvas') as HTMLCanvasElement;
+  const ctx = canvas.getContext('2d')!;
+  if (!state.bitmap || !state.meta) return;
+  canvas.width = state.bitmap.width;
+  canvas.height = state.bitmap.height;
+  ctx.drawImage(state.bitmap, 0, 0);
+  const dets = visible();
+  const lw = Math.max(1, Math.round(Math.max(canvas.width, canvas.height) / 400));
+  const font = Math.max(10, Math.round(Math.max(canvas.width, canvas.height) / 60));
+  ctx.lineWidth = lw;
+  ctx.font = `${font}px sans-serif`;
+  dets.forEach((d, i) => {
+    const [x1, y1, x2, y2] = d.box;
+    const c = COLOURS[d.classId % COLOURS.length]!;
+    ctx.strokeStyle = c;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const label = `${i + 1} ${d.score.toFixed(2)}`;
+    const ty = y1 > font + 2 ? y1 - 3 : y2 + font;
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = 'white';
+    ctx.strokeText(label, x1, ty);
+    ctx.fillStyle = c;
+    ctx.fillText(label, x1, ty);
+    ctx.lineWidth = lw;
+  });
+  const json = currentJson()!;
+  const counts = $('counts');
+  counts.replaceChildren(
+    ...Object.entries(json.counts).map(([name, n]) => {
+      const tr = document.createElement('tr');
+      const k = state.meta!.classNames.indexOf(name);
+      tr.innerHTML = `<td><span class="swatch" style="background:${COLOURS[k % COLOURS.length]}"></span></td><td></td><td></td>`;
+      tr.children[1]!.textContent = name;
+      tr.children[2]!.textContent = String(n);
+      return tr;
+    }),
+    Object.assign(document.createElement('tr'), {
+      innerHTML: `<td></td><td><b>total</b></td><td><b>${json.count}</b></td>`,
+    }),
+  );
+  $('cells').replaceChildren(
+    ...dets.map((d) => {
+      const li = document.createElement('li');
+      li.textContent = `${d.className} ${d.score.toFixed(3)} [${d.box.map((v) => v.toFixed(0)).join(', ')}]`;
+      return li;
+    }),
+  );
+  ($('download') as HTMLButtonElement).disabled = false;
+  $('drop-hint').hidden = true;
+}
+
+async function openImage(file: File) {
+  try {
+    const { pixels, bitmap } = await readPixels(file);
+    state.image = pixels;
+    state.bitmap = bitmap;
+    state.imageName = file.name;
+    await detect();
+  } catch (e) {
+    status(`${file.name}: cannot read this image (${(e as Error).message})`, true);
+  }
+}
+
+$('image-file').addEventListener('change', (ev) => {
+  const f = (ev.target as HTMLInputElement).files?.[0];
+  if (f) void openImage(f);
+});
+$('model-file').addEventListener('change', async (ev) => {
+  const f = (ev.target as HTMLInputElement).files?.[0];
+  if (!f) return;
+  try {
+    await loadModel(new Uint8Array(await f.arrayBuffer()), f.name);
+    $('model-pick').hidden = true;
+    await detect();
+  } catch (e) {
+    status(`${f.name}: ${(e as Error).message}`, true);
+  }
+});
+const drop = $('drop');
+drop.addEventListener('dragover', (ev) => {
+  ev.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  drop.classList.remove('over');
+  const f = ev.dataTransfer?.files?.[0];
+  if (f) void openImage(f);
+});
+$('threshold').addEventListener('input', (ev) => {
+  state.threshold = Number((ev.target as HTMLInputElement).value);
+  $('threshold-value').textContent = state.threshold.toFixed(2);
+  // Raising the threshold only filters (greedy NMS keeps are decided by higher scores);
+  // lowering it below the last run's needs a new run to recover suppressed candidates.
+  if (state.resultThreshold !== undefined && state.threshold < state.resultThreshold) void detect();
+  else render();
+});
+$('download').addEventListener('click', () => {
+  const json = currentJson();
+  if (!json) return;
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([JSON.stringify(json, null, 1)], { type: 'application/json' }));
+  a.download = `${(state.imageName ?? 'image').replace(/\.[^.]+$/, '')}.detections.json`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+});
+
+api.ready = initModel();
