@@ -98,6 +98,8 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const queue = new JobQueue(opts.concurrency ?? 1, opts.maxQueue ?? 64);
   const app = Fastify({ logger: opts.logger ?? true, bodyLimit });
+  // Only images, octet-stream and multipart are accepted: JSON or text bodies get fastify's 415.
+  app.removeAllContentTypeParsers();
   await app.register(multipart, { limits: { fileSize: bodyLimit, files: 1, fields: 8 } });
   app.addContentTypeParser(RAW_TYPES, { parseAs: 'buffer', bodyLimit }, (_req, body, done) =>
     done(null, body),

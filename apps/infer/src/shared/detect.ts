@@ -31,7 +31,13 @@ export async function detectPixels(
   const timings = { preprocessMs: 0, networkMs: 0, postprocessMs: 0 };
   const tiled = tileSize > 0 && Math.max(width, height) * scale > tileSize;
   const tiles: Tile[] = tiled
-    ? planTiles(width, height, Math.round(tileSize / scale), Math.round(overlap / scale))
+    ? planTiles(
+        width,
+        height,
+        Math.round(tileSize / scale),
+        Math.round(overlap / scale),
+        scale === 1 ? meta.input.sizeMultiple : 1,
+      )
     : [{ x: 0, y: 0, width, height, coreX0: 0, coreY0: 0, coreX1: width, coreY1: height }];
 
   const parts: RawDetections[] = [];

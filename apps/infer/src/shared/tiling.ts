@@ -9,13 +9,18 @@ export interface Tile extends Region {
   coreY1: number;
 }
 
-/** Start offsets of `size`-long windows covering `length` with at least `overlap` shared pixels. */
-function starts(length: number, size: number, overlap: number): number[] {
+/**
+ * Start offsets of windows of `size` covering `length`, neighbours sharing at
+ * least `overlap` pixels, every start a multiple of `align`.
+ */
+function starts(length: number, size: number, overlap: number, align: number): number[] {
   if (length <= size) return [0];
-  const step = size - overlap;
-  const n = Math.ceil((length - size) / step) + 1;
-  // Spread the windows evenly so the last one ends exactly at the border.
-  return Array.from({ length: n }, (_, i) => Math.round((i * (length - size)) / (n - 1)));
+  const step = Math.floor((size - overlap) / align) * align;
+  if (step <= 0)
+    throw new RangeError(`planTiles: tile ${size} minus overlap ${overlap} leaves no ${align}-aligned step`);
+  const out = [0];
+  while (out[out.length - 1]! + size < length) out.push(out[out.length - 1]! + step);
+  return out;
 }
 
 /**
@@ -25,12 +30,12 @@ function starts(length: number, size: number, overlap: number): number[] {
  * cut by one tile's edge is kept from the neighbour that sees it whole, as long
  * as the overlap is wider than the cell.
  */
-export function planTiles(width: number, height: number, size: number, overlap: number): Tile[] {
+export function planTiles(width: number, height: number, size: number, overlap: number, align = 1): Tile[] {
   if (!(size > 0)) throw new RangeError(`planTiles: tile size must be positive, got ${size}`);
   if (!(overlap >= 0 && overlap < size))
     throw new RangeError(`planTiles: overlap ${overlap} must be in [0, ${size})`);
-  const xs = starts(width, size, overlap);
-  const ys = starts(height, size, overlap);
+  const xs = starts(width, size, overlap, align);
+  const ys = starts(height, size, overlap, align);
   const cuts = (s: number[], length: number, tile: number) => {
     const c = [0];
     for (let i = 1; i < s.length; i++) c.push(Math.round((s[i]! + Math.min(s[i - 1]! + tile, length)) / 2));
