@@ -14,6 +14,7 @@ export function buildResNet({ depth = 18, seed = 1, width = 64 } = {}) {
       tf.randomNormal([k, k, cin, cout], 0, Math.sqrt(2 / (k * k * cin)), 'float32', s++),
     );
     vars.push(w);
+    trainable.push(w);
     return w;
   };
   const bn = (c) => {

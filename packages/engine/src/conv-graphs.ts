@@ -128,7 +128,7 @@ class GraphBuilder {
    * im2col on an NHWC tensor: `[N, OH, OW, KH*KW*C]`, columns ordered (kh, kw, c)
    * like a flattened HWIO filter.
    */
-  im2col(x: string, g: ConvGeometry): string {
+  im2col(x: string, g: ConvGeometry, reverseTaps = false): string {
     let xp = x;
     if (g.padTop + g.padBottom + g.padLeft + g.padRight > 0) {
       xp = this.node('Pad', [x, this.constInts([0, g.padTop, g.padLeft, 0, 0, g.padBottom, g.padRight, 0])]);
@@ -138,8 +138,8 @@ class GraphBuilder {
     const steps = this.constInts([g.strideH, g.strideW]);
     for (let kh = 0; kh < g.kH; kh++) {
       for (let kw = 0; kw < g.kW; kw++) {
-        const h0 = kh * g.dilH;
-        const w0 = kw * g.dilW;
+        const h0 = (reverseTaps ? g.kH - 1 - kh : kh) * g.dilH;
+        const w0 = (reverseTaps ? g.kW - 1 - kw : kw) * g.dilW;
         const starts = this.constInts([h0, w0]);
         const ends = this.constInts([h0 + (g.outH - 1) * g.strideH + 1, w0 + (g.outW - 1) * g.strideW + 1]);
         patches.push(this.node('Slice', [xp, starts, ends, axes, steps]));
@@ -213,19 +213,16 @@ export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout): OnnxGra
     b.reshape(dx2, xShape(g), 'dx');
   } else if (layout === 'nhwc' && flippedGeometry(g)) {
     // Stride 1: dx is a plain correlation of dy (re-padded) with the filter
-    // flipped in space and transposed in channels, so it reuses the NHWC im2col.
+    // flipped in space and transposed in channels. Taking dy's patches in
+    // reverse tap order does the flip; a Gemm with transB does the channel
+    // transpose, so the filter only needs a row-block permutation to
+    // [Cin, KH, KW, Cout] (contiguous Cout rows, cheap).
     const f = flippedGeometry(g)!;
-    const cols = b.im2col('dy', f);
-    const flipped = b.node('Slice', [
-      'w',
-      b.constInts([-1, -1]),
-      b.constInts([-g.kH - 1, -g.kW - 1]),
-      b.constInts([0, 1]),
-      b.constInts([-1, -1]),
-    ]);
-    const wt = b.transpose(flipped, [0, 1, 3, 2]);
-    const w2 = b.reshape(wt, [g.kH * g.kW * g.outC, g.inC]);
-    b.node('MatMul', [cols, w2], undefined, 'dx');
+    const rows = g.batch * g.inH * g.inW;
+    const cols = b.reshape(b.im2col('dy', f, true), [rows, g.kH * g.kW * g.outC]);
+    const wt = b.reshape(b.transpose('w', [2, 0, 1, 3]), [g.inC, g.kH * g.kW * g.outC]);
+    const dx2 = b.node('Gemm', [cols, wt], { transB: { int: 1 } });
+    b.reshape(dx2, xShape(g), 'dx');
   } else {
     const extraH = g.inH + g.padTop + g.padBottom - ((g.outH - 1) * g.strideH + (g.kH - 1) * g.dilH + 1);
     const extraW = g.inW + g.padLeft + g.padRight - ((g.outW - 1) * g.strideW + (g.kW - 1) * g.dilW + 1);
