@@ -9,15 +9,20 @@ import type { NumericArray } from '@bmc/core';
 export interface AnchorIndex {
   /** `[L + 1]` level boundaries the index was built for. */
   levelStarts: Int32Array;
-  /** `[N]` anchor indices, each level's run sorted by centre x (then index). */
+  /** `[N]` anchor indices, each level's run sorted by centre x, then centre y, then index. */
   order: Int32Array;
   /** `[N]` centre x in `order`'s order. */
   sortedCx: Float64Array;
+  /** `[N]` centre y in `order`'s order (ascending within a run of equal centre x). */
+  sortedCy: Float64Array;
+  /** `[N]` end position of the equal-centre-x run that position k belongs to (a grid column). */
+  runEnd: Int32Array;
   /** `[N]` centre x and y by anchor index. */
   cx: Float64Array;
   cy: Float64Array;
-  /** `[L]` largest half-width of an anchor on each level. */
+  /** `[L]` largest half-width and half-height of an anchor on each level. */
   maxHalfWidth: Float64Array;
+  maxHalfHeight: Float64Array;
 }
 
 const cache = new WeakMap<object, AnchorIndex>();
@@ -35,7 +40,10 @@ export function anchorIndex(anchors: NumericArray, levelStarts: Int32Array): Anc
   const levels = levelStarts.length - 1;
   const order = new Int32Array(n);
   const sortedCx = new Float64Array(n);
+  const sortedCy = new Float64Array(n);
+  const runEnd = new Int32Array(n);
   const maxHalfWidth = new Float64Array(levels);
+  const maxHalfHeight = new Float64Array(levels);
   for (let l = 0; l < levels; l++) {
     const s = levelStarts[l]!;
     const e = levelStarts[l + 1]!;
@@ -43,12 +51,28 @@ export function anchorIndex(anchors: NumericArray, levelStarts: Int32Array): Anc
     for (let i = s; i < e; i++) {
       idx[i - s] = i;
       maxHalfWidth[l] = Math.max(maxHalfWidth[l]!, (anchors[4 * i + 2]! - anchors[4 * i]!) / 2);
+      maxHalfHeight[l] = Math.max(maxHalfHeight[l]!, (anchors[4 * i + 3]! - anchors[4 * i + 1]!) / 2);
     }
-    idx.sort((p, q) => cx[p]! - cx[q]! || p - q);
+    idx.sort((p, q) => cx[p]! - cx[q]! || cy[p]! - cy[q]! || p - q);
     order.set(idx, s);
-    for (let k = s; k < e; k++) sortedCx[k] = cx[order[k]!]!;
+    for (let k = s; k < e; k++) {
+      sortedCx[k] = cx[order[k]!]!;
+      sortedCy[k] = cy[order[k]!]!;
+    }
+    for (let k = e - 1; k >= s; k--)
+      runEnd[k] = k + 1 < e && sortedCx[k + 1] === sortedCx[k] ? runEnd[k + 1]! : k + 1;
   }
-  const index = { levelStarts: levelStarts.slice(), order, sortedCx, cx, cy, maxHalfWidth };
+  const index = {
+    levelStarts: levelStarts.slice(),
+    order,
+    sortedCx,
+    sortedCy,
+    runEnd,
+    cx,
+    cy,
+    maxHalfWidth,
+    maxHalfHeight,
+  };
   if (typeof anchors === 'object') cache.set(anchors, index);
   return index;
 }
@@ -84,6 +108,33 @@ export function centreRange(index: AnchorIndex, l: number, xMin: number, xMax: n
   const s = index.levelStarts[l]!;
   const e = index.levelStarts[l + 1]!;
   return [lowerBound(index.sortedCx, s, e, xMin, false), lowerBound(index.sortedCx, s, e, xMax, true)];
+}
+
+/**
+ * Position ranges `[from, to)` (flattened pairs) in `order` of the level-`l`
+ * anchors whose centre lies strictly inside `(xMin, xMax) x (yMin, yMax)`:
+ * the x-range is cut by binary search, then each grid column (run of equal
+ * centre x, sorted by y) by two more. Cost ~ columns x log(column) + hits.
+ */
+export function centreWindow(
+  index: AnchorIndex,
+  l: number,
+  xMin: number,
+  xMax: number,
+  yMin: number,
+  yMax: number,
+): number[] {
+  const [from, to] = centreRange(index, l, xMin, xMax);
+  const out: number[] = [];
+  const { runEnd, sortedCy } = index;
+  for (let k = from; k < to; ) {
+    const end = Math.min(runEnd[k]!, to);
+    const a = lowerBound(sortedCy, k, end, yMin, false);
+    const b = lowerBound(sortedCy, a, end, yMax, true);
+    if (b > a) out.push(a, b);
+    k = end;
+  }
+  return out;
 }
 
 /**

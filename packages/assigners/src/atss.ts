@@ -88,10 +88,15 @@ export class AtssAssigner implements Assigner {
       perGt.push({ cand, ious });
     }
     if (this.options.ensureOnePositive) {
-      ensureOnePositive(gtIndex, ranked, (i, j) => {
-        const { cand, ious } = perGt[j]!;
-        iou[i] = ious[cand.indexOf(i)]!;
-      });
+      ensureOnePositive(
+        gtIndex,
+        g,
+        (j) => ranked[j]!,
+        (i, j) => {
+          const { cand, ious } = perGt[j]!;
+          iou[i] = ious[cand.indexOf(i)]!;
+        },
+      );
     }
     return makeResult(gtIndex, iou, input.gtLabels, g, 'anchor');
   }

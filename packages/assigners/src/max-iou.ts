@@ -1,5 +1,5 @@
 import { boxArea } from '@bmc/core';
-import { anchorIndex, centreRange } from './anchor-index.js';
+import { anchorIndex, centreWindow } from './anchor-index.js';
 import { checkInput } from './input.js';
 import { allBackground, makeResult } from './result.js';
 import { type Assigner, type AssignInput, type AssignResult, BACKGROUND, IGNORE } from './types.js';
@@ -81,26 +81,29 @@ export class MaxIoUAssigner implements Assigner {
       let k = 0;
       let top = 0;
       for (let l = 0; l + 1 < levelStarts.length; l++) {
-        // Only anchors whose centre is within (their widest half-width + 1 px) of the box in x can overlap it.
-        const reach = index.maxHalfWidth[l]! + 1;
-        const [from, to] = centreRange(index, l, gx1 - reach, gx2 + reach);
-        for (let p = from; p < to; p++) {
-          const i = index.order[p]!;
-          const w = Math.min(a[4 * i + 2]!, gx2) - Math.max(a[4 * i]!, gx1);
-          if (w <= 0) continue;
-          const h = Math.min(a[4 * i + 3]!, gy2) - Math.max(a[4 * i + 1]!, gy1);
-          if (h <= 0) continue;
-          const inter = w * h;
-          const union = areaA[i]! + ab - inter;
-          const v = union > 0 ? Math.fround(inter / union) : 0;
-          if (v <= 0) continue;
-          bufA[k] = i;
-          bufV[k++] = v;
-          if (v > top) top = v;
-          // Strictly greater with j ascending: ties go to the lower ground-truth index, as torch's max.
-          if (v > best[i]!) {
-            best[i] = v;
-            arg[i] = j;
+        // Only anchors whose centre is within (their level's largest half-size + 1 px) of the box can overlap it.
+        const rx = index.maxHalfWidth[l]! + 1;
+        const ry = index.maxHalfHeight[l]! + 1;
+        const ranges = centreWindow(index, l, gx1 - rx, gx2 + rx, gy1 - ry, gy2 + ry);
+        for (let t = 0; t < ranges.length; t += 2) {
+          for (let p = ranges[t]!; p < ranges[t + 1]!; p++) {
+            const i = index.order[p]!;
+            const w = Math.min(a[4 * i + 2]!, gx2) - Math.max(a[4 * i]!, gx1);
+            if (w <= 0) continue;
+            const h = Math.min(a[4 * i + 3]!, gy2) - Math.max(a[4 * i + 1]!, gy1);
+            if (h <= 0) continue;
+            const inter = w * h;
+            const union = areaA[i]! + ab - inter;
+            const v = union > 0 ? Math.fround(inter / union) : 0;
+            if (v <= 0) continue;
+            bufA[k] = i;
+            bufV[k++] = v;
+            if (v > top) top = v;
+            // Strictly greater with j ascending: ties go to the lower ground-truth index, as torch's max.
+            if (v > best[i]!) {
+              best[i] = v;
+              arg[i] = j;
+            }
           }
         }
       }

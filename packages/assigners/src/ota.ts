@@ -1,5 +1,5 @@
 import { alignedGiou, alignedIou, gatherRows } from '@bmc/core';
-import { anchorIndex, centreRange } from './anchor-index.js';
+import { anchorIndex, centreWindow } from './anchor-index.js';
 import { focalNegative, focalPositive } from './focal-cost.js';
 import { checkInput, checkRowsFinite } from './input.js';
 import { allBackground, ensureOnePositive, makeResult } from './result.js';
@@ -119,15 +119,16 @@ export class OtaAssigner implements Assigner {
         const cy1 = Math.max(gcy - r, y1);
         const cx2 = Math.min(gcx + r, x2);
         const cy2 = Math.min(gcy + r, y2);
-        const [from, to] = centreRange(index, l, cx1, cx2);
+        const ranges = centreWindow(index, l, cx1, cx2, cy1, cy2);
         const found: number[] = [];
-        for (let q = from; q < to; q++) {
-          const i = index.order[q]!;
-          const ax = index.cx[i]!;
-          const ay = index.cy[i]!;
-          if (!(ay > cy1 && ay < cy2)) continue;
-          if (Math.min(ax - x1, ay - y1, x2 - ax, y2 - ay) <= o.insideEps) continue;
-          found.push(i);
+        for (let t = 0; t < ranges.length; t += 2) {
+          for (let q = ranges[t]!; q < ranges[t + 1]!; q++) {
+            const i = index.order[q]!;
+            const ax = index.cx[i]!;
+            const ay = index.cy[i]!;
+            if (Math.min(ax - x1, ay - y1, x2 - ax, y2 - ay) <= o.insideEps) continue;
+            found.push(i);
+          }
         }
         // Anchor order within a ground truth keeps tie-breaking independent of the index.
         found.sort((p, q) => p - q);
@@ -225,36 +226,45 @@ export class OtaAssigner implements Assigner {
       // Anchors outside the candidates each take a full background unit in the dense problem.
       if (m < n) scale[bgRow] = Math.max(scale[bgRow]!, 1);
     }
+    // Each anchor's supplier: the largest rescaled transport; strict '>' over pairs in row order
+    // gives ties to the lower ground truth, then the background (the last row).
     const bestVal = new Float64Array(m).fill(-1);
-    const bestRow = new Int32Array(m).fill(-1);
+    const bestPair = new Int32Array(m).fill(-1);
     for (let k = 0; k < total; k++) {
       const v = plan[k]! / scale[pairRow[k]!]!;
       const col = pairCol[k]!;
       if (v > bestVal[col]!) {
         bestVal[col] = v;
-        bestRow[col] = pairRow[k]!;
+        bestPair[col] = k;
       }
     }
-    const pairOfRowCol = new Map<number, number>();
-    for (let k = 0; k < numPairs; k++) pairOfRowCol.set(pairRow[k]! * m + pairCol[k]!, k);
     for (let col = 0; col < m; col++) {
       const i = colAnchor[col]!;
+      const k = bestPair[col]!;
       weights[i] = bestVal[col]!;
-      if (bestRow[col] === bgRow) continue;
-      gtIndex[i] = rowGt[bestRow[col]!]!;
-      iou[i] = pairIou[pairOfRowCol.get(bestRow[col]! * m + col)!]!;
+      if (k >= numPairs) continue;
+      gtIndex[i] = pairGt[k]!;
+      iou[i] = pairIou[k]!;
     }
     if (o.ensureOnePositive) {
-      const ranked: number[][] = Array.from({ length: g }, () => []);
-      for (let k = 0; k < numPairs; k++) ranked[pairGt[k]!]!.push(k);
-      const rankedAnchors = ranked.map((ks) =>
-        ks.sort((p, q) => plan[q]! - plan[p]! || p - q).map((k) => pairAnchor[k]!),
+      // Pairs of one ground truth are contiguous (built GT by GT); rank them only when needed.
+      const firstPair = new Int32Array(g + 1).fill(-1);
+      for (let k = numPairs - 1; k >= 0; k--) firstPair[pairGt[k]!] = k;
+      const pairsOf = (j: number): number[] => {
+        const out: number[] = [];
+        for (let k = firstPair[j]!; k >= 0 && k < numPairs && pairGt[k] === j; k++) out.push(k);
+        return out.sort((p, q) => plan[q]! - plan[p]! || p - q);
+      };
+      ensureOnePositive(
+        gtIndex,
+        g,
+        (j) => pairsOf(j).map((k) => pairAnchor[k]!),
+        (i, j) => {
+          const k = pairsOf(j).find((q) => pairAnchor[q] === i)!;
+          iou[i] = pairIou[k]!;
+          weights[i] = plan[k]! / scale[rowOf[j]!]!;
+        },
       );
-      ensureOnePositive(gtIndex, rankedAnchors, (i, j) => {
-        const k = pairOfRowCol.get(rowOf[j]! * m + colOf[i]!)!;
-        iou[i] = pairIou[k]!;
-        weights[i] = plan[k]! / scale[rowOf[j]!]!;
-      });
     }
     const result = makeResult(gtIndex, iou, input.gtLabels, g, 'prediction', weights);
     return {

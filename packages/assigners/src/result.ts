@@ -33,23 +33,25 @@ export function allBackground(n: number, iouOf: AssignResult['iouOf']): AssignRe
 
 /**
  * Gives each ground truth that ended with no positive one anchor from its
- * ranked candidate list (`ranked[j]`, best first): the first one that is free
- * (background or ignored) or whose current owner keeps at least one other
- * positive. A ground truth whose candidates are all the sole positive of some
- * other ground truth stays empty (two identical boxes competing for a single
- * anchor). `onTake(i, j)` lets the caller update per-anchor fields.
+ * ranked candidate list (`ranked(j)`, best first, asked for only when
+ * needed): the first one that is free (background or ignored) or whose
+ * current owner keeps at least one other positive. A ground truth whose
+ * candidates are all the sole positive of some other ground truth stays
+ * empty (two identical boxes competing for a single anchor). `onTake(i, j)`
+ * lets the caller update per-anchor fields.
  */
 export function ensureOnePositive(
   gtIndex: Int32Array,
-  ranked: ReadonlyArray<ArrayLike<number>>,
+  numGts: number,
+  ranked: (gt: number) => ArrayLike<number>,
   onTake: (anchor: number, gt: number) => void,
 ): number {
-  const count = new Int32Array(ranked.length);
+  const count = new Int32Array(numGts);
   for (let i = 0; i < gtIndex.length; i++) if (gtIndex[i]! >= 0) count[gtIndex[i]!]++;
   let rescued = 0;
-  for (let j = 0; j < ranked.length; j++) {
+  for (let j = 0; j < numGts; j++) {
     if (count[j]! > 0) continue;
-    const list = ranked[j]!;
+    const list = ranked(j);
     for (let r = 0; r < list.length; r++) {
       const a = list[r]!;
       const owner = gtIndex[a]!;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { anchorIndex, centreRange, nearestK } from '../src/anchor-index.js';
+import { anchorIndex, centreRange, centreWindow, nearestK } from '../src/anchor-index.js';
 import { smallestK } from '../src/topk.js';
 import { pyramid, rng } from './helpers.js';
 
@@ -51,6 +51,34 @@ describe('anchor index (sorted by centre x per level) against full scans', () =>
         const got = Array.from(index.order.subarray(from, to)).sort((p, q) => p - q);
         const want: number[] = [];
         for (let i = starts[l]!; i < starts[l + 1]!; i++) if (cx(i) > lo! && cx(i) < hi!) want.push(i);
+        expect(got).toEqual(want);
+      }
+    }
+  });
+
+  it('centreWindow holds exactly the anchors with centre strictly inside the rectangle', () => {
+    const rand = rng(4);
+    const windows = [
+      [10, 50, 20, 40],
+      [30, 30.5, -1, 100],
+      [-5, 200, -5, 200],
+      ...Array.from({ length: 10 }, () => {
+        const x = rand() * 128;
+        const y = rand() * 96;
+        return [x, x + rand() * 60, y, y + rand() * 60];
+      }),
+    ];
+    for (const [x1, x2, y1, y2] of windows) {
+      for (let l = 0; l < levelCounts.length; l++) {
+        const ranges = centreWindow(index, l, x1!, x2!, y1!, y2!);
+        const got: number[] = [];
+        for (let t = 0; t < ranges.length; t += 2)
+          for (let p = ranges[t]!; p < ranges[t + 1]!; p++) got.push(index.order[p]!);
+        got.sort((p, q) => p - q);
+        const want: number[] = [];
+        for (let i = starts[l]!; i < starts[l + 1]!; i++) {
+          if (cx(i) > x1! && cx(i) < x2! && cy(i) > y1! && cy(i) < y2!) want.push(i);
+        }
         expect(got).toEqual(want);
       }
     }
