@@ -116,22 +116,39 @@ export function crop(
     const src = ((y + r) * w + x) * 3;
     out.set(data.subarray(src, src + width * 3), r * width * 3);
   }
+  const { boxes, labels } = cropBoxes(s.boxes, s.labels, x, y, width, height, minVisible);
+  return withBoxes(s, { data: out, width, height }, boxes, labels);
+}
+
+/** The box half of {@link crop}: shift into the crop, clip, apply the visible-area rule. */
+export function cropBoxes(
+  src: Float32Array,
+  srcLabels: Int32Array,
+  x: number,
+  y: number,
+  width: number,
+  height: number,
+  minVisible: number,
+): { boxes: number[]; labels: number[] } {
   const boxes: number[] = [];
   const labels: number[] = [];
-  for (let i = 0; i < s.labels.length; i++) {
-    const [bx1, by1, bx2, by2] = s.boxes.subarray(4 * i, 4 * i + 4) as unknown as number[];
-    const area = (bx2! - bx1!) * (by2! - by1!);
-    const cx1 = Math.max(bx1!, x) - x;
-    const cy1 = Math.max(by1!, y) - y;
-    const cx2 = Math.min(bx2!, x + width) - x;
-    const cy2 = Math.min(by2!, y + height) - y;
+  for (let i = 0; i < srcLabels.length; i++) {
+    const bx1 = src[4 * i]!;
+    const by1 = src[4 * i + 1]!;
+    const bx2 = src[4 * i + 2]!;
+    const by2 = src[4 * i + 3]!;
+    const area = (bx2 - bx1) * (by2 - by1);
+    const cx1 = Math.max(bx1, x) - x;
+    const cy1 = Math.max(by1, y) - y;
+    const cx2 = Math.min(bx2, x + width) - x;
+    const cy2 = Math.min(by2, y + height) - y;
     if (cx2 <= cx1 || cy2 <= cy1) continue;
     const visible = (cx2 - cx1) * (cy2 - cy1);
     if (area > 0 && visible / area < minVisible) continue;
     boxes.push(cx1, cy1, cx2, cy2);
-    labels.push(s.labels[i]!);
+    labels.push(srcLabels[i]!);
   }
-  return withBoxes(s, { data: out, width, height }, boxes, labels);
+  return { boxes, labels };
 }
 
 /** A crop of at most `width` x `height` at a uniformly random position (see {@link crop}). */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   augment,
+  augmentResized,
   colorJitter,
   crop,
   defaultTrainAugment,
@@ -12,6 +13,7 @@ import {
   type ImageHWC,
   letterbox,
   normalizeImageNet,
+  pad,
   RGB_FROM_HED,
   Rng,
   resize,
@@ -147,6 +149,29 @@ describe('geometric transforms keep boxes on their pixels', () => {
           0.5 * area * scale2 + 2 * Math.sqrt(area * scale2) * 2,
         );
       }
+    }
+  });
+
+  it('the fused pass equals the step-by-step composition of the public transforms', () => {
+    // Reference: crop -> flips -> colorJitter -> hedJitter -> pad -> normalise, drawing from the
+    // rng in the order augment() documents.
+    const cfg = defaultTrainAugment(64);
+    const big = resize(paintedSample(97, 73, BOXES), 120, 90);
+    const noisy = { ...big, image: { ...big.image, data: big.image.data.map((v, i) => 0.2 + 0.6 * v + 0.1 * Math.sin(i)) } };
+    for (let seed = 0; seed < 6; seed++) {
+      const rng = new Rng(seed);
+      let ref = crop(noisy, rng.int(0, 120 - 64), rng.int(0, 90 - 64), 64, 64, 0.5);
+      if (rng.bool(0.5)) ref = hflip(ref);
+      if (rng.bool(0.5)) ref = vflip(ref);
+      ref = { ...ref, image: colorJitter(rng, ref.image, cfg.colorJitter!) };
+      ref = { ...ref, image: hedJitter(rng, ref.image, cfg.hed!) };
+      ref = { ...ref, image: normalizeImageNet(pad(ref, 64, 64).image) };
+      const fused = augmentResized(new Rng(seed), noisy, cfg);
+      expect(fused.boxes).toEqual(ref.boxes);
+      expect(fused.labels).toEqual(ref.labels);
+      let max = 0;
+      for (let i = 0; i < ref.image.data.length; i++) max = Math.max(max, Math.abs(fused.image.data[i]! - ref.image.data[i]!));
+      expect(max, `seed ${seed}`).toBeLessThan(1e-4);
     }
   });
 
