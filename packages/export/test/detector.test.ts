@@ -1,11 +1,20 @@
 // The real detector (buildDetector from @bmc/heads-iou: ResNet + FPN/PAN-attn + RetinaNet/IoU
 // head) exported to ONNX and run in onnxruntime-node against tfjs (cpu backend), at two input
 // sizes, for the three presets at tiny widths.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildDetector, type DetectorPreset, detectorConfig } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { detectorMetadata, exportDetectorOnnx, readBmcMetadata } from '../src/index.js';
-import { compareWithOrt, initTf, randomizeWeights } from './helpers.js';
+import {
+  detectorMetadata,
+  exportDetectorOnnx,
+  loadCheckpoint,
+  readBmcMetadata,
+  saveCheckpoint,
+} from '../src/index.js';
+import { compareWithOrt, initTf, randomizeWeights, randomValues } from './helpers.js';
 
 // Tiny widths keep the plain-JS cpu backend fast; the structure (levels, FrozenBatchNorm,
 // attention, shared head, IoU branch) is the preset's.
@@ -67,4 +76,38 @@ describe('detector export parity (onnxruntime-node vs tfjs)', () => {
       det.model.dispose();
     });
   }
+});
+
+describe('detector checkpoint -> ONNX', () => {
+  beforeAll(initTf);
+
+  it('a checkpoint of the thesis structure (FrozenBatchNorm, attention) reloads exactly and exports with parity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bmc-export-det-'));
+    try {
+      const det = buildDetector(detectorConfig('thesis', small));
+      randomizeWeights(det.model, 4242);
+      await saveCheckpoint(join(dir, 'ckpt'), {
+        model: det.model,
+        state: { step: 10, epoch: 1, config: det.config },
+      });
+      const loaded = await loadCheckpoint(join(dir, 'ckpt'));
+      expect(loaded.state!.config).toEqual(JSON.parse(JSON.stringify(det.config)));
+      const x = randomValues(64 * 64 * 3, 5);
+      const run = (m: tf.LayersModel) =>
+        tf.tidy(() =>
+          (m.predict(tf.tensor(x, [1, 64, 64, 3])) as tf.Tensor[]).map((t) => Array.from(t.dataSync())),
+        );
+      expect(run(loaded.model)).toEqual(run(det.model));
+      const { bytes } = exportDetectorOnnx(loaded.model, detectorMetadata(det.config));
+      const parity = await compareWithOrt(loaded.model, bytes, { n: 1, h: 64, w: 96 }, 9, {
+        input: 'images',
+        outputs: det.outputNames,
+      });
+      for (const p of parity) expect(p.relative).toBeLessThan(1e-4);
+      loaded.model.dispose();
+      det.model.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

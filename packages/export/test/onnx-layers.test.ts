@@ -1,5 +1,9 @@
 // Parity of every supported layer class: onnxruntime-node on the exported file vs
 // tfjs (cpu backend) on the same random input, at two input sizes per model.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportOnnx, type OnnxExportResult, UnsupportedLayerError } from '../src/index.js';
@@ -286,6 +290,8 @@ const cases: Case[] = [
   },
 ];
 
+const exported: Array<{ name: string; bytes: Uint8Array }> = [];
+
 describe('ONNX export parity with onnxruntime-node', () => {
   beforeAll(initTf);
 
@@ -297,6 +303,7 @@ describe('ONNX export parity with onnxruntime-node', () => {
       const res = exportOnnx(model);
       expect(tf.memory().numTensors).toBe(before);
       c.check?.(res);
+      exported.push({ name: `case${k}`, bytes: res.bytes });
       for (const [j, size] of c.sizes.entries()) {
         const parity = await compareWithOrt(model, res.bytes, size, 7 + j);
         for (const p of parity) {
@@ -307,6 +314,35 @@ describe('ONNX export parity with onnxruntime-node', () => {
       model.dispose();
     });
   }
+});
+
+// Debian's python3-onnx (the onnx project's own checker) is not a CI requirement: skip when absent.
+const checker = join(import.meta.dirname, '..', '..', '..', 'tooling', 'export_check_onnx.py');
+const hasOnnxPython = (() => {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' });
+    return existsSync(checker);
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!hasOnnxPython)('onnx checker (python3-onnx)', () => {
+  it('every file exported above passes onnx.checker full_check and strict shape inference', () => {
+    expect(exported.length).toBe(cases.length);
+    const dir = mkdtempSync(join(tmpdir(), 'bmc-export-check-'));
+    try {
+      const files = exported.map((e) => {
+        const f = join(dir, `${e.name}.onnx`);
+        writeFileSync(f, e.bytes);
+        return f;
+      });
+      const out = execFileSync('/usr/bin/python3', [checker, ...files], { encoding: 'utf8' });
+      expect(out.match(/: OK \(onnx/g)?.length).toBe(files.length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('ONNX export errors', () => {
