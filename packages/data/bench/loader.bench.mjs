@@ -26,7 +26,9 @@ if (!existsSync(root)) {
 } else {
   const full = await readYolo(root, { split: 'train' });
   const ds = { ...full, images: full.images.slice(0, N) };
-  console.log(`TXL-PBC train, first ${ds.images.length} images, ${SIZE}x${SIZE}, batch ${BATCH}, libuv threads ${process.env.UV_THREADPOOL_SIZE ?? 4}`);
+  console.log(
+    `TXL-PBC train, first ${ds.images.length} images, ${SIZE}x${SIZE}, batch ${BATCH}, libuv threads ${process.env.UV_THREADPOOL_SIZE ?? 4}`,
+  );
 
   // Reference: decode + resize to fit 512 in libvips, 8-bit output, same number in flight.
   const ref = async () => {
@@ -60,9 +62,15 @@ if (!existsSync(root)) {
   const refIps = best('refIps');
   const augIps = best('augIps');
   const plainIps = best('plainIps');
-  console.log(`reference sharp decode+resize (uint8):      ${refIps.toFixed(1)} images/s  (${(1000 / refIps).toFixed(1)} ms/image)`);
-  console.log(`loader, letterbox + normalise (float32):    ${plainIps.toFixed(1)} images/s  (${(1000 / plainIps).toFixed(1)} ms/image)  ratio ${(plainIps / refIps).toFixed(2)}x of reference`);
-  console.log(`loader, full training augmentation:         ${augIps.toFixed(1)} images/s  (${(1000 / augIps).toFixed(1)} ms/image)  ratio ${(augIps / refIps).toFixed(2)}x of reference`);
+  console.log(
+    `reference sharp decode+resize (uint8):      ${refIps.toFixed(1)} images/s  (${(1000 / refIps).toFixed(1)} ms/image)`,
+  );
+  console.log(
+    `loader, letterbox + normalise (float32):    ${plainIps.toFixed(1)} images/s  (${(1000 / plainIps).toFixed(1)} ms/image)  ratio ${(plainIps / refIps).toFixed(2)}x of reference`,
+  );
+  console.log(
+    `loader, full training augmentation:         ${augIps.toFixed(1)} images/s  (${(1000 / augIps).toFixed(1)} ms/image)  ratio ${(augIps / refIps).toFixed(2)}x of reference`,
+  );
 }
 
 for (const size of [256, 320, 512]) {
@@ -72,5 +80,7 @@ for (const size of [256, 320, 512]) {
   const t0 = performance.now();
   for (let i = 0; i < n; i++) generateSmear(0, i, opts);
   const ms = (performance.now() - t0) / n;
-  console.log(`smear generator ${size}x${size}: ${ms.toFixed(1)} ms/image (${(1000 / ms).toFixed(1)} images/s, in memory)`);
+  console.log(
+    `smear generator ${size}x${size}: ${ms.toFixed(1)} ms/image (${(1000 / ms).toFixed(1)} images/s, in memory)`,
+  );
 }

@@ -214,36 +214,36 @@ function photometric(
         const r2 = M[0]! * r + M[1]! * g + M[2]! * b + M[3]!;
         const g2 = M[4]! * r + M[5]! * g + M[6]! * b + M[7]!;
         const b2 = M[8]! * r + M[9]! * g + M[10]! * b + M[11]!;
-        r = r2 < 0 ? 0 : r2 > 1 ? 1 : r2;
-        g = g2 < 0 ? 0 : g2 > 1 ? 1 : g2;
-        b = b2 < 0 ? 0 : b2 > 1 ? 1 : b2;
+        r = r2 < 0 ? 0 : Math.min(r2, 1);
+        g = g2 < 0 ? 0 : Math.min(g2, 1);
+        b = b2 < 0 ? 0 : Math.min(b2, 1);
       }
       if (lut !== null) {
         // Input channel c's three power curves are rows 3c, 3c + 1, 3c + 2 of the table.
-        let x = (r < 0 ? 0 : r > 1 ? 1 : r) * n;
+        let x = (r < 0 ? 0 : Math.min(r, 1)) * n;
         let k = x >= n ? n - 1 : x | 0;
         let f = x - k;
         let i = k;
         let p0 = hedScale[0]! * (lut[i]! + (lut[i + 1]! - lut[i]!) * f);
         let p1 = hedScale[1]! * (lut[i + N1]! + (lut[i + N1 + 1]! - lut[i + N1]!) * f);
         let p2 = hedScale[2]! * (lut[i + 2 * N1]! + (lut[i + 2 * N1 + 1]! - lut[i + 2 * N1]!) * f);
-        x = (g < 0 ? 0 : g > 1 ? 1 : g) * n;
+        x = (g < 0 ? 0 : Math.min(g, 1)) * n;
         k = x >= n ? n - 1 : x | 0;
         f = x - k;
         i = 3 * N1 + k;
         p0 *= lut[i]! + (lut[i + 1]! - lut[i]!) * f;
         p1 *= lut[i + N1]! + (lut[i + N1 + 1]! - lut[i + N1]!) * f;
         p2 *= lut[i + 2 * N1]! + (lut[i + 2 * N1 + 1]! - lut[i + 2 * N1]!) * f;
-        x = (b < 0 ? 0 : b > 1 ? 1 : b) * n;
+        x = (b < 0 ? 0 : Math.min(b, 1)) * n;
         k = x >= n ? n - 1 : x | 0;
         f = x - k;
         i = 6 * N1 + k;
         p0 *= lut[i]! + (lut[i + 1]! - lut[i]!) * f;
         p1 *= lut[i + N1]! + (lut[i + N1 + 1]! - lut[i + N1]!) * f;
         p2 *= lut[i + 2 * N1]! + (lut[i + 2 * N1 + 1]! - lut[i + 2 * N1]!) * f;
-        r = p0 > 1 ? 1 : p0;
-        g = p1 > 1 ? 1 : p1;
-        b = p2 > 1 ? 1 : p2;
+        r = Math.min(p0, 1);
+        g = Math.min(p1, 1);
+        b = Math.min(p2, 1);
       }
       out[o] = (r - mean0) * inv0;
       out[o + 1] = (g - mean1) * inv1;

@@ -157,7 +157,10 @@ describe('geometric transforms keep boxes on their pixels', () => {
     // rng in the order augment() documents.
     const cfg = defaultTrainAugment(64);
     const big = resize(paintedSample(97, 73, BOXES), 120, 90);
-    const noisy = { ...big, image: { ...big.image, data: big.image.data.map((v, i) => 0.2 + 0.6 * v + 0.1 * Math.sin(i)) } };
+    const noisy = {
+      ...big,
+      image: { ...big.image, data: big.image.data.map((v, i) => 0.2 + 0.6 * v + 0.1 * Math.sin(i)) },
+    };
     for (let seed = 0; seed < 6; seed++) {
       const rng = new Rng(seed);
       let ref = crop(noisy, rng.int(0, 120 - 64), rng.int(0, 90 - 64), 64, 64, 0.5);
@@ -170,7 +173,8 @@ describe('geometric transforms keep boxes on their pixels', () => {
       expect(fused.boxes).toEqual(ref.boxes);
       expect(fused.labels).toEqual(ref.labels);
       let max = 0;
-      for (let i = 0; i < ref.image.data.length; i++) max = Math.max(max, Math.abs(fused.image.data[i]! - ref.image.data[i]!));
+      for (let i = 0; i < ref.image.data.length; i++)
+        max = Math.max(max, Math.abs(fused.image.data[i]! - ref.image.data[i]!));
       expect(max, `seed ${seed}`).toBeLessThan(1e-4);
     }
   });
