@@ -1,6 +1,12 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { ablation } from './commands/ablation.js';
 import { dataCheck, dataConvert, dataSynth, formatStats, readDataset } from './commands/data.js';
 import { doctor, formatDoctor } from './commands/doctor.js';
+import { demo, evaluateSplit, exportRunOnnx, loadRun } from './commands/pipeline.js';
+import { loadConfig } from './config/load.js';
+import { presetNames } from './config/presets.js';
+import { writeRunReport } from './report/run-report.js';
+import { setUpEngine, train } from './train/trainer.js';
 
 /** Exit codes: 0 ok, 1 failure while running, 2 bad usage or invalid input/config. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -23,6 +29,122 @@ program
   .action(async (o: { json?: boolean }) => {
     const r = await doctor();
     console.log(o.json ? JSON.stringify(r, null, 2) : formatDoctor(r));
+  });
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+program
+  .command('train')
+  .description('train a detector; writes a run folder with checkpoints, a JSONL log and a report')
+  .option('--preset <name>', `start from a preset (${presetNames().join(', ')})`)
+  .option('--config <file>', 'YAML or JSON config (keys override the preset)')
+  .option('--set <key=value>', 'override one config key, e.g. --set optim.lr=0.01 (repeatable)', collect, [])
+  .option('--data <path>', 'dataset folder or COCO JSON (format detected) instead of synthetic smears')
+  .option('--epochs <n>', 'epochs', int('--epochs'))
+  .option('--batch-size <n>', 'images per step', int('--batch-size'))
+  .option('--time-budget <minutes>', 'stop cleanly (with a checkpoint) after this many minutes', Number)
+  .option('--runs <dir>', 'parent folder for the run', 'runs')
+  .option('--resume <runDir>', 'continue a run from its newest readable checkpoint')
+  .option('--no-progress', 'no progress bar')
+  .action(async (o) => {
+    const { detectFormat } = await import('./commands/data.js');
+    const cfg = o.resume
+      ? loadConfig({ file: `${o.resume}/config.yaml` })
+      : loadConfig({
+          preset: o.preset ?? (o.config ? undefined : 'tiny'),
+          file: o.config,
+          set: o.set,
+          overrides: {
+            ...(o.data ? { data: { format: detectFormat(o.data), path: o.data } } : {}),
+            optim: {
+              ...(o.epochs ? { epochs: o.epochs } : {}),
+              ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+            },
+            ...(o.timeBudget !== undefined ? { run: { timeBudgetMin: o.timeBudget } } : {}),
+          },
+        });
+    const out = await train(cfg, {
+      runsDir: o.runs,
+      ...(o.resume ? { resume: o.resume } : {}),
+      progress: o.progress && Boolean(process.stdout.isTTY),
+    });
+    console.log(`run folder: ${out.paths.root}`);
+  });
+
+program
+  .command('demo')
+  .description(
+    'the main job: synthetic smears -> train the tiny model on CPU -> evaluate -> export ONNX -> detect -> report',
+  )
+  .option('--set <key=value>', 'override a config key of the tiny preset (repeatable)', collect, [])
+  .option('--runs <dir>', 'parent folder for the run', 'runs')
+  .option('--no-progress', 'no progress bar')
+  .action(async (o) => {
+    const r = await demo({
+      runsDir: o.runs,
+      set: o.set,
+      progress: o.progress && Boolean(process.stdout.isTTY),
+    });
+    console.log(`run folder: ${r.root}`);
+  });
+
+program
+  .command('eval <runDir>')
+  .description("evaluate a run's checkpoint on a split and write the report")
+  .addOption(new Option('--split <name>', 'split').choices(['train', 'val', 'test']).default('test'))
+  .addOption(new Option('--weights <which>', 'checkpoint').choices(['best', 'last']).default('best'))
+  .action(async (runDir: string, o) => {
+    const run = await loadRun(runDir, o.weights);
+    const backend = await setUpEngine(run.config, () => {});
+    const ev = await evaluateSplit(run, run.splits[o.split as 'test']);
+    const s = ev.result.stats;
+    console.log(
+      `${o.split}: AP ${s[0]!.toFixed(4)}  AP50 ${s[1]!.toFixed(4)}  AP75 ${s[2]!.toFixed(4)}  (${run.weights})`,
+    );
+    const report = await writeRunReport({
+      paths: run.paths,
+      config: run.config,
+      test: ev,
+      testSplit: run.splits[o.split as 'test'],
+      backend: backend.name,
+      peakRssMb: process.memoryUsage().rss / 2 ** 20,
+    });
+    console.log(`report: ${report}`);
+  });
+
+program
+  .command('export <runDir>')
+  .description("export a run's network as a self-describing ONNX file (opset 17)")
+  .option('--out <file>', 'ONNX file to write (default <runDir>/model.onnx)')
+  .addOption(new Option('--weights <which>', 'checkpoint').choices(['best', 'last']).default('best'))
+  .action(async (runDir: string, o) => {
+    const run = await loadRun(runDir, o.weights);
+    const out = o.out ?? `${run.paths.root}/model.onnx`;
+    const bytes = exportRunOnnx(run, out);
+    console.log(`wrote ${out} (${(bytes / 2 ** 20).toFixed(2)} MB) from ${run.weights}`);
+  });
+
+program
+  .command('ablation')
+  .description(
+    'train the published ablation grid and the assigner comparison under one budget; one combined table',
+  )
+  .option('--preset <name>', 'base preset', 'tiny')
+  .option('--set <key=value>', 'override a config key for every variant (repeatable)', collect, [])
+  .option('--budget <minutes>', 'training minutes per variant', Number)
+  .option('--only <text>', 'run only variants whose name contains this (repeatable)', collect, [])
+  .option('--runs <dir>', 'parent folder', 'runs')
+  .action(async (o) => {
+    const r = await ablation({
+      preset: o.preset,
+      set: o.set,
+      budgetMin: o.budget,
+      runsDir: o.runs,
+      ...(o.only.length ? { only: o.only } : {}),
+    });
+    console.log(`${r.table}
+
+written to ${r.dir}`);
   });
 
 const formatOption = () =>
@@ -76,6 +198,9 @@ data
       .default('cell'),
   )
   .action(async (o) => console.log(await dataSynth(o.out, o)));
+
+const { registerInferCommands } = await import('@bmc/infer');
+registerInferCommands(program);
 
 export async function main(argv: string[]): Promise<void> {
   try {

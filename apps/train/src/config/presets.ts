@@ -25,14 +25,15 @@ export const PRESETS: Record<string, TrainConfigInput> = {
       head: { iouBranch: false },
     },
     assigner: { type: 'maxiou' },
+    loss: { box: 'l1', iouWeight: 0 },
     inference: { scoreMode: 'cls' },
   },
   tiny: {
     name: 'tiny',
     model: {
-      backbone: { depth: 18, widthMultiplier: 0.25, frozenStages: 0, frozenBatchNorm: false },
-      neck: { type: 'pan-attn', levels: [3, 4, 5], channels: 48 },
-      head: { channels: 48, numConvs: 2, iouBranch: true },
+      backbone: { depth: 18, widthMultiplier: 0.25, frozenStages: -1, frozenBatchNorm: false },
+      neck: { type: 'pan-attn', levels: [3, 4, 5], channels: 48, attentionReduction: 8 },
+      head: { numConvs: 2, iouBranch: true },
     },
     assigner: { type: 'atss' },
     optim: {

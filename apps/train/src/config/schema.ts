@@ -12,8 +12,8 @@ export const modelSchema = z
         depth: z.union([z.literal(18), z.literal(34), z.literal(50), z.literal(101)]).default(50),
         /** Channel multiplier for tiny CPU models (non-standard below 1). */
         widthMultiplier: z.number().positive().max(1).default(1),
-        /** Stages whose weights are frozen: 0 none, 1 stem + layer1 (detection default). */
-        frozenStages: z.number().int().min(0).max(4).default(1),
+        /** Frozen stages, mmdetection's count: -1 none, 0 stem, 1 stem + layer1 (detection default), up to 4. */
+        frozenStages: z.number().int().min(-1).max(4).default(1),
         frozenBatchNorm: z.boolean().default(true),
         /** Optional safetensors file with torchvision/timm ResNet names. */
         weights: z.string().optional(),
@@ -26,12 +26,15 @@ export const modelSchema = z
         /** Pyramid levels the head runs on, e.g. [2,3,4,5] (N2-N5) or [3,4,5,6,7] (P3-P7). */
         levels: z.array(z.number().int().min(2).max(7)).min(1).default([2, 3, 4, 5]),
         channels: z.number().int().positive().default(256),
+        /** Input of P6 for P3-P7 models: 'p5' (torchvision) or 'c5' (RetinaNet paper). */
+        extraFrom: z.enum(['p5', 'c5']).default('p5'),
+        /** PAN-attn attention MLP reduction (hidden = channels / r). */
+        attentionReduction: z.number().int().positive().default(16),
       })
       .strict()
       .prefault({}),
     head: z
       .object({
-        channels: z.number().int().positive().default(256),
         numConvs: z.number().int().min(0).default(4),
         iouBranch: z.boolean().default(true),
         /** Octave scales per level (multiples of 4 x stride). */
@@ -60,7 +63,9 @@ export const lossSchema = z
   .object({
     focalAlpha: z.number().min(0).max(1).default(0.25),
     focalGamma: z.number().min(0).default(2),
-    box: z.enum(['giou', 'smooth-l1']).default('giou'),
+    box: z.enum(['giou', 'smooth_l1', 'l1']).default('giou'),
+    /** 'per-image' (torchvision) or 'batch' (mmdetection) normalisation by positives. */
+    normalization: z.enum(['per-image', 'batch']).default('per-image'),
     /** Weight of the box loss (l1 in the thesis). */
     boxWeight: z.number().min(0).default(1),
     /** Weight of the IoU-branch BCE (l2 in the thesis). */

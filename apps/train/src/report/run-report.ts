@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toBytes } from '@bmc/data';
+import { prCurves, prCurvesSvg, reportToJson, reportToMarkdown } from '@bmc/metrics';
+import { marked } from 'marked';
+import type { TrainConfig } from '../config/schema.js';
+import { writeFileAtomic } from '../run/atomic.js';
+import { readJsonl } from '../run/jsonl-log.js';
+import type { RunPaths } from '../run/run-dir.js';
+import type { Split } from '../train/data.js';
+import type { Evaluation } from '../train/evaluate.js';
+import { drawBoxesPng } from './draw-boxes.js';
+import { lineChartSvg, smooth } from './svg-lines.js';
+
+export interface RunReportInput {
+  paths: RunPaths;
+  config: TrainConfig;
+  /** Evaluation on the held-out split. */
+  test: Evaluation;
+  testSplit: Split;
+  backend: string;
+  peakRssMb: number;
+  trainSeconds?: number;
+  extraLines?: string[];
+  /** How many test images to draw. */
+  samples?: number;
+}
+
+/** Steps as logged; after a resume a step can appear twice, and the last record wins. */
+function stepRecords(paths: RunPaths) {
+  const byStep = new Map<number, Record<string, number>>();
+  const evals: Array<Record<string, number>> = [];
+  for (const e of readJsonl(readFileSync(paths.log, 'utf8'))) {
+    if (e.event === 'step') byStep.set(e.step as number, e as unknown as Record<string, number>);
+    if (e.event === 'eval') evals.push(e as unknown as Record<string, number>);
+  }
+  return { steps: [...byStep.values()].sort((a, b) => a.step! - b.step!), evals };
+}
+
+/**
+ * The run report: Markdown + HTML with the published tables (best-F1 sweep and
+ * AP50/75/90), per-class AP, PR curves, loss curves and test images with
+ * ground truth (green) and detections (red), plus metrics.json.
+ */
+export async function writeRunReport(r: RunReportInput): Promise<string> {
+  const dir = r.paths.report;
+  const { steps, evals } = stepRecords(r.paths);
+  const k = Math.max(1, Math.round(steps.length / 50));
+  const x = steps.map((s) => s.step!);
+  const lossSvg = lineChartSvg(
+    (['loss', 'cls', 'box', 'iou'] as const).map((key) => ({
+      label: key,
+      x,
+      y: smooth(
+        steps.map((s) => s[key]!),
+        k,
+      ),
+    })),
+    { title: `training loss (moving average of ${k} steps)`, xLabel: 'step', yLabel: 'loss' },
+  );
+  writeFileAtomic(join(dir, 'loss.svg'), lossSvg);
+  const curves = prCurves(r.test.result, [0.5, 0.75, 0.9]);
+  writeFileAtomic(
+    join(dir, 'pr-curves.svg'),
+    prCurvesSvg(curves, { title: `${r.config.name}: PR curves (test)` }),
+  );
+  writeFileAtomic(join(dir, 'metrics.json'), reportToJson(r.test.report));
+
+  const sampleLines: string[] = [];
+  const n = Math.min(r.samples ?? 4, r.testSplit.source.length);
+  for (let i = 0; i < n; i++) {
+    const size = r.testSplit.source.size(i);
+    const s = await r.testSplit.source.load(i, size.width, size.height);
+    const dets = r.test.predictions.perImage.get(i);
+    const boxes = [
+      ...Array.from({ length: s.boxes.length / 4 }, (_, k) => ({
+        box: s.boxes.subarray(4 * k, 4 * k + 4),
+        color: '#00c000',
+      })),
+      ...(dets
+        ? Array.from({ length: dets.scores.length }, (_, k) => ({
+            box: dets.boxes.subarray(4 * k, 4 * k + 4),
+            color: '#ff2020',
+            label: dets.scores[k]!.toFixed(2),
+          })).filter((_, k) => dets.scores[k]! >= 0.3)
+        : []),
+    ];
+    const png = await drawBoxesPng(toBytes(s.image), s.image.width, s.image.height, boxes);
+    writeFileAtomic(join(dir, `sample-${i}.png`), png);
+    sampleLines.push(`![test image ${i}](sample-${i}.png)`);
+  }
+
+  const last = steps[steps.length - 1];
+  const md = [
+    `# ${r.config.name}: training report`,
+    '',
+    `- preset: ${r.config.preset ?? '(none)'}; model: ResNet${r.config.model.backbone.depth} x${r.config.model.backbone.widthMultiplier}, ` +
+      `${r.config.model.neck.type} on levels ${r.config.model.neck.levels.join(',')}, IoU branch ${r.config.model.head.iouBranch ? 'on' : 'off'}, ` +
+      `assigner ${r.config.assigner.type}, score ${r.config.model.head.iouBranch ? r.config.inference.scoreMode : 'cls'}`,
+    `- data: ${r.config.data.format}${r.config.data.path ? ` (${r.config.data.path})` : ''}, input ${r.config.data.imageSize}x${r.config.data.imageSize}, test images ${r.test.report.numImages}, test boxes ${r.test.report.numGt}`,
+    `- steps: ${last?.step ?? 0}, backend: ${r.backend}${r.trainSeconds ? `, training time ${(r.trainSeconds / 60).toFixed(1)} min` : ''}, peak RSS ${r.peakRssMb.toFixed(0)} MB`,
+    `- inference (network + post-processing, tfjs): ${r.test.predictions.msPerImage.toFixed(1)} ms/image`,
+    ...(r.extraLines ?? []).map((l) => `- ${l}`),
+    '',
+    reportToMarkdown(r.test.report),
+    '',
+    '## Validation during training',
+    '',
+    '| step | AP | AP50 | AP75 |',
+    '|---|---|---|---|',
+    ...evals.map(
+      (e) => `| ${e.step} | ${e.AP!.toFixed(4)} | ${e.AP50!.toFixed(4)} | ${e.AP75!.toFixed(4)} |`,
+    ),
+    '',
+    '## Curves',
+    '',
+    '![loss](loss.svg) ![PR curves](pr-curves.svg)',
+    '',
+    '## Test images (green: ground truth, red: detections with score >= 0.3)',
+    '',
+    sampleLines.join(' '),
+    '',
+  ].join('\n');
+  writeFileAtomic(join(dir, 'report.md'), md);
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${r.config.name} report</title>
+<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}img{max-width:48%;margin:4px}</style>
+</head><body>${await marked.parse(md)}</body></html>\n`;
+  writeFileAtomic(join(dir, 'report.html'), html);
+  return join(dir, 'report.md');
+}

@@ -1,0 +1,64 @@
+import {
+  type DetectorConfig,
+  detectorConfig,
+  type LossOptions,
+  type PostprocessOptions,
+} from '@bmc/heads-iou';
+import type { TrainConfig } from '../config/schema.js';
+
+/** The network, loss and post-processing settings of a training config, in @bmc/heads-iou's terms. */
+export function toDetectorConfig(config: TrainConfig, numClasses: number): DetectorConfig {
+  const m = config.model;
+  const anchors = {
+    levels: m.neck.levels.map((l) => ({
+      stride: 2 ** l,
+      // RetinaNet truncates octave sizes to integers; keep that so presets equal torchvision's anchors.
+      sizes: m.head.scales.map((s) => Math.trunc(m.head.anchorScale * 2 ** l * s)),
+    })),
+    aspectRatios: m.head.aspectRatios,
+  };
+  return detectorConfig('thesis', {
+    inputSize: null,
+    backbone: {
+      depth: m.backbone.depth,
+      widthMultiplier: m.backbone.widthMultiplier,
+      frozenStages: m.backbone.frozenStages,
+      frozenBatchNorm: m.backbone.frozenBatchNorm,
+    },
+    neck: {
+      kind: m.neck.type,
+      levels: m.neck.levels,
+      channels: m.neck.channels,
+      extraFrom: m.neck.extraFrom,
+      attentionReduction: m.neck.attentionReduction,
+    },
+    head: { numClasses, numConvs: m.head.numConvs, iouBranch: m.head.iouBranch, priorProbability: 0.01 },
+    anchors,
+    loss: lossOptions(config),
+    postprocess: postprocessOptions(config),
+  });
+}
+
+export function lossOptions(config: TrainConfig): LossOptions {
+  const l = config.loss;
+  return {
+    boxLoss: l.box,
+    focalAlpha: l.focalAlpha,
+    focalGamma: l.focalGamma,
+    boxWeight: l.boxWeight,
+    iouWeight: config.model.head.iouBranch ? l.iouWeight : 0,
+    normalization: l.normalization,
+  };
+}
+
+export function postprocessOptions(config: TrainConfig): PostprocessOptions {
+  const i = config.inference;
+  return {
+    // Without an IoU branch only the plain class score exists.
+    scoreMode: config.model.head.iouBranch ? i.scoreMode : 'cls',
+    scoreThreshold: i.scoreThreshold,
+    topK: i.topKPerLevel,
+    nmsThreshold: i.nmsIou,
+    maxDetections: i.maxDetections,
+  };
+}
