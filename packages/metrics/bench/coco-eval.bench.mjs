@@ -82,6 +82,7 @@ rows[rows.length - 1].extra =
 rows.push({
   name: 'buildReport (best-F1 sweep over 500k detections x 10 IoUs, per-class AP)',
   ms: await medianMs(() => buildReport(result), opts),
+  extra: `CPU ${cpuMs(() => buildReport(result)).toFixed(0)} ms`,
 });
 const multi = makeSet({ images: 5000, gtPerImage: 20, dtPerImage: 100, categories: 11, seed: 2 });
 const mg = indexGroundTruth(multi.gt);

@@ -70,20 +70,29 @@ export function bestF1Sweep(result: CocoEvalResult, options: BestF1Options = {})
   const order = new Int32Array(total);
   for (let j = 0; j < total; j++) order[j] = j;
   order.sort((x, y) => score[y]! - score[x]!);
+  // Outcomes gathered in score order, one row per IoU, for sequential scans.
+  const codes = new Uint8Array(T * total);
+  const sorted = new Float64Array(total);
+  for (let j = 0; j < total; j++) {
+    const e = order[j]!;
+    const c = cats[cat[e]!]!;
+    const base = slot[e]! * A * T + a * T;
+    for (let t = 0; t < T; t++) codes[t * total + j] = c.outcome[base + t]!;
+    sorted[j] = score[e]!;
+  }
 
   const rows: BestF1Row[] = [];
   for (let t = 0; t < T; t++) {
     let tp = 0;
     let fp = 0;
     const best = { f1: 0, tp: 0, fp: 0, thr: null as number | null };
+    const row = codes.subarray(t * total, (t + 1) * total);
     for (let j = 0; j < total; j++) {
-      const e = order[j]!;
-      const c = cats[cat[e]!]!;
-      const o = c.outcome[slot[e]! * A * T + a * T + t];
+      const o = row[j];
       if (o === TP) tp++;
       else if (o === FP) fp++;
       // Only cut between different scores.
-      if (j + 1 < total && score[order[j + 1]!] === score[e]) continue;
+      if (j + 1 < total && sorted[j + 1] === sorted[j]) continue;
       if (tp === 0) continue;
       const prec = tp / (tp + fp);
       const rec = numGt > 0 ? tp / numGt : 0;
@@ -92,7 +101,7 @@ export function bestF1Sweep(result: CocoEvalResult, options: BestF1Options = {})
         best.f1 = f1;
         best.tp = tp;
         best.fp = fp;
-        best.thr = score[e]!;
+        best.thr = sorted[j]!;
       }
     }
     const precision = best.tp + best.fp > 0 ? best.tp / (best.tp + best.fp) : 0;

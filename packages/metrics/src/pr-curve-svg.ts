@@ -79,17 +79,19 @@ export function prCurvesSvg(curves: readonly PrCurve[], options: PrSvgOptions = 
   const lh = 18;
   const lx = left + 12;
   const ly = top + ph - 12 - lh * curves.length;
+  const labels = curves.map((c) => `${c.label} (AP ${c.ap === null ? 'n/a' : c.ap.toFixed(4)})`);
+  // About 7 px per character at font-size 12; no DOM here to measure text.
+  const lw = Math.max(120, 40 + 7 * Math.max(0, ...labels.map((l) => l.length)));
   out.push('<g class="legend">');
   out.push(
-    `<rect x="${lx - 6}" y="${ly - 4}" width="190" height="${lh * curves.length + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#999999"/>`,
+    `<rect x="${lx - 6}" y="${ly - 4}" width="${lw}" height="${lh * curves.length + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#999999"/>`,
   );
   curves.forEach((c, i) => {
     const yy = ly + i * lh + lh / 2;
-    const ap = c.ap === null ? 'n/a' : c.ap.toFixed(4);
     out.push(
       `<line x1="${lx}" y1="${yy}" x2="${lx + 22}" y2="${yy}" stroke="${colors[i % colors.length]}" stroke-width="2"/>`,
     );
-    out.push(`<text x="${lx + 28}" y="${yy + 4}">${escapeXml(`${c.label} (AP ${ap})`)}</text>`);
+    out.push(`<text x="${lx + 28}" y="${yy + 4}">${escapeXml(labels[i]!)}</text>`);
   });
   out.push('</g>');
   out.push('</svg>');
