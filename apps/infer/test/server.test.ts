@@ -23,7 +23,10 @@ function gated(inner: Detector) {
   let gate = new Promise<void>((r) => (open = r));
   const d: Detector = {
     ...inner,
-    detect: async (img, o) => (await gate, inner.detect(img, o)),
+    detect: async (img, o) => {
+      await gate;
+      return inner.detect(img, o);
+    },
     dispose: async () => {},
   };
   return {
@@ -160,7 +163,7 @@ describe('HTTP service', () => {
         Array.from({ length: 24 }, () =>
           fetch(`${url}/v1/detect`, {
             method: 'POST',
-            body: png,
+            body: new Uint8Array(png),
             headers: { 'content-type': 'image/png' },
           }).then(async (r) => ({
             status: r.status,
