@@ -35,6 +35,7 @@ export function prCurvesSvg(curves: readonly PrCurve[], options: PrSvgOptions = 
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
   );
+  out.push(`<title>${escapeXml(options.title ?? 'Precision-recall curves')}</title>`);
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   if (options.title) {
     out.push(
@@ -86,12 +87,12 @@ export function prCurvesSvg(curves: readonly PrCurve[], options: PrSvgOptions = 
   out.push(
     `<rect x="${lx - 6}" y="${ly - 4}" width="${lw}" height="${lh * curves.length + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#999999"/>`,
   );
-  curves.forEach((c, i) => {
+  labels.forEach((label, i) => {
     const yy = ly + i * lh + lh / 2;
     out.push(
       `<line x1="${lx}" y1="${yy}" x2="${lx + 22}" y2="${yy}" stroke="${colors[i % colors.length]}" stroke-width="2"/>`,
     );
-    out.push(`<text x="${lx + 28}" y="${yy + 4}">${escapeXml(labels[i]!)}</text>`);
+    out.push(`<text x="${lx + 28}" y="${yy + 4}">${escapeXml(label)}</text>`);
   });
   out.push('</g>');
   out.push('</svg>');
