@@ -56,8 +56,9 @@ export interface OnnxExportOptions {
    */
   outputDimParams?: Record<string, Record<number, string>>;
   /**
-   * Rank-4 inputs are NCHW `[N, C, H, W]`. `dynamicSpatial` (default true) makes H and W
-   * symbolic even when the tfjs model fixed them.
+   * Rank-4 inputs are NCHW `[N, C, H, W]`; H and W are symbolic when the tfjs input leaves
+   * them unknown. `dynamicSpatial: true` makes them symbolic even when the tfjs model fixed
+   * them (only right if no layer bakes the size in, e.g. a Reshape to a fixed anchor count).
    */
   dynamicSpatial?: boolean;
   /** Keep rank-4 outputs NCHW; by default they are transposed back to tfjs's NHWC. */
@@ -248,7 +249,7 @@ export function exportOnnx(model: FunctionalModelLike, options: OnnxExportOption
   }
   for (const n of outputNames) g.reserve(n);
 
-  const dynamic = options.dynamicSpatial !== false;
+  const dynamic = options.dynamicSpatial === true;
   const inputInfos: OnnxValueInfo[] = [];
   const inputValues = modelInputs.map((t, i) => {
     const name = g.reserve(inputNames[i]!);
