@@ -66,3 +66,19 @@ describe('one interface for all four assigners', () => {
     );
   });
 });
+
+describe('portable: plain typed arrays only', () => {
+  it('src imports nothing but @bmc/core (no tfjs, no Node built-ins), and package.json agrees', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const dir = new URL('../src/', import.meta.url);
+    const imports = new Set<string>();
+    for (const f of readdirSync(dir)) {
+      const text = readFileSync(new URL(f, dir), 'utf8');
+      for (const m of text.matchAll(/from '([^']+)'/g)) if (!m[1]!.startsWith('./')) imports.add(m[1]!);
+    }
+    expect([...imports]).toEqual(['@bmc/core']);
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(Object.keys(pkg.dependencies)).toEqual(['@bmc/core']);
+    expect(pkg.peerDependencies).toBeUndefined();
+  });
+});
