@@ -128,10 +128,14 @@ function evaluateGroup(
     const G = gHi - gLo;
     const nd = dHi - dLo;
     if (G === 0 && nd === 0) continue;
-    // Highest score first, ties in file order (np.argsort(-score, kind='mergesort')).
-    const dts = Array.from(db.order.subarray(dLo, dHi)).sort((a, b) => dt.score[b]! - dt.score[a]! || a - b);
+    // Highest score first, ties in list order (np.argsort(-score, kind='mergesort')); the
+    // list is file order, or category-then-file order when categories are pooled.
+    const list = db.order.subarray(dLo, dHi);
+    const pos = Array.from({ length: nd }, (_, q) => q).sort(
+      (a, b) => dt.score[list[b]!]! - dt.score[list[a]!]! || a - b,
+    );
     const D = Math.min(nd, maxDet);
-    dts.length = D;
+    const dts = pos.slice(0, D).map((q) => list[q]!);
     const gts = gb.order.subarray(gLo, gHi);
     for (let d = 0; d < D; d++) {
       const j = dts[d]!;

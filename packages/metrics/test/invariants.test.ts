@@ -101,3 +101,27 @@ describe('invariants', () => {
     expect(a.stats).toEqual(b.stats);
   });
 });
+
+describe('class-agnostic tie order', () => {
+  it('ties keep pycocotools order: category, then file order', () => {
+    // One GT (category 1). Two detections with the same score: A (category 2, first in the
+    // file) sits on the GT, B (category 1, second) is elsewhere. Pooled, pycocotools lists
+    // category 1 first, so the ranking is B (FP), A (TP): precision 0 then 1/2, interpolated
+    // 1/2 everywhere -> AP 0.5 (file order would give TP, FP and AP 1). With maxDets 1 only B
+    // is kept, so AR1 = 0.
+    const gt = {
+      images: [{ id: 1 }],
+      categories: [{ id: 1 }, { id: 2 }],
+      annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], area: 100 }],
+    };
+    const dt = [
+      { image_id: 1, category_id: 2, bbox: [0, 0, 10, 10], score: 0.9 },
+      { image_id: 1, category_id: 1, bbox: [50, 50, 10, 10], score: 0.9 },
+    ];
+    const r = evaluateCoco(gt, dt, { classAgnostic: true });
+    const eps = 2.220446049250313e-16;
+    expect(r.stats[1]).toBeCloseTo(1 / (2 + eps), 15);
+    expect(r.stats[6]).toBe(0);
+    expect(r.stats[8]).toBe(1);
+  });
+});
