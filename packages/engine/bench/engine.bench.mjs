@@ -3,10 +3,11 @@
 // PyTorch (Debian's /usr/bin/python3, same run), then a ResNet fwd+bwd training
 // step with and without the provider. Prints ms and ratios; writes JSON to
 // bench/results.json (or $BMC_BENCH_OUT).
-// Options (env): BMC_BENCH_QUICK=1 fewer shapes; BMC_BENCH_SECTIONS=kernels,step,workers.
+// Options (env): BMC_BENCH_QUICK=1 fewer shapes; BMC_BENCH_SECTIONS=kernels,step,workers;
+// BMC_BENCH_THREADS=n threads for onnxruntime and PyTorch (default: all cores).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -23,7 +24,8 @@ const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const quick = process.env.BMC_BENCH_QUICK === '1';
 const sections = (process.env.BMC_BENCH_SECTIONS ?? 'kernels,step,workers').split(',');
 const PY = '/usr/bin/python3';
-const threads = availableParallelism();
+// Threads for onnxruntime and PyTorch alike (BMC_BENCH_THREADS=1 compares per core, robust on a busy machine).
+const threads = Number(process.env.BMC_BENCH_THREADS ?? availableParallelism());
 
 await tf.setBackend('wasm');
 await tf.ready();
@@ -141,7 +143,13 @@ function timeKernels(s) {
 
 const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const results = {
-  machine: { cpu: cpus()[0]?.model, cores: threads, node: process.version },
+  machine: {
+    cpu: cpus()[0]?.model,
+    cores: availableParallelism(),
+    threads,
+    node: process.version,
+    loadavgAtStart: loadavg(),
+  },
   date: new Date().toISOString(),
   engine: describeEngine().onnxruntime,
 };
@@ -252,6 +260,12 @@ if (sections.includes('workers')) {
 }
 
 torch?.close();
+results.machine.loadavgAtEnd = loadavg();
+console.log(
+  `\nload average (1/5/15 min) at start ${results.machine.loadavgAtStart.map((l) => l.toFixed(1)).join('/')}, end ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join('/')} (other work on this machine skews absolute times; ratios are measured side by side)`,
+);
 const out = process.env.BMC_BENCH_OUT ?? here('./results.json');
 writeFileSync(`${out}.tmp`, `${JSON.stringify(results, null, 1)}\n`);
 renameSync(`${out}.tmp`, out);

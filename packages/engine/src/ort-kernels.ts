@@ -35,6 +35,7 @@ import {
   NATIVE_ACTIVATIONS,
   type NativeActivation,
 } from './conv-graphs.js';
+import type { OnnxGraph } from './onnx-model.js';
 import type { SessionCache } from './session-cache.js';
 import { type EngineBackendName, ioFor } from './tensor-io.js';
 
@@ -104,7 +105,7 @@ export function makeOrtKernels(
   const run = (
     args: KernelArgs,
     key: string,
-    build: () => ReturnType<typeof forwardGraph>,
+    build: () => OnnxGraph,
     feeds: Record<string, TensorInfo>,
     outName: string,
     outShape: number[],
@@ -114,7 +115,12 @@ export function makeOrtKernels(
     const out = io.alloc(outShape);
     const values: Record<string, { data: Float32Array; dims: number[] }> = {};
     for (const [k, t] of Object.entries(feeds)) values[k] = { data: io.view(t), dims: t.shape };
-    session.run(values, outName, { data: io.view(out), dims: outShape });
+    try {
+      session.run(values, outName, { data: io.view(out), dims: outShape });
+    } catch (e) {
+      io.free(out);
+      throw new Error(`@bmc/engine: onnxruntime failed on ${key}: ${e instanceof Error ? e.message : e}`);
+    }
     return out;
   };
 
