@@ -1,5 +1,8 @@
 import { AttributeType, DataType } from './proto.js';
 
+// ONNX raw_data is little-endian; typed arrays use the platform's order.
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** An attribute value: `int`, `float`, `ints` (int64 list), `floats` or `string`. */
 export type OnnxAttr =
   | { int: number }
@@ -42,19 +45,23 @@ export class OnnxGraphBuilder {
     return name;
   }
 
-  /** A float32 initialiser `dims` from `data` (row-major), stored as little-endian raw_data. */
+  /**
+   * A float32 initialiser `dims` from `data` (row-major), stored as raw_data. Takes
+   * ownership of `data` (no copy: detector weights are ~140 MB).
+   */
   floatTensor(base: string, dims: readonly number[], data: Float32Array): string {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) {
       throw new Error(`ONNX export: initialiser ${base} has ${data.length} values for dims [${dims}]`);
     }
     const name = this.name(base);
-    const copy = new Float32Array(data);
+    if (!LITTLE_ENDIAN)
+      throw new Error('ONNX export: raw_data must be little-endian; this platform is big-endian');
     this.initializers.push({
       name,
       dataType: DataType.FLOAT,
       dims: [...dims],
-      rawData: new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength),
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     });
     return name;
   }
