@@ -5,6 +5,7 @@ export * from './coco-data.js';
 export * from './coco-eval.js';
 export type * from './coco-types.js';
 export * from './evaluate-images.js';
+export * from './in-memory.js';
 export * from './params.js';
 export * from './per-class.js';
 export * from './pr-curve.js';

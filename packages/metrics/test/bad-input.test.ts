@@ -1,6 +1,6 @@
 import { InvalidInputError } from '@bmc/core';
 import { describe, expect, it } from 'vitest';
-import { type CocoDetection, type CocoGroundTruth, evaluateCoco } from '../src/index.js';
+import { type CocoDetection, type CocoGroundTruth, detectionsToCoco, evaluateCoco } from '../src/index.js';
 import { ann } from './helpers.js';
 
 const gt: CocoGroundTruth = {
@@ -59,5 +59,26 @@ describe('bad input names the entry', () => {
   it('not arrays', () => {
     expect(() => evaluateCoco(gt, {} as CocoDetection[])).toThrow(/results: must be an array/);
     fails([], /"categories" must be an array/, { images: [], annotations: [] });
+  });
+});
+
+describe('detectionsToCoco', () => {
+  it('converts xyxy detector output to COCO results and checks lengths', () => {
+    const res = detectionsToCoco([
+      {
+        imageId: 1,
+        boxes: Float32Array.from([0, 0, 10, 10, 5, 5, 7, 9]),
+        scores: [0.9, 0.4],
+        categoryIds: [1, 5],
+      },
+    ]);
+    expect(res).toEqual([
+      { image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], score: expect.closeTo(0.9, 7) },
+      { image_id: 1, category_id: 5, bbox: [5, 5, 2, 4], score: expect.closeTo(0.4, 7) },
+    ]);
+    expect(evaluateCoco(gt, res).stats[1]).toBeGreaterThan(0);
+    expect(() =>
+      detectionsToCoco([{ imageId: 3, boxes: [0, 0, 1, 1], scores: [1, 1], categoryIds: [1, 1] }]),
+    ).toThrow(/detections\[0\] \(image 3\): 1 boxes, 2 scores/);
   });
 });
