@@ -137,8 +137,14 @@ export interface Detector {
   outputNames: string[];
   /** Strides of the head's levels. */
   strides: number[];
-  /** Anchors for an input size, in the outputs' order. */
+  /** Anchors for an input size, in the outputs' order (checks the size first, see `checkInputSize`). */
   anchorsFor(height: number, width: number): Anchors;
+  /**
+   * Throws a clear error for an input size the model cannot take: another size than a fixed
+   * `inputSize`, or, for a dynamic model, a size that is not a multiple of the coarsest backbone
+   * stride the FPN merges (tfjs would fail deep inside with a broadcast error).
+   */
+  checkInputSize(height: number, width: number): void;
 }
 
 /** Builds backbone + neck + head as one functional `tf.LayersModel`. */
@@ -168,12 +174,34 @@ export function buildDetector(config: DetectorConfig | DetectorPreset = 'thesis'
   const outputs = [head.clsLogits, head.boxDeltas, ...(head.iouLogits ? [head.iouLogits] : [])];
   const model = tf.model({ inputs: input, outputs, name: 'bmc_detector' });
   const outputNames = [OUTPUT_NAMES.cls, OUTPUT_NAMES.box, ...(head.iouLogits ? [OUTPUT_NAMES.iou] : [])];
+  const multiple = 2 ** Math.min(5, Math.max(...cfg.neck.levels));
+  const checkInputSize = (h: number, w: number) => {
+    if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0)) {
+      throw new RangeError(`detector input size must be positive integers, got ${h}x${w}`);
+    }
+    if (cfg.inputSize) {
+      if (h !== cfg.inputSize[0] || w !== cfg.inputSize[1]) {
+        throw new RangeError(
+          `this detector was built for ${cfg.inputSize[0]}x${cfg.inputSize[1]} inputs, got ${h}x${w}`,
+        );
+      }
+    } else if (h % multiple !== 0 || w % multiple !== 0) {
+      throw new RangeError(
+        `detector input ${h}x${w}: a dynamic-size model needs multiples of ${multiple} ` +
+          '(pad the image, or build with inputSize for an exact odd size)',
+      );
+    }
+  };
   return {
     model,
     config: cfg,
     outputNames,
     strides,
-    anchorsFor: (h, w) => generateAnchors(cfg.anchors, h, w),
+    checkInputSize,
+    anchorsFor: (h, w) => {
+      checkInputSize(h, w);
+      return generateAnchors(cfg.anchors, h, w);
+    },
   };
 }
 

@@ -71,6 +71,49 @@ describe('buildDetector: composition', () => {
     det.model.dispose();
   });
 
+  it('tiny preset survives a save / load round trip (topology + weights) with identical outputs', async () => {
+    const det = buildDetector(
+      detectorConfig('tiny', { backbone: { widthMultiplier: 1 / 16 }, neck: { channels: 8 } }),
+    );
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await det.model.save(
+      tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const copy = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
+    const x = tf.randomNormal([1, 64, 64, 3]);
+    const a = det.model.predict(x) as tf.Tensor[];
+    const b = copy.predict(x) as tf.Tensor[];
+    expect(copy.outputNames).toEqual(det.model.outputNames);
+    a.forEach((t, i) => {
+      expect(Array.from(b[i]!.dataSync())).toEqual(Array.from(t.dataSync()));
+    });
+    tf.dispose([x, ...a, ...b]);
+    copy.dispose();
+    det.model.dispose();
+  });
+
+  it('checks input sizes with a clear message', () => {
+    const dynamic = buildDetector(
+      detectorConfig('tiny', { backbone: { widthMultiplier: 1 / 16 }, neck: { channels: 8 } }),
+    );
+    expect(() => dynamic.anchorsFor(48, 64)).toThrow(/multiples of 32/);
+    expect(dynamic.anchorsFor(64, 96).boxes.length).toBeGreaterThan(0);
+    const fixed = buildDetector(
+      detectorConfig('tiny', {
+        inputSize: [45, 61],
+        backbone: { widthMultiplier: 1 / 16 },
+        neck: { channels: 8 },
+      }),
+    );
+    expect(() => fixed.anchorsFor(64, 64)).toThrow(/built for 45x61 inputs, got 64x64/);
+    expect(fixed.anchorsFor(45, 61).levelCounts.length).toBe(3);
+    dynamic.model.dispose();
+    fixed.model.dispose();
+  });
+
   it('rejects anchors that do not match the neck levels', () => {
     expect(() =>
       buildDetector(detectorConfig('tiny', { anchors: anchorConfigForLevels([2, 3, 4]) })),
