@@ -4,8 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateAnchors } from '@bmc/core';
 import { buildDetector, type DetectorPreset, detectorConfig } from '@bmc/heads-iou';
+import { postprocessDetections } from '@bmc/heads-iou/postprocess';
 import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   detectorMetadata,
@@ -109,5 +112,65 @@ describe('detector checkpoint -> ONNX', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the exported file is all an inference app needs', () => {
+  beforeAll(initTf);
+
+  it('metadata-driven ORT inference + postprocess gives the detections of the tfjs path', async () => {
+    const det = buildDetector(detectorConfig('thesis', { ...small, head: { ...small.head, numClasses: 2 } }));
+    randomizeWeights(det.model, 31337);
+    const { bytes } = exportDetectorOnnx(
+      det.model,
+      detectorMetadata(det.config, { classNames: ['blast', 'other'] }),
+    );
+    const [h, w] = [64, 96];
+    const x = randomValues(h * w * 3, 77);
+
+    // Training side: tfjs outputs, the detector's own anchors and postprocess settings.
+    const ys = tf.tidy(() => det.model.predict(tf.tensor(x, [1, h, w, 3])) as tf.Tensor[]);
+    const [cls, box, iou] = await Promise.all(ys.map((t) => t.data() as Promise<Float32Array>));
+    tf.dispose(ys);
+    const expected = postprocessDetections(
+      { clsLogits: cls!, boxDeltas: box!, iouLogits: iou! },
+      det.anchorsFor(h, w),
+      2,
+      { ...det.config.postprocess, imageSize: [h, w] },
+    );
+
+    // App side: nothing but the bytes.
+    const meta = readBmcMetadata(bytes);
+    const session = await ort.InferenceSession.create(bytes);
+    const chw = new Float32Array(x.length);
+    for (let i = 0; i < h * w; i++) for (let c = 0; c < 3; c++) chw[c * h * w + i] = x[i * 3 + c]!;
+    const out = await session.run({ [meta.input.name]: new ort.Tensor('float32', chw, [1, 3, h, w]) });
+    await session.release();
+    const got = postprocessDetections(
+      {
+        clsLogits: out[meta.outputs.clsLogits]!.data as Float32Array,
+        boxDeltas: out[meta.outputs.boxDeltas]!.data as Float32Array,
+        iouLogits: out[meta.outputs.iouLogits!]!.data as Float32Array,
+      },
+      generateAnchors(meta.anchors, h, w),
+      meta.classNames.length,
+      {
+        scoreMode: meta.scoreMode,
+        scoreThreshold: meta.nms.scoreThreshold,
+        topK: meta.nms.topK,
+        nmsThreshold: meta.nms.nmsThreshold,
+        maxDetections: meta.nms.maxDetections,
+        boxCoderWeights: meta.boxCoder.weights as [number, number, number, number],
+        imageSize: [h, w],
+      },
+    );
+    expect(expected.scores.length).toBeGreaterThan(10);
+    expect(got.scores.length).toBe(expected.scores.length);
+    expect(Array.from(got.labels)).toEqual(Array.from(expected.labels));
+    for (let i = 0; i < got.boxes.length; i++)
+      expect(Math.abs(got.boxes[i]! - expected.boxes[i]!)).toBeLessThan(1e-3);
+    for (let i = 0; i < got.scores.length; i++)
+      expect(Math.abs(got.scores[i]! - expected.scores[i]!)).toBeLessThan(1e-5);
+    det.model.dispose();
   });
 });
