@@ -203,6 +203,85 @@ describe('OTA properties', () => {
     }
   });
 
+  it('the candidate restriction is exact: equals the dense [G + 1, N] problem with the 1e6 penalty', () => {
+    // Dense reference as the official code builds it: every (GT, anchor) pair, cost + 1e6 where the
+    // anchor is not a valid candidate, background supply N - sum k over all N anchors, log-space
+    // Sinkhorn, rows rescaled by their maxima, argmax per anchor.
+    const { anchors: a64, levelCounts: lc, levelStrides: ls } = pyramid(64, 64);
+    const rand = rng(31);
+    const gtBoxes = randomBoxes(rand, 3, 64, 64, 40);
+    const gtLabels = [0, 1, 0];
+    const preds = fakePredictions(rand, a64, gtBoxes, gtLabels, 2);
+    const input = { anchors: a64, levelCounts: lc, levelStrides: ls, gtBoxes, gtLabels, ...preds };
+    const { result, transport } = new OtaAssigner().assignDetailed(input);
+    const t = transport!;
+    const n = a64.length / 4;
+    const g = 3;
+    const valid = new Map<number, number>(); // j * n + i -> sparse pair cost
+    for (let k = 0; k < t.pairRow.length - t.cols; k++) {
+      valid.set(t.rowGt[t.pairRow[k]!]! * n + t.colAnchor[t.pairCol[k]!]!, t.cost[k]!);
+    }
+    const pr: number[] = [];
+    const pc: number[] = [];
+    const cost: number[] = [];
+    const giou = generalizedBoxIou(preds.predBoxes, gtBoxes).data;
+    for (let j = 0; j < g; j++) {
+      for (let i = 0; i < n; i++) {
+        let c = 0;
+        for (let q = 0; q < 2; q++) {
+          const p = preds.clsProbs[2 * i + q]!;
+          c += q === gtLabels[j] ? pos(Math.max(p, 1e-12)) : neg(Math.min(p, 1 - 1e-12));
+        }
+        c += 1.5 * (1 - giou[g * i + j]!);
+        if (valid.has(j * n + i)) expect(c).toBeCloseTo(valid.get(j * n + i)!, 4);
+        pr.push(j);
+        pc.push(i);
+        cost.push(valid.has(j * n + i) ? c : c + 1e6);
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      pr.push(g);
+      pc.push(i);
+      cost.push(neg(preds.clsProbs[2 * i]!) + neg(preds.clsProbs[2 * i + 1]!));
+    }
+    const supply = new Float64Array(g + 1);
+    t.rowGt.forEach((j, r) => {
+      supply[j] = t.supply[r]!;
+    });
+    supply[g] = n - supply.reduce((s, v) => s + v, 0);
+    const dense = sinkhorn(
+      {
+        rows: g + 1,
+        cols: n,
+        pairRow: Int32Array.from(pr),
+        pairCol: Int32Array.from(pc),
+        cost: Float64Array.from(cost),
+        supply,
+        demand: new Float64Array(n).fill(1),
+      },
+      { absorbEvery: 0 },
+    ).plan;
+    const rowMax = new Float64Array(g + 1);
+    dense.forEach((v, k) => {
+      rowMax[pr[k]!] = Math.max(rowMax[pr[k]!]!, v);
+    });
+    const expected = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      let best = -1;
+      let arg = -1;
+      for (let j = 0; j <= g; j++) {
+        const v = dense[j * n + i]! / rowMax[j]!;
+        if (v > best) {
+          best = v;
+          arg = j;
+        }
+      }
+      expected[i] = arg === g ? -1 : arg;
+    }
+    expect(result.numPositives).toBeGreaterThan(3);
+    expect(Array.from(result.gtIndex)).toEqual(Array.from(expected));
+  });
+
   it('stabilised scaling iterations give the log-space iterates (plans equal to 1e-9)', () => {
     const rand = rng(13);
     for (let t = 0; t < 5; t++) {
