@@ -17,7 +17,9 @@
  * at a 1x3x800x832 input gives 135.73 G, the thesis's baseline figure; see the README.
  */
 
-export { type FpsOptions, type FpsResult, measureFps } from './timing.js';
+import { type FpsOptions, type FpsResult, measureFps } from './timing.js';
+
+export { type FpsOptions, type FpsResult, measureFps };
 
 /** A shape with the batch dimension first; `null` for unknown sizes. */
 export type Shape = (number | null)[];
@@ -307,4 +309,39 @@ export function modelStats(model: ModelLike, options: ModelStatsOptions): ModelS
     outputShapes: outs.map(concrete),
     layers,
   };
+}
+
+/** The parts of the tfjs namespace `measureModelFps` uses. */
+export interface TfLike {
+  zeros(shape: number[]): unknown;
+  dispose(container: unknown): void;
+}
+
+interface TensorLike {
+  data(): Promise<unknown>;
+}
+
+/**
+ * FPS of `model.predict` on one zero image of `inputShape` (batch 1): warm-up runs, then
+ * the median of timed runs. Each run waits for every output's data (so asynchronous
+ * backends are timed to completion) and disposes the outputs; the input is disposed at
+ * the end, so the tensor count is unchanged.
+ */
+export async function measureModelFps(
+  tf: TfLike,
+  model: { predict(x: unknown): unknown },
+  inputShape: number[],
+  options: FpsOptions = {},
+): Promise<FpsResult> {
+  const x = tf.zeros([1, ...inputShape]);
+  try {
+    return await measureFps(async () => {
+      const y = model.predict(x);
+      const outs = (Array.isArray(y) ? y : [y]) as TensorLike[];
+      await Promise.all(outs.map((t) => t.data()));
+      tf.dispose(y);
+    }, options);
+  } finally {
+    tf.dispose(x);
+  }
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { layerFlops, type ModelLike, modelStats } from '../src/model-stats.js';
+import { layerFlops, type ModelLike, measureModelFps, modelStats } from '../src/model-stats.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -107,5 +107,17 @@ describe('modelStats on a hand-computed tiny conv net (input 8x10x3)', () => {
         [[1, 4]],
       ),
     ).toEqual({ macs: 0, flops: 0 });
+  });
+});
+
+describe('measureModelFps', () => {
+  it('times batch-1 predictions and leaks no tensors', async () => {
+    const model = tinyNet(8, 10);
+    const before = tf.memory().numTensors;
+    const r = await measureModelFps(tf, model, [8, 10, 3], { warmup: 1, runs: 3 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.timesMs).toHaveLength(3);
+    expect(r.fps).toBeGreaterThan(0);
+    model.dispose();
   });
 });
