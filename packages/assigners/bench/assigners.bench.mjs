@@ -11,7 +11,7 @@ import { anchorFields, createAssigner } from '../dist/index.js';
 
 const SIZE = 512;
 const CLASSES = 11;
-const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const RUNS = Number(process.env.BMC_BENCH_RUNS ?? 7);
 const config = panN2N5AnchorConfig();
 const fields = anchorFields(generateAnchors(config, SIZE, SIZE), config);
 const n = fields.anchors.length / 4;
