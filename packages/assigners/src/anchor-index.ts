@@ -1,4 +1,4 @@
-import type { NumericArray } from '@bmc/core';
+import { boxArea, type NumericArray } from '@bmc/core';
 
 /**
  * Anchors of each level sorted by centre x, so a query touches only the
@@ -17,6 +17,8 @@ export interface AnchorIndex {
   sortedCy: Float64Array;
   /** `[N]` end position of the equal-centre-x run that position k belongs to (a grid column). */
   runEnd: Int32Array;
+  /** `[N]` anchor areas (`@bmc/core`'s `boxArea`, float32 as torchvision). */
+  area: Float32Array;
   /** `[N]` centre x and y by anchor index. */
   cx: Float64Array;
   cy: Float64Array;
@@ -64,6 +66,7 @@ export function anchorIndex(anchors: NumericArray, levelStarts: Int32Array): Anc
   }
   const index = {
     levelStarts: levelStarts.slice(),
+    area: boxArea(anchors),
     order,
     sortedCx,
     sortedCy,

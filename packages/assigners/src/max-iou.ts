@@ -64,8 +64,8 @@ export class MaxIoUAssigner implements Assigner {
     const b = input.gtBoxes;
     // Same arithmetic as @bmc/core's boxIou (float32 areas, double quotient rounded to float32), so
     // the values equal torchvision's; but kept sparse, per ground truth, since most pairs are 0.
-    const areaA = boxArea(a);
     const index = anchorIndex(a, levelStarts);
+    const areaA = index.area;
     const areaB = boxArea(b);
     const hits: Array<{ anchor: Int32Array; iou: Float32Array; top: number }> = [];
     const best = new Float32Array(n);
