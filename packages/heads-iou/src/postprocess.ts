@@ -98,16 +98,6 @@ export function postprocessDetections(
   if (total !== numAnchors) {
     throw new InvalidInputError(`postprocess: level counts sum to ${total}, anchors has ${numAnchors}`);
   }
-  // cls*iou <= cls and sqrt(cls*iou) <= sqrt(cls): a class score at or below this bound cannot pass,
-  // so most pairs are rejected on the raw logit without a sigmoid.
-  const clsBound = mode === 'sqrt(cls*iou)' ? threshold * threshold : threshold;
-  const logitBound =
-    clsBound <= 0
-      ? Number.NEGATIVE_INFINITY
-      : clsBound >= 1
-        ? Number.POSITIVE_INFINITY
-        : Math.log(clsBound / (1 - clsBound));
-
   const coder = new BoxCoder(options.boxCoderWeights ? { weights: options.boxCoderWeights } : {});
   const keptAnchor: number[] = [];
   const keptScore: number[] = [];
@@ -117,21 +107,27 @@ export function postprocessDetections(
     const end = start + anchors.levelCounts[l]!;
     const idx: number[] = [];
     const sc: number[] = [];
-    for (let i = start * c; i < end * c; i++) {
-      const logit = outputs.clsLogits[i]!;
-      if (!(logit > logitBound)) continue;
-      let s = sigmoid(logit);
-      if (mode !== 'cls') {
-        const q = s * sigmoid(iou![Math.floor(i / c)]!);
-        s = mode === 'cls*iou' ? q : Math.sqrt(q);
-      }
-      if (s > threshold) {
-        idx.push(i);
-        sc.push(s);
+    for (let j = start; j < end; j++) {
+      // The class score a pair needs to pass: t (cls), t / iou (cls*iou), t^2 / iou (sqrt), so most
+      // pairs are rejected on the raw logit without a sigmoid. The exact test follows below.
+      const q = mode === 'cls' ? 1 : sigmoid(iou![j]!);
+      const needed =
+        mode === 'cls' ? threshold : mode === 'cls*iou' ? threshold / q : (threshold * threshold) / q;
+      if (needed >= 1) continue;
+      const logitBound = needed <= 0 ? Number.NEGATIVE_INFINITY : Math.log(needed / (1 - needed)) - 1e-6;
+      for (let k = 0; k < c; k++) {
+        const logit = outputs.clsLogits[j * c + k]!;
+        if (!(logit > logitBound)) continue;
+        const p = sigmoid(logit);
+        const score = mode === 'cls' ? p : mode === 'cls*iou' ? p * q : Math.sqrt(p * q);
+        if (score > threshold) {
+          idx.push(j * c + k);
+          sc.push(score);
+        }
       }
     }
-    const order = argsortDescending(sc);
-    for (let j = 0; j < Math.min(topK, order.length); j++) {
+    const order = topKOrder(sc, topK);
+    for (let j = 0; j < order.length; j++) {
       const flat = idx[order[j]!]!;
       keptAnchor.push(Math.floor(flat / c));
       keptLabel.push(flat % c);
@@ -195,6 +191,52 @@ export function postprocessBatch(
     );
   }
   return result;
+}
+
+/**
+ * Positions of the `k` largest values, by descending value, ties in index order (as a stable full
+ * sort would give). A selection pass first: with IoU-aware scores a level can have a million
+ * candidates above the threshold, and sorting them all would dominate post-processing.
+ */
+function topKOrder(values: number[], k: number): Int32Array {
+  if (values.length <= k) return argsortDescending(values);
+  if (k <= 0) return new Int32Array(0);
+  const kth = kthLargest(Float64Array.from(values), k);
+  const picked: number[] = [];
+  for (let i = 0; i < values.length; i++) if (values[i]! > kth) picked.push(i);
+  for (let i = 0; i < values.length && picked.length < k; i++) if (values[i] === kth) picked.push(i);
+  return argsortDescending(values, picked);
+}
+
+/** The k-th largest value (1-based) by in-place quickselect (Hoare partition, median of three). */
+function kthLargest(a: Float64Array, k: number): number {
+  const target = a.length - k; // index in ascending order
+  let lo = 0;
+  let hi = a.length - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >> 1;
+    const x = a[lo]!;
+    const y = a[mid]!;
+    const z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return a[target]!;
+  }
+  return a[target]!;
 }
 
 function sigmoid(x: number): number {
