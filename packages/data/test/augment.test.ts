@@ -17,6 +17,7 @@ import {
   RGB_FROM_HED,
   Rng,
   resize,
+  resizeImage,
   type Sample,
   vflip,
 } from '../src/index.js';
@@ -230,5 +231,31 @@ describe('colour', () => {
     for (let k = 0; k < 3; k++) expect(out.data[k]!).toBeCloseTo(0, 6);
     for (let k = 0; k < 3; k++)
       expect(out.data[3 + k]!).toBeCloseTo((1 - IMAGENET_MEAN[k]!) / IMAGENET_STD[k]!, 5);
+  });
+});
+
+describe('resize parity with PyTorch', () => {
+  it('matches F.interpolate(bilinear, align_corners=False) from tooling/fixtures/data_resize.py', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const fx = JSON.parse(await readFile(new URL('./fixtures/resize.json', import.meta.url), 'utf8')) as {
+      cases: {
+        width: number;
+        height: number;
+        outWidth: number;
+        outHeight: number;
+        input: number[];
+        output: number[];
+      }[];
+    };
+    for (const c of fx.cases) {
+      const out = resizeImage(
+        { data: Float32Array.from(c.input), width: c.width, height: c.height },
+        c.outWidth,
+        c.outHeight,
+      );
+      let max = 0;
+      for (let i = 0; i < c.output.length; i++) max = Math.max(max, Math.abs(out.data[i]! - c.output[i]!));
+      expect(max, `${c.width}x${c.height} -> ${c.outWidth}x${c.outHeight}`).toBeLessThan(1e-6);
+    }
   });
 });

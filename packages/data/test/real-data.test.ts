@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { countBoxes, readCoco, readVoc, readYolo, writeCoco } from '../src/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { countBoxes, type Dataset, readCoco, readVoc, readYolo, writeCoco } from '../src/index.js';
 import { sharedDataDir } from './shared-data.js';
 
 const data = sharedDataDir();
@@ -73,25 +73,33 @@ describe.skipIf(!data)('BCCD (Pascal VOC)', () => {
 
 describe.skipIf(!data)('TXL-PBC (YOLO)', () => {
   const root = join(data ?? '', 'txl-pbc');
+  // One strict read per split (1440 image headers in all); the totals are their union.
+  const splits: Record<string, Dataset> = {};
+  beforeAll(async () => {
+    for (const split of ['train', 'val', 'test'])
+      splits[split] = await readYolo(root, { split, policy: 'strict' });
+  }, 120_000);
 
-  it('reads 1440 images and 26,637 boxes, strict policy, labelImg classes.txt ignored', async () => {
-    const ds = await readYolo(root, { policy: 'strict' });
-    expect(ds.images.length).toBe(1440);
-    const c = countBoxes(ds);
+  it('reads 1440 images and 26,637 boxes, strict policy, labelImg classes.txt ignored', () => {
+    const all: Dataset = {
+      categories: splits.train!.categories,
+      images: Object.values(splits).flatMap((d) => d.images),
+      report: { issues: Object.values(splits).flatMap((d) => d.report.issues) },
+    };
+    expect(all.images.length).toBe(1440);
+    const c = countBoxes(all);
     expect(c.total).toBe(26637);
     expect(c.perCategory).toEqual({ WBC: 1515, RBC: 24271, Platelets: 851 });
-    expect(ds.report.issues).toEqual([]);
+    expect(all.report.issues).toEqual([]);
   });
 
-  it('splits are 1008 / 288 / 144', async () => {
-    const sizes: Record<string, number> = {};
-    for (const split of ['train', 'val', 'test'])
-      sizes[split] = (await readYolo(root, { split })).images.length;
+  it('splits are 1008 / 288 / 144', () => {
+    const sizes = Object.fromEntries(Object.entries(splits).map(([k, d]) => [k, d.images.length]));
     expect(sizes).toEqual({ train: 1008, val: 288, test: 144 });
   });
 
   it('round-trips YOLO -> COCO -> reader (float boxes preserved)', async () => {
-    const yolo = await readYolo(root, { split: 'test' });
+    const yolo = splits.test!;
     const dir = await mkdtemp(join(tmpdir(), 'bmc-txl-'));
     try {
       const out = join(dir, 'test.json');
