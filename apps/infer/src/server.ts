@@ -121,7 +121,13 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     reply.status(status).send({ error: err.message, ...(err.code ? { code: err.code } : {}) });
   });
 
-  app.get('/healthz', async () => ({ status: 'ok', model: basename(detector.path), queue: queue.stats }));
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    model: basename(detector.path),
+    queue: queue.stats,
+    // Peak resident set since start (resourceUsage reports KiB): what a deployment must provision.
+    memory: { rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024 },
+  }));
 
   app.get('/v1/model', async () => ({
     file: basename(detector.path),
