@@ -151,6 +151,28 @@ describe('post-processing', () => {
     expect(relativeMaxDiff(geometric.scores, Array.from(plain.scores, Math.sqrt))).toBeLessThan(1e-6);
   });
 
+  it('top-k keeps the first anchors in index order among tied scores (selection path)', () => {
+    // 50 disjoint 10x10 anchors in a row, equal logits except anchor 7 (higher) and 3 (lower).
+    const n = 50;
+    const boxes = Float32Array.from(
+      { length: n * 4 },
+      (_, i) => [20 * Math.floor(i / 4), 0, 20 * Math.floor(i / 4) + 10, 10][i % 4]!,
+    );
+    const logits = new Float32Array(n).fill(1);
+    logits[7] = 2;
+    logits[3] = 0.5;
+    const got = postprocessDetections(
+      { clsLogits: logits, boxDeltas: new Float32Array(n * 4) },
+      { boxes, levelCounts: [n] },
+      1,
+      {
+        topK: 5,
+      },
+    );
+    // Anchor 7 first, then the tied anchors 0, 1, 2, 4 (3 scores lower); boxes reveal which anchor.
+    expect(Array.from({ length: 5 }, (_, i) => got.boxes[4 * i]! / 20)).toEqual([7, 0, 1, 2, 4]);
+  });
+
   it('rejects inconsistent inputs with a clear error', () => {
     const anchors = { boxes: [0, 0, 10, 10], levelCounts: [1] };
     expect(() => postprocessDetections({ clsLogits: [0, 0], boxDeltas: [0, 0, 0, 0] }, anchors, 1)).toThrow(
