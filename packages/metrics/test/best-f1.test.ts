@@ -84,6 +84,22 @@ describe('bestF1Sweep (Table 1.2) on a hand-built case', () => {
     expect(Object.keys(t13)).toEqual(['AP50', 'AP75', 'AP90']);
   });
 
+  it('precision / scores arrays hold the interpolated value and the score where each recall point is reached', () => {
+    const [, R, K, A, M] = r.counts;
+    const at = (arr: Float64Array, t: number, q: number) =>
+      arr[(((t * R + q) * K + 0) * A + 0) * M + (M - 1)]!;
+    const eps = 2.220446049250313e-16;
+    // IoU 0.5, rc = .25 .5 .5 .75 .75 .75 1: recall 0.30 is first reached at detection 2 (score
+    // 0.8), 0.60 at detection 4 (0.6), 0.80 at detection 7 (0.3); recall 0 at detection 1.
+    expect([0, 30, 60, 80].map((q) => at(r.scores, 0, q))).toEqual([0.9, 0.8, 0.6, 0.3]);
+    expect(at(r.precision, 0, 30)).toBe(2 / (2 + eps));
+    expect(at(r.precision, 0, 60)).toBe(3 / (4 + eps));
+    expect(at(r.precision, 0, 80)).toBe(4 / (7 + eps));
+    // IoU 0.9 never reaches recall 0.8 (3 of 4): precision and score 0 there, as pycocotools leaves them.
+    expect(at(r.precision, 8, 80)).toBe(0);
+    expect(at(r.scores, 8, 80)).toBe(0);
+  });
+
   it('tied scores are kept or dropped together', () => {
     // Give the FP at 0.7 the same score as the TP at 0.8: the cut after two detections disappears.
     const tied = dt.map((d, i) => (i === 2 ? { ...d, score: 0.8 } : d));
