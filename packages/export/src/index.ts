@@ -37,3 +37,4 @@ export {
   type OnnxExportSummary,
 } from './onnx/export.js';
 export { SUPPORTED_LAYER_CLASSES } from './onnx/layers.js';
+export { POSTPROCESS_OUTPUTS } from './onnx/postprocess-graph.js';

@@ -51,6 +51,11 @@ export interface BmcOutputNames {
   boxDeltas: string;
   /** `[N, A, 1]` IoU logits (sigmoid gives predicted IoU), absent for a plain RetinaNet. */
   iouLogits?: string;
+  /**
+   * Present when the file was exported `withPostprocess` (batch size 1): final detections
+   * `boxes [D, 4]` xyxy input pixels, `scores [D]` descending, `labels [D]` int64.
+   */
+  detections?: { boxes: string; scores: string; labels: string };
 }
 
 /**

@@ -1,7 +1,8 @@
 // The real detector (buildDetector from @bmc/heads-iou: ResNet + FPN/PAN-attn + RetinaNet/IoU
 // head) exported to ONNX and run in onnxruntime-node against tfjs (cpu backend), at two input
 // sizes, for the three presets at tiny widths.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAnchors } from '@bmc/core';
@@ -9,6 +10,7 @@ import { buildDetector, type DetectorPreset, detectorConfig } from '@bmc/heads-i
 import { postprocessDetections } from '@bmc/heads-iou/postprocess';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
+import * as ortWeb from 'onnxruntime-web';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   detectorMetadata,
@@ -172,5 +174,126 @@ describe('the exported file is all an inference app needs', () => {
     for (let i = 0; i < got.scores.length; i++)
       expect(Math.abs(got.scores[i]! - expected.scores[i]!)).toBeLessThan(1e-5);
     det.model.dispose();
+  });
+});
+
+describe('withPostprocess: decoding and NMS inside the graph', () => {
+  beforeAll(initTf);
+
+  // Default thresholds hit the maxDetections cap; 0.75 leaves fewer after NMS; 0.9999 leaves none.
+  for (const [preset, classes, sizes, scoreThreshold, minCount] of [
+    [
+      'thesis',
+      2,
+      [
+        [64, 96],
+        [96, 64],
+      ],
+      0.05,
+      100,
+    ],
+    ['thesis', 1, [[64, 64]], 0.75, 1],
+    ['thesis', 1, [[64, 64]], 0.9999, 0],
+    ['baseline', 3, [[64, 64]], 0.05, 100],
+  ] as const) {
+    it(`${preset} (tiny widths, ${classes} classes, score > ${scoreThreshold}) equals @bmc/heads-iou postprocessDetections on tfjs outputs`, async () => {
+      const det = buildDetector(
+        detectorConfig(preset, {
+          ...small,
+          head: { ...small.head, numClasses: classes },
+          postprocess: { scoreThreshold },
+        }),
+      );
+      randomizeWeights(det.model, 99);
+      const { bytes } = exportDetectorOnnx(det.model, detectorMetadata(det.config), {
+        withPostprocess: true,
+      });
+      const meta = readBmcMetadata(bytes);
+      expect(meta.outputs.detections).toEqual({
+        boxes: 'det_boxes',
+        scores: 'det_scores',
+        labels: 'det_labels',
+      });
+      // onnxruntime-web's wasm backend (what the browser viewer runs) alongside onnxruntime-node.
+      ortWeb.env.wasm.numThreads = 1;
+      const sessions = [
+        { name: 'onnxruntime-node', s: await ort.InferenceSession.create(bytes), T: ort.Tensor },
+        {
+          name: 'onnxruntime-web (wasm)',
+          s: await ortWeb.InferenceSession.create(bytes, { executionProviders: ['wasm'] }),
+          T: ortWeb.Tensor,
+        },
+      ] as const;
+      for (const [j, [h, w]] of sizes.entries()) {
+        const x = randomValues(h * w * 3, 300 + j);
+        const ys = tf.tidy(() => det.model.predict(tf.tensor(x, [1, h, w, 3])) as tf.Tensor[]);
+        const data = await Promise.all(ys.map((t) => t.data() as Promise<Float32Array>));
+        tf.dispose(ys);
+        const expected = postprocessDetections(
+          { clsLogits: data[0]!, boxDeltas: data[1]!, ...(data[2] ? { iouLogits: data[2] } : {}) },
+          det.anchorsFor(h, w),
+          classes,
+          { ...det.config.postprocess, imageSize: [h, w] },
+        );
+        expect(expected.scores.length).toBeGreaterThanOrEqual(minCount);
+        if (minCount === 0) expect(expected.scores.length).toBe(0);
+        else if (minCount < 100) expect(expected.scores.length).toBeLessThan(100);
+        const chw = new Float32Array(x.length);
+        for (let i = 0; i < h * w; i++) for (let c = 0; c < 3; c++) chw[c * h * w + i] = x[i * 3 + c]!;
+        for (const { name, s: session, T } of sessions) {
+          const out = await session.run({ images: new T('float32', chw, [1, 3, h, w]) });
+          const boxes = out.det_boxes!.data as Float32Array;
+          const scores = out.det_scores!.data as Float32Array;
+          const labels = Array.from(out.det_labels!.data as BigInt64Array, Number);
+          expect(scores.length, name).toBe(expected.scores.length);
+          expect(labels, name).toEqual(Array.from(expected.labels));
+          for (let i = 0; i < boxes.length; i++)
+            expect(Math.abs(boxes[i]! - expected.boxes[i]!)).toBeLessThan(1e-3);
+          for (let i = 0; i < scores.length; i++)
+            expect(Math.abs(scores[i]! - expected.scores[i]!)).toBeLessThan(1e-5);
+        }
+        console.log(
+          `withPostprocess ${preset} ${h}x${w}: ${expected.scores.length} detections; onnxruntime-node and -web equal the TypeScript postprocess`,
+        );
+      }
+      for (const { s: session } of sessions) await session.release();
+      det.model.dispose();
+    });
+  }
+});
+
+// Debian's python3-onnx is not a CI requirement: skip when absent.
+const checker = join(import.meta.dirname, '..', '..', '..', 'tooling', 'export_check_onnx.py');
+const hasOnnxPython = (() => {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' });
+    return existsSync(checker);
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!hasOnnxPython)('onnx checker on detector files', () => {
+  beforeAll(initTf);
+
+  it('tiny preset, plain and withPostprocess, pass onnx.checker full_check', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bmc-export-detcheck-'));
+    try {
+      const det = buildDetector('tiny');
+      const files = [false, true].map((withPostprocess) => {
+        const f = join(dir, `tiny-${withPostprocess}.onnx`);
+        writeFileSync(
+          f,
+          exportDetectorOnnx(det.model, detectorMetadata(det.config), { withPostprocess }).bytes,
+        );
+        return f;
+      });
+      const out = execFileSync('/usr/bin/python3', [checker, ...files], { encoding: 'utf8' });
+      expect(out.match(/: OK \(onnx/g)?.length).toBe(2);
+      expect(out).toContain("('det_labels', ['D'])");
+      det.model.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

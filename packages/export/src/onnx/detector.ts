@@ -7,6 +7,7 @@ import {
   type OnnxExportOptions,
   type OnnxExportResult,
 } from './export.js';
+import { appendPostprocess, POSTPROCESS_OUTPUTS } from './postprocess-graph.js';
 
 /** The bmc version written into `bmc.version` (this package's version). */
 export const BMC_VERSION: string = pkg.version;
@@ -43,7 +44,14 @@ function detectorOutputNames(tfNames: readonly string[]): string[] {
 export function exportDetectorOnnx(
   model: FunctionalModelLike,
   meta: DetectorMetadataInput,
-  options: Omit<OnnxExportOptions, 'metadata' | 'outputNames'> = {},
+  options: Omit<OnnxExportOptions, 'metadata' | 'outputNames' | 'extend' | 'batchSize'> & {
+    /**
+     * Also put decoding and NMS into the graph (batch size 1): extra outputs `det_boxes [D, 4]`
+     * xyxy in input pixels, `det_scores [D]` descending, `det_labels [D]` int64, computed with
+     * the metadata's anchors, box coder, score mode and NMS settings.
+     */
+    withPostprocess?: boolean;
+  } = {},
 ): OnnxExportResult {
   if (model.inputs.length !== 1)
     throw new Error(`exportDetectorOnnx: expected one image input, got ${model.inputs.length}`);
@@ -62,11 +70,30 @@ export function exportDetectorOnnx(
       clsLogits: 'cls_logits',
       boxDeltas: 'box_deltas',
       ...(outputNames.includes('iou_logits') ? { iouLogits: 'iou_logits' } : {}),
+      ...(options.withPostprocess ? { detections: { ...POSTPROCESS_OUTPUTS } } : {}),
     },
   };
-  const outputDimParams = Object.fromEntries(outputNames.map((n) => [n, { 0: 'N', 1: 'A' }]));
+  const outputDimParams = Object.fromEntries(outputNames.map((n) => [n, { 1: 'A' }]));
+  const { withPostprocess, ...rest } = options;
   return exportOnnx(model, {
-    ...options,
+    ...rest,
+    ...(withPostprocess
+      ? {
+          batchSize: 1,
+          extend: (g, io) =>
+            appendPostprocess(
+              g,
+              {
+                image: io.inputs[0]!,
+                clsLogits: 'cls_logits',
+                boxDeltas: 'box_deltas',
+                ...(outputNames.includes('iou_logits') ? { iouLogits: 'iou_logits' } : {}),
+                numClasses: full.classNames.length,
+              },
+              full,
+            ),
+        }
+      : {}),
     inputNames: [inputName],
     outputNames,
     outputDimParams,

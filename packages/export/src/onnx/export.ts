@@ -65,6 +65,16 @@ export interface OnnxExportOptions {
   nchwOutputs?: boolean;
   /** Fold BatchNormalization into the preceding convolution when it is its only consumer (default true). */
   foldBatchNorm?: boolean;
+  /** Fixes the batch dimension (default: symbolic 'N'). */
+  batchSize?: number;
+  /**
+   * Appends nodes after the model's graph (e.g. post-processing); returns the extra graph
+   * outputs. Receives the graph's input and output value names.
+   */
+  extend?: (
+    g: OnnxGraphBuilder,
+    io: { inputs: readonly string[]; outputs: readonly string[] },
+  ) => OnnxValueInfo[];
   /** `metadata_props` entries (string -> string). */
   metadata?: Readonly<Record<string, string>>;
   graphName?: string;
@@ -255,7 +265,7 @@ export function exportOnnx(model: FunctionalModelLike, options: OnnxExportOption
     const name = g.reserve(inputNames[i]!);
     const multi = modelInputs.length > 1 ? `_${i}` : '';
     const dims = t.shape.map((d, axis): number | string => {
-      if (axis === 0) return 'N';
+      if (axis === 0) return options.batchSize ?? 'N';
       if (t.shape.length === 4 && axis < 3 && (d == null || dynamic))
         return `${axis === 1 ? 'H' : 'W'}${multi}`;
       if (d == null) return `${name}_d${axis}`;
@@ -273,9 +283,20 @@ export function exportOnnx(model: FunctionalModelLike, options: OnnxExportOption
     const src = keepNchw ? v.name : toTfLayout(g, v, `${name}/output`);
     g.node('Identity', [src], `${name}/output`, {}, [name]);
     const params = options.outputDimParams?.[name] ?? {};
-    const dims = v.shape.map((d, axis) => params[axis] ?? (axis === 0 ? 'N' : (d ?? `${name}_d${axis}`)));
+    const dims = v.shape.map(
+      (d, axis) => params[axis] ?? (axis === 0 ? (options.batchSize ?? 'N') : (d ?? `${name}_d${axis}`)),
+    );
     return { name, shape: keepNchw ? NHWC_TO_NCHW.map((a) => dims[a]!) : dims };
   });
+
+  if (options.extend) {
+    outputInfos.push(
+      ...options.extend(g, {
+        inputs: inputInfos.map((i) => i.name),
+        outputs: outputInfos.map((o) => o.name),
+      }),
+    );
+  }
 
   const proto = {
     irVersion: ONNX_IR_VERSION,

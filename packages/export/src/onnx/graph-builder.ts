@@ -11,10 +11,11 @@ export type OnnxAttr =
   | { floats: readonly number[] }
   | { string: string };
 
-/** A graph input or output: float32 with per-axis size (number) or symbolic name (string). */
+/** A graph input or output with per-axis size (number) or symbolic name (string); float32 unless `int64`. */
 export interface OnnxValueInfo {
   name: string;
   shape: ReadonlyArray<number | string>;
+  elemType?: 'float32' | 'int64';
 }
 
 /**
@@ -66,13 +67,18 @@ export class OnnxGraphBuilder {
     return name;
   }
 
-  /** A shared int64 1-D constant (shapes, pads, axes). */
-  int64(values: readonly number[]): string {
-    const key = values.join(',');
+  /** A shared int64 constant (shapes, pads, axes): 1-D, or a scalar (Range bounds, Gather index). */
+  int64(values: readonly number[], scalar = false): string {
+    const key = `${scalar ? 's' : 'v'}:${values.join(',')}`;
     const hit = this.int64Cache.get(key);
     if (hit) return hit;
-    const name = this.name(`const_i64_${values.length}`);
-    this.initializers.push({ name, dataType: DataType.INT64, dims: [values.length], int64Data: [...values] });
+    const name = this.name(scalar ? 'const_i64' : `const_i64_${values.length}`);
+    this.initializers.push({
+      name,
+      dataType: DataType.INT64,
+      dims: scalar ? [] : [values.length],
+      int64Data: [...values],
+    });
     this.int64Cache.set(key, name);
     return name;
   }
@@ -127,13 +133,13 @@ function attribute(name: string, a: OnnxAttr): object {
   return { name, type: AttributeType.STRING, s: new TextEncoder().encode(a.string) };
 }
 
-/** A float32 `ValueInfoProto`; string dims become `dim_param` (symbolic), numbers `dim_value`. */
+/** A `ValueInfoProto`; string dims become `dim_param` (symbolic), numbers `dim_value`. */
 export function valueInfo(v: OnnxValueInfo): object {
   return {
     name: v.name,
     type: {
       tensorType: {
-        elemType: DataType.FLOAT,
+        elemType: v.elemType === 'int64' ? DataType.INT64 : DataType.FLOAT,
         shape: { dim: v.shape.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
       },
     },
