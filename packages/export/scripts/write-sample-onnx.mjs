@@ -14,6 +14,7 @@ for (const preset of presets.length ? presets : ['tiny']) {
   const { bytes, summary } = exportDetectorOnnx(
     det.model,
     detectorMetadata(det.config, { model: { preset } }),
+    { withPostprocess },
   );
   const file = join(
     import.meta.dirname,
