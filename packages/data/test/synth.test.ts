@@ -8,8 +8,17 @@ import {
   generateSmear,
   readCoco,
   type SmearOptions,
+  smearCategories,
+  smearSource,
   writeSmearDataset,
 } from '../src/index.js';
+
+/** Index of the first difference, -1 when equal (cheap failure output for big arrays). */
+function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
 
 const tmp: string[] = [];
 afterAll(async () => {
@@ -44,7 +53,7 @@ describe('synthetic smear generator', () => {
     const direct = generateSmear(5, 7, SMALL);
     generateSmear(5, 3, SMALL);
     const again = generateSmear(5, 7, SMALL);
-    expect(again.image.data).toEqual(direct.image.data);
+    expect(firstDiff(again.image.data, direct.image.data)).toBe(-1);
     expect(again.boxes).toEqual(direct.boxes);
   });
 
@@ -163,6 +172,30 @@ describe('synthetic smear generator', () => {
       );
     expect(count(0.1)).toBeLessThan(count(0.3));
     expect(count(0.3)).toBeLessThan(count(0.5));
+  });
+
+  it('labelRbc boxes the red cells too, as an extra category', async () => {
+    const plain = generateSmear(6, 0, SMALL);
+    const withRbc = generateSmear(6, 0, { ...SMALL, labelRbc: true });
+    const rbc = Array.from(withRbc.labels).filter((l) => l === CELL_TYPES.length).length;
+    expect(rbc).toBeGreaterThan(10);
+    expect(withRbc.labels.length - rbc).toBe(plain.labels.length);
+    expect(firstDiff(withRbc.image.data, plain.image.data)).toBe(-1);
+    expect(smearCategories('type', true).map((c) => c.name)).toEqual([...CELL_TYPES, 'rbc']);
+  });
+
+  it('smearSource cache: same boxes, pixels within 8-bit rounding, identical across epochs', async () => {
+    const opts = { ...SMALL, count: 2, seed: 4 };
+    const fresh = await smearSource(opts).load(1, 160, 128);
+    const cached = smearSource({ ...opts, cache: true });
+    const a = await cached.load(1, 160, 128);
+    const b = await cached.load(1, 160, 128);
+    expect(a.boxes).toEqual(fresh.boxes);
+    expect(firstDiff(b.image.data, a.image.data)).toBe(-1);
+    let max = 0;
+    for (let i = 0; i < a.image.data.length; i++)
+      max = Math.max(max, Math.abs(a.image.data[i]! - fresh.image.data[i]!));
+    expect(max).toBeLessThanOrEqual(0.5 / 255 + 1e-6);
   });
 
   it('edge cells: boxes stay inside the image', () => {

@@ -169,6 +169,7 @@ export function generateSmear(seed: number, index: number, opts: SmearOptions = 
   const labels: number[] = rbcBoxes.length ? new Array(rbcBoxes.length / 4).fill(CELL_TYPES.length) : [];
   const masks: CellMask[] = [...rbcMasks];
   const nucleusMasks: CellMask[] = rbcMasks.map((m) => ({ ...m, data: new Uint8Array(m.data.length) }));
+  let cellCount = 0;
   for (const p of placed) {
     // Rebuild a cell whose box centre would land on its nucleus (only band cells could).
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -177,7 +178,8 @@ export function generateSmear(seed: number, index: number, opts: SmearOptions = 
       if (!drawn) break;
       if (opts.edgeCells && drawn.visibleFraction < 0.5) break;
       if (cell.type === 'band' && attempt < 4 && centreOnNucleus(drawn)) continue;
-      composite(odImg, W, cell, drawn, stain, bgSeed + masks.length + 1);
+      // Each nucleated cell gets its own texture stream, whatever else is labelled or recorded.
+      composite(odImg, W, cell, drawn, stain, bgSeed + 1 + 7919 * ++cellCount);
       boxes.push(...drawn.box);
       labels.push(CELL_TYPES.indexOf(cell.type));
       if (opts.debugMasks) {

@@ -20,19 +20,42 @@ export function smearCategories(mode: SmearCategories, labelRbc = false): Catego
 
 /**
  * The generator as a loader source: sample `i` is `generateSmear(seed, offset + i)`, drawn on
- * demand (no disk), resized in TS when the augmentation asks for another size.
+ * demand (no disk), resized in TS when the augmentation asks for another size. With `cache`,
+ * each field is drawn once and kept as 8-bit RGB (`width * height * 3` bytes per field), so
+ * later epochs only pay for augmentation.
  */
 export function smearSource(
-  opts: SmearOptions & { count: number; seed: number; offset?: number; categories?: SmearCategories },
+  opts: SmearOptions & {
+    count: number;
+    seed: number;
+    offset?: number;
+    categories?: SmearCategories;
+    cache?: boolean;
+  },
 ): SampleSource {
   const W = opts.width ?? 320;
   const H = opts.height ?? 320;
   const single = (opts.categories ?? 'cell') === 'cell';
+  const cache = new Map<number, { bytes: Uint8Array; boxes: Float32Array; labels: Int32Array }>();
+  const field = (i: number): { image: ImageHWC; boxes: Float32Array; labels: Int32Array } => {
+    const hit = cache.get(i);
+    if (hit) {
+      const data = new Float32Array(hit.bytes.length);
+      for (let k = 0; k < data.length; k++) data[k] = hit.bytes[k]! / 255;
+      return { image: { data, width: W, height: H }, boxes: hit.boxes, labels: hit.labels };
+    }
+    const s = generateSmear(opts.seed, (opts.offset ?? 0) + i, { ...opts, debugMasks: false });
+    if (!opts.cache) return s;
+    const bytes = toBytes(s.image);
+    cache.set(i, { bytes, boxes: s.boxes, labels: s.labels });
+    // Served from the 8-bit copy from the first epoch on, so every epoch sees the same pixels.
+    return field(i);
+  };
   return {
     length: opts.count,
     size: () => ({ width: W, height: H }),
     async load(i, width, height) {
-      const s = generateSmear(opts.seed, (opts.offset ?? 0) + i, opts);
+      const s = field(i);
       const labels = single ? new Int32Array(s.labels.length) : s.labels;
       if (width === W && height === H) return { image: s.image, boxes: s.boxes, labels, id: i };
       const sx = width / W;
