@@ -32,6 +32,8 @@ export interface RegisterOrtKernelsOptions {
   graphOptimizationLevel?: GraphOptimizationLevel;
   /** Keep onnxruntime's per-session memory arena (faster allocation, memory never returned). Default false. */
   memoryArena?: boolean;
+  /** Most cached sessions (one per kernel, shape and attributes), least recently used released first. Default 512. */
+  maxSessions?: number;
 }
 
 /**
@@ -163,6 +165,10 @@ export function createOrtKernels(options: RegisterOrtKernelsOptions): OrtKernelS
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`@bmc/engine: threads must be a positive integer, got ${options.threads}`);
   }
+  const maxSessions = options.maxSessions ?? 512;
+  if (!Number.isInteger(maxSessions) || maxSessions < 1) {
+    throw new Error(`@bmc/engine: maxSessions must be a positive integer, got ${options.maxSessions}`);
+  }
   const native = loadOrtNative();
   const backend = options.backend;
   const layout = resolveLayout(options.layout);
@@ -171,6 +177,7 @@ export function createOrtKernels(options: RegisterOrtKernelsOptions): OrtKernelS
     threads,
     graphOptimizationLevel,
     memoryArena: options.memoryArena ?? false,
+    maxSessions,
   });
   // Delegation must reach the backend's own kernels, never an earlier registration of ours.
   const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];

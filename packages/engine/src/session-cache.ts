@@ -17,11 +17,18 @@ export interface SessionCacheOptions {
    * forever; with dozens of cached sessions that adds up, so it is off unless asked.
    */
   memoryArena: boolean;
+  /**
+   * Most sessions kept; the least recently used is released beyond it (input
+   * sizes that vary, e.g. multi-scale training, would otherwise grow the cache forever).
+   */
+  maxSessions: number;
 }
 
 export interface SessionStats {
   sessions: number;
   runs: number;
+  /** Sessions released because the cache was full. */
+  evictions: number;
   /** Total milliseconds spent building and compiling sessions. */
   compileMs: number;
 }
@@ -56,6 +63,7 @@ export class CachedSession {
 export class SessionCache {
   private readonly sessions = new Map<string, CachedSession>();
   private runs = 0;
+  private evictions = 0;
   private compileMs = 0;
 
   constructor(
@@ -65,7 +73,17 @@ export class SessionCache {
 
   get(key: string, build: () => OnnxGraph): CachedSession {
     let s = this.sessions.get(key);
-    if (!s) {
+    if (s) {
+      // Map order is insertion order: re-inserting marks it most recently used.
+      this.sessions.delete(key);
+      this.sessions.set(key, s);
+    } else {
+      if (this.sessions.size >= this.options.maxSessions) {
+        const [oldestKey, oldest] = this.sessions.entries().next().value as [string, CachedSession];
+        this.sessions.delete(oldestKey);
+        oldest.dispose();
+        this.evictions += 1;
+      }
       const t0 = performance.now();
       const bytes = encodeModel(build(), key.replace(/[^A-Za-z0-9_]/g, '_'));
       const session = this.native.newSession();
@@ -90,7 +108,12 @@ export class SessionCache {
   }
 
   stats(): SessionStats {
-    return { sessions: this.sessions.size, runs: this.runs, compileMs: this.compileMs };
+    return {
+      sessions: this.sessions.size,
+      runs: this.runs,
+      evictions: this.evictions,
+      compileMs: this.compileMs,
+    };
   }
 
   clear(): void {

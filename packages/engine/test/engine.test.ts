@@ -93,3 +93,25 @@ describe('engine registration', () => {
     );
   });
 });
+
+describe('session cache', () => {
+  beforeAll(useWasm);
+
+  it('keeps at most maxSessions, releasing the least recently used, and stays correct', () => {
+    const h = registerOrtKernels({ backend: 'wasm', threads: 1, maxSessions: 2 });
+    const w = tf.ones([3, 3, 1, 1]) as tf.Tensor4D;
+    const boxSumCorner = (size: number) => {
+      const y = tf.conv2d(tf.ones([1, size, size, 1]) as tf.Tensor4D, w, 1, 'same');
+      const v = y.dataSync()[0];
+      tf.dispose(y);
+      return v;
+    };
+    // Hand-computed: the top-left output of a zero-padded 3x3 box sum of ones is 4, for any size >= 2.
+    expect([5, 6, 7, 5, 6].map(boxSumCorner)).toEqual([4, 4, 4, 4, 4]);
+    const s = h.stats()!;
+    expect(s.sessions).toBe(2);
+    expect(s.evictions).toBe(3); // 5, 6 fill; 7 evicts 5; 5 evicts 6; 6 evicts 7
+    h.unregister();
+    w.dispose();
+  });
+});
