@@ -26,7 +26,7 @@ describe('Sgd equals torch.optim.SGD(momentum=0.9, weight_decay=5e-4) with Multi
       });
       const lr = learningRate(schedule, 1000, epoch);
       expect(lr).toBeCloseTo(fx.lrs[epoch]!, 12);
-      sgd.apply([w], grads, lr);
+      sgd.apply([{ key: 'w', variable: w }], grads, lr);
       tf.dispose(grads);
       Array.from(w.dataSync()).forEach((v, i) => {
         expect(v).toBeCloseTo(fx.weights[epoch]![i]!, 4);
@@ -41,7 +41,7 @@ describe('Sgd equals torch.optim.SGD(momentum=0.9, weight_decay=5e-4) with Multi
     const sgd = new Sgd({ momentum: 0.9, weightDecay: 1e-4 });
     const step = () => {
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(w)) as tf.Scalar);
-      sgd.apply([w], grads, 0.01);
+      sgd.apply([{ key: 'w', variable: w }], grads, 0.01);
       tf.dispose([value, grads]);
     };
     step();
@@ -75,5 +75,31 @@ describe('clipGradNorm', () => {
     expect(Array.from(grads.a!.dataSync())[0]).toBeCloseTo(0.6, 5);
     expect(Array.from(grads.b!.dataSync())[0]).toBeCloseTo(0.8, 5);
     tf.dispose(Object.values(grads));
+  });
+});
+
+describe('AdamW equals torch.optim.AdamW(lr=0.05, weight_decay=0.01)', () => {
+  it('follows the PyTorch trajectory for 6 steps', async () => {
+    const { AdamW } = await import('../src/train/adamw.js');
+    const ax = (await import('./fixtures/torch_adamw.json', { with: { type: 'json' } })).default;
+    const w = tf.variable(tf.tensor2d(ax.init, [2, 3]), true, 'wa');
+    const target = tf.tensor2d(ax.target, [2, 3]);
+    const coef = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
+    const before = tf.memory().numTensors;
+    for (let step = 0; step < 6; step++) {
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(tf.square(tf.sub(w, target)), coef)) as tf.Scalar,
+      );
+      opt.apply([{ key: 'w', variable: w }], grads, 0.05);
+      tf.dispose([value, grads]);
+      Array.from(w.dataSync()).forEach((v, i) => {
+        expect(v).toBeCloseTo(ax.weights[step]![i]!, 5);
+      });
+    }
+    // two moment buffers, nothing else left behind
+    expect(tf.memory().numTensors).toBe(before + 2);
+    opt.dispose();
+    tf.dispose([w, target, coef]);
   });
 });

@@ -36,10 +36,11 @@ export const PRESETS: Record<string, TrainConfigInput> = {
       head: { numConvs: 2, iouBranch: true },
     },
     assigner: { type: 'atss' },
+    // From scratch on CPU in minutes: AdamW learns several times faster than the published SGD here.
     optim: {
-      lr: 0.02,
-      momentum: 0.9,
-      weightDecay: 1e-4,
+      type: 'adamw',
+      lr: 0.002,
+      weightDecay: 0.05,
       epochs: 12,
       steps: [9, 11],
       warmupIters: 50,

@@ -75,6 +75,11 @@ export const lossSchema = z
 
 export const optimSchema = z
   .object({
+    /** 'sgd' as published (momentum, L2 decay); 'adamw' for from-scratch CPU runs that must learn in minutes. */
+    type: z.enum(['sgd', 'adamw']).default('sgd'),
+    /** AdamW moment coefficients. */
+    betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.9, 0.999]),
+    eps: z.number().positive().default(1e-8),
     lr: z.number().positive().default(0.001),
     momentum: z.number().min(0).max(1).default(0.9),
     weightDecay: z.number().min(0).default(5e-4),

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 
+/** A trainable variable and the stable key its optimizer state is saved under. */
+export interface Param {
+  key: string;
+  variable: tf.Variable;
+}
+
 export interface SgdOptions {
   momentum: number;
   weightDecay: number;
@@ -19,23 +25,28 @@ export class Sgd {
 
   constructor(readonly options: SgdOptions) {}
 
-  /** Applies one step. `grads` maps variable name to gradient; frozen variables are simply absent. */
-  apply(variables: readonly tf.Variable[], grads: Record<string, tf.Tensor>, lr: number): void {
+  /**
+   * Applies one step. `grads` maps `tf.Variable` names to gradients (frozen
+   * variables are simply absent). Buffers are kept under each parameter's
+   * `key`, which must be stable across model instances (tfjs renames
+   * variables of a second model built in one process, `conv1/kernel_1`).
+   */
+  apply(params: readonly Param[], grads: Record<string, tf.Tensor>, lr: number): void {
     const { momentum, weightDecay } = this.options;
-    for (const v of variables) {
+    for (const { key, variable: v } of params) {
       const g = grads[v.name];
       if (!g) continue;
       tf.tidy(() => {
         let d: tf.Tensor = weightDecay > 0 ? tf.add(g, tf.mul(v, weightDecay)) : g;
         if (momentum > 0) {
-          let buf = this.velocity.get(v.name);
+          let buf = this.velocity.get(key);
           if (!buf) {
-            buf = tf.variable(tf.zerosLike(v), false, `${v.name}/velocity`);
-            this.velocity.set(v.name, buf);
+            buf = tf.variable(tf.zerosLike(v), false);
+            this.velocity.set(key, buf);
           }
-          const next = this.started.has(v.name) ? tf.add(tf.mul(buf, momentum), d) : d;
+          const next = this.started.has(key) ? tf.add(tf.mul(buf, momentum), d) : d;
           buf.assign(next);
-          this.started.add(v.name);
+          this.started.add(key);
           d = next;
         }
         v.assign(tf.sub(v, tf.mul(d, lr)));
@@ -43,25 +54,25 @@ export class Sgd {
     }
   }
 
-  /** Velocity buffers by variable name (for checkpoints). */
+  /** Velocity buffers by parameter key (for checkpoints). */
   state(): Record<string, tf.Tensor> {
     return Object.fromEntries([...this.velocity].filter(([k]) => this.started.has(k)));
   }
 
-  /** Restores buffers saved by {@link state}; shapes must match the variables. */
-  load(state: Record<string, tf.Tensor>, variables: readonly tf.Variable[]): void {
-    const byName = new Map(variables.map((v) => [v.name, v]));
-    for (const [name, value] of Object.entries(state)) {
-      const v = byName.get(name);
-      if (!v) throw new Error(`optimizer state names unknown variable '${name}'`);
+  /** Restores buffers saved by {@link state}; keys and shapes must match the parameters. */
+  load(state: Record<string, tf.Tensor>, params: readonly Param[]): void {
+    const byKey = new Map(params.map((p) => [p.key, p.variable]));
+    for (const [key, value] of Object.entries(state)) {
+      const v = byKey.get(key);
+      if (!v) throw new Error(`optimizer state names unknown parameter '${key}'`);
       if (v.shape.join('x') !== value.shape.join('x')) {
         throw new Error(
-          `optimizer state for '${name}' has shape [${value.shape}], variable has [${v.shape}]`,
+          `optimizer state for '${key}' has shape [${value.shape}], parameter has [${v.shape}]`,
         );
       }
-      this.velocity.get(name)?.dispose();
-      this.velocity.set(name, tf.variable(value, false, `${name}/velocity`));
-      this.started.add(name);
+      this.velocity.get(key)?.dispose();
+      this.velocity.set(key, tf.variable(value, false));
+      this.started.add(key);
     }
   }
 

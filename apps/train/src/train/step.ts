@@ -3,7 +3,8 @@ import { type Anchors, BoxCoder } from '@bmc/core';
 import type { Batch } from '@bmc/data';
 import { type DetectionLoss, detectionLoss, type ImageTargets, type LossOptions } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
-import { clipGradNorm, type Sgd } from './sgd.js';
+import type { Optimizer } from './optimizer.js';
+import { clipGradNorm, type Param } from './sgd.js';
 
 export interface StepContext {
   model: tf.LayersModel;
@@ -14,7 +15,7 @@ export interface StepContext {
   strides: number[];
   numClasses: number;
   loss: LossOptions;
-  sgd: Sgd;
+  optimizer: Optimizer;
   clipGradNorm: number;
 }
 
@@ -31,12 +32,20 @@ export interface StepResult {
   assignMs: number;
 }
 
-/** Trainable variables of a model (frozen layers contribute none). */
-export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const names = new Set(vars.map((v) => v.name));
-  if (names.size !== vars.length) throw new Error('trainableVariables: variable names are not unique');
-  return vars;
+/**
+ * Trainable parameters of a model (frozen layers contribute none), keyed by
+ * the weight's original name (`backbone.body.conv1/kernel`), which checkpoints
+ * also use.
+ */
+export function trainableParams(model: tf.LayersModel): Param[] {
+  const params = model.trainableWeights.map((w) => ({
+    key: w.originalName,
+    variable: w.read() as tf.Variable,
+  }));
+  if (new Set(params.map((p) => p.key)).size !== params.length) {
+    throw new Error('trainableParams: weight names are not unique');
+  }
+  return params;
 }
 
 /**
@@ -97,7 +106,8 @@ export function headOutputs(outputs: tf.Tensor | tf.Tensor[]) {
  * so the caller can skip the step. Leaves no tensors behind.
  */
 export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResult {
-  const variables = trainableVariables(ctx.model);
+  const params = trainableParams(ctx.model);
+  const variables = params.map((p) => p.variable);
   const x = tf.tensor4d(batch.images, [batch.batchSize, batch.height, batch.width, 3]);
   let parts: { cls: number; box: number; iou: number; numPositives: number } = {
     cls: 0,
@@ -132,7 +142,7 @@ export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResul
     tf.dispose(grads);
     return { finite: false, total, ...parts, gradNorm, assignMs };
   }
-  ctx.sgd.apply(variables, grads, lr);
+  ctx.optimizer.apply(params, grads, lr);
   tf.dispose(grads);
   return { finite: true, total, ...parts, gradNorm, assignMs };
 }

@@ -15,9 +15,9 @@ import { checkpointDir, createRunDir, listCheckpoints, type RunPaths, runPaths }
 import { evalLoader, loadSplits, type Split, trainLoader } from './data.js';
 import { lossOptions, postprocessOptions, toDetectorConfig } from './detector.js';
 import { type Evaluation, evaluatePredictions, predictLoader } from './evaluate.js';
+import { createOptimizer } from './optimizer.js';
 import { learningRate } from './schedule.js';
-import { Sgd } from './sgd.js';
-import { type StepResult, trainableVariables, trainStep } from './step.js';
+import { type StepResult, trainableParams, trainStep } from './step.js';
 import { registerMissingWasmKernels } from './wasm-kernels.js';
 
 /** Where training stands; saved in every checkpoint and enough to resume exactly. */
@@ -116,7 +116,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     type: config.assigner.type,
     ...config.assigner.options,
   } as AssignerConfig);
-  const sgd = new Sgd({ momentum: config.optim.momentum, weightDecay: config.optim.weightDecay });
+  const sgd = createOptimizer(config);
   let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, bestAp: -1, bestStep: -1, badSteps: 0 };
 
   if (options.resume) {
@@ -125,7 +125,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       throw new TrainingError(`--resume ${paths.root}: no readable checkpoint in ${paths.checkpoints}`);
     const restored = await restoreCheckpoint(dir, model);
     if (restored.optimizer) {
-      sgd.load(restored.optimizer.slots, trainableVariables(model));
+      sgd.load(restored.optimizer.slots, trainableParams(model));
       tf.dispose(Object.values(restored.optimizer.slots));
     }
     state = restored.state?.train as TrainState;
@@ -164,7 +164,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     strides: detector.strides,
     numClasses: classes.length,
     loss: lossOptions(config),
-    sgd,
+    optimizer: sgd,
     clipGradNorm: config.optim.clipGradNorm,
   };
   const started = performance.now();
