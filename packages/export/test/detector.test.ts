@@ -297,3 +297,50 @@ describe.skipIf(!hasOnnxPython)('onnx checker on detector files', () => {
     }
   });
 });
+
+describe('withPostprocess, class-agnostic NMS', () => {
+  beforeAll(initTf);
+
+  it('keeps no pair above the IoU threshold across classes, unlike the class-aware file', async () => {
+    const det = buildDetector(detectorConfig('thesis', { ...small, head: { ...small.head, numClasses: 3 } }));
+    randomizeWeights(det.model, 5);
+    const meta = detectorMetadata(det.config);
+    const run = async (classAgnostic: boolean) => {
+      const { bytes } = exportDetectorOnnx(
+        det.model,
+        { ...meta, nms: { ...meta.nms, classAgnostic } },
+        { withPostprocess: true },
+      );
+      const s = await ort.InferenceSession.create(bytes);
+      const x = randomValues(3 * 64 * 64, 8);
+      const out = await s.run({ images: new ort.Tensor('float32', x, [1, 3, 64, 64]) });
+      await s.release();
+      return { boxes: out.det_boxes!.data as Float32Array, scores: out.det_scores!.data as Float32Array };
+    };
+    const maxCrossIou = (b: Float32Array) => {
+      let worst = 0;
+      for (let i = 0; i < b.length / 4; i++)
+        for (let j = i + 1; j < b.length / 4; j++) {
+          const iw = Math.max(0, Math.min(b[4 * i + 2]!, b[4 * j + 2]!) - Math.max(b[4 * i]!, b[4 * j]!));
+          const ih = Math.max(
+            0,
+            Math.min(b[4 * i + 3]!, b[4 * j + 3]!) - Math.max(b[4 * i + 1]!, b[4 * j + 1]!),
+          );
+          const area = (k: number) => (b[4 * k + 2]! - b[4 * k]!) * (b[4 * k + 3]! - b[4 * k + 1]!);
+          const union = area(i) + area(j) - iw * ih;
+          // Boxes clipped to the image can have zero area: IoU 0, as in torchvision's box_iou with no overlap.
+          if (union > 0) worst = Math.max(worst, (iw * ih) / union);
+        }
+      return worst;
+    };
+    const agnostic = await run(true);
+    const aware = await run(false);
+    expect(agnostic.scores.length).toBeGreaterThan(0);
+    expect(maxCrossIou(agnostic.boxes)).toBeLessThanOrEqual(meta.nms.nmsThreshold);
+    expect(maxCrossIou(aware.boxes)).toBeGreaterThan(meta.nms.nmsThreshold);
+    expect(agnostic.scores[0]).toBe(aware.scores[0]);
+    for (let i = 1; i < agnostic.scores.length; i++)
+      expect(agnostic.scores[i]!).toBeLessThanOrEqual(agnostic.scores[i - 1]!);
+    det.model.dispose();
+  });
+});

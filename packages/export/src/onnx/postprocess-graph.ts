@@ -148,14 +148,17 @@ export function appendPostprocess(
   ); // [M, 4]
 
   // Class-aware NMS: each candidate scores in its own class row, -1 (never kept) elsewhere.
-  const onehot = n('OneHot', [labels, i64([C]), g.float([0, 1])], 'onehot', { axis: { int: -1 } }); // [M, C]
-  const plusOne = n('Add', [n('Unsqueeze', [scores, i64([1])], 'scores_col'), f32(1)], 'scores_plus1');
-  const perClass = n('Sub', [n('Mul', [onehot, plusOne], 'class_scores_p1'), f32(1)], 'class_scores');
-  const nmsScores = n(
-    'Unsqueeze',
-    [n('Transpose', [perClass], 'class_rows', { perm: { ints: [1, 0] } }), i64([0])],
-    'nms_scores',
-  );
+  // Class-agnostic: one row for all.
+  let nmsScores: string;
+  if (nms.classAgnostic) {
+    nmsScores = n('Unsqueeze', [scores, i64([0, 1])], 'nms_scores');
+  } else {
+    const onehot = n('OneHot', [labels, i64([C]), g.float([0, 1])], 'onehot', { axis: { int: -1 } }); // [M, C]
+    const plusOne = n('Add', [n('Unsqueeze', [scores, i64([1])], 'scores_col'), f32(1)], 'scores_plus1');
+    const perClass = n('Sub', [n('Mul', [onehot, plusOne], 'class_scores_p1'), f32(1)], 'class_scores');
+    const rows = n('Transpose', [perClass], 'class_rows', { perm: { ints: [1, 0] } });
+    nmsScores = n('Unsqueeze', [rows, i64([0])], 'nms_scores');
+  }
   const nmsBoxes = n('Unsqueeze', [boxes, i64([0])], 'nms_boxes');
   const selected = n(
     'NonMaxSuppression',
