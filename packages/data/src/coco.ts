@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { xywhToXyxy } from '@bmc/core';
 import { type BoxCheckOptions, checkBox } from './box-check.js';
 import type { Category, Dataset, DatasetImage } from './dataset.js';
 import { DataError, lineColumn } from './errors.js';
@@ -128,8 +129,16 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
       return;
     }
     // JSON has no NaN: writers that emit NaN produce null, which JSON.parse keeps.
-    const [x, y, w, h] = bb.map((t) => (t === null ? Number.NaN : (t as number))) as number[];
-    const box = checkBox(v, file, where, [x!, y!, x! + w!, y! + h!], img.width, img.height, opts);
+    const xyxy = xywhToXyxy(bb.map((t) => (t === null ? Number.NaN : (t as number))));
+    const box = checkBox(
+      v,
+      file,
+      where,
+      [xyxy[0]!, xyxy[1]!, xyxy[2]!, xyxy[3]!],
+      img.width,
+      img.height,
+      opts,
+    );
     if (!box) return;
     img.boxes.push(...box);
     img.labels.push(label);
@@ -173,6 +182,8 @@ export function toCoco(dataset: Dataset, imageRoot: string): Json {
       height: img.height,
     });
     for (let k = 0; k < img.labels.length; k++) {
+      // Not core's xyxyToXywh: it rounds w and h to float32, and x + w would then miss x2 on
+      // reading back. A double difference of two float32 values is exact.
       const [x1, y1, x2, y2] = img.boxes.subarray(4 * k, 4 * k + 4);
       const w = x2! - x1!;
       const h = y2! - y1!;

@@ -1,9 +1,11 @@
+import { InvalidInputError } from '@bmc/core';
+
 /**
- * A problem with a user's data file. `file` and `where` (line, object, id...) are kept as
+ * A problem with a user's data file (an `InvalidInputError`, so one catch covers bad arrays and bad files). `file` and `where` (line, object, id...) are kept as
  * fields so tools can show them, and are also part of the message so a plain `console.error`
  * of the error is already actionable.
  */
-export class DataError extends Error {
+export class DataError extends InvalidInputError {
   override name = 'DataError';
   constructor(
     readonly file: string,

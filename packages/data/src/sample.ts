@@ -12,7 +12,7 @@ export interface Sample {
   readonly id?: number;
 }
 
-/** Keeps boxes `keep` (indices) of a sample, with new boxes. */
+/** The sample with a new image and new boxes / labels (plain arrays, copied into typed arrays). */
 export function withBoxes(s: Sample, image: ImageHWC, boxes: number[], labels: number[]): Sample {
   return { ...s, image, boxes: Float32Array.from(boxes), labels: Int32Array.from(labels) };
 }
