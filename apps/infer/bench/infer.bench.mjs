@@ -73,7 +73,7 @@ import torchvision
 m = torchvision.models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None, min_size=${SIZE}, max_size=${SIZE}).eval()
 x = [torch.rand(3, ${SIZE}, ${SIZE})]
 with torch.no_grad():
-    ms = median_ms(lambda: m(x), warmup=2, iters=7)
+    ms = median_ms(lambda: m(x), warmup=1, iters=5)
 print(json.dumps({'ms': ms}))`).ms;
 const hasTorch = torchAvailable();
 const torchBefore = hasTorch ? torchRef() : undefined;
@@ -89,7 +89,7 @@ for (const preset of PRESETS) {
     async () => {
       last = await detector.detect(await decodeToPixels(imageFile), { tileSize: 0 });
     },
-    { warmup: 2, iters: 7 },
+    { warmup: 1, iters: 5 },
   );
   const t = last.timings;
   rows.push({

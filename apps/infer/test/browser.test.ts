@@ -28,6 +28,11 @@ declare global {
 }
 
 // Needs Debian's Chromium (`apt-get install -y chromium`); playwright never downloads a browser here.
+if (!existsSync(CHROMIUM)) {
+  console.warn(
+    `browser viewer tests skipped: ${CHROMIUM} not found (install it with: apt-get install -y chromium)`,
+  );
+}
 describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian Chromium)', () => {
   let dir: string;
   let viewerDir: string;
