@@ -73,9 +73,9 @@ try {
       times.sort((a, b) => a - b);
       const json = await page.evaluate(() => window.bmcViewer.json());
       let diff = 0;
-      json.detections.forEach((d, i) =>
-        d.box.forEach((v, k) => (diff = Math.max(diff, Math.abs(v - node.detections[i].box[k])))),
-      );
+      for (const [i, d] of json.detections.entries()) {
+        for (let k = 0; k < 4; k++) diff = Math.max(diff, Math.abs(d.box[k] - node.detections[i].box[k]));
+      }
       perThreads[used] = times[times.length >> 1];
       rows.push({
         name: `browser WASM ${used} thread${used > 1 ? 's' : ''}, ${name}, ${SIZE}x${SIZE}`,
