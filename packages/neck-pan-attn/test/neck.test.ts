@@ -110,9 +110,23 @@ describe('neck on a backbone', () => {
   it('builds every kind on a dynamic-size input; shapes follow the strides; no leaks; gradients reach every weight', () => {
     for (const kind of ['fpn', 'pan', 'pan-attn'] as const) {
       const input = tf.input({ shape: [null, null, 3] });
-      const { features } = resnet(input, { depth: 18, widthMultiplier: 1 / 16, frozenStages: -1 });
+      // Trainable BN normalises activations in training mode, so the attention sigmoid never saturates.
+      const { features } = resnet(input, {
+        depth: 18,
+        widthMultiplier: 1 / 16,
+        frozenStages: -1,
+        frozenBatchNorm: false,
+      });
       const out = neck(features, { kind, levels: [3, 4, 5, 6, 7], channels: 8, attentionReduction: 4 });
       const model = track(tf.model({ inputs: input, outputs: out.features }));
+      // A positive fc1 bias keeps the attention MLP's few ReLUs alive whatever the random init,
+      // so a zero gradient can only mean a broken connection.
+      for (const layer of model.layers) {
+        if (/\.fc1\.\d+$/.test(layer.name)) {
+          const [k, b] = layer.getWeights();
+          layer.setWeights([k!, tf.onesLike(b!)]);
+        }
+      }
       const x = tf.randomNormal([1, 128, 96, 3]);
       const warm = model.predict(x) as tf.Tensor[];
       expect(warm.map((t) => t.shape)).toEqual(out.strides.map((s) => [1, 128 / s, Math.ceil(96 / s), 8]));
