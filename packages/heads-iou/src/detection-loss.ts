@@ -9,11 +9,17 @@ export const IGNORE = -2;
 
 /**
  * One image's assignment, from any assigner, as plain arrays: which ground
- * truth each anchor regresses to, or background / ignore.
+ * truth each anchor regresses to, or background / ignore. From `@bmc/assigners`:
+ * `{ matchedIdxs: result.gtIndex, gtBoxes, gtLabels, weights: result.weights }`.
  */
 export interface ImageTargets {
   /** `[A]` per anchor: index into `gtBoxes` (positive), -1 background, -2 ignored (no loss at all). */
   matchedIdxs: ArrayLike<number>;
+  /**
+   * `[A]` optional soft weight per anchor (OTA's transported units), multiplying a positive
+   * anchor's box and IoU loss terms. Absent: 1. The positive count used for normalisation is unchanged.
+   */
+  weights?: ArrayLike<number>;
   /** `[G, 4]` xyxy ground-truth boxes in input pixels. */
   gtBoxes: ArrayLike<number>;
   /** `[G]` class index of each ground truth, in `0..numClasses-1`. */
@@ -116,7 +122,7 @@ export function detectionLoss(
       }
       clsTarget[(i * a + j) * c + label] = 1;
       posIndex.push(i * a + j);
-      posWeight.push(norm);
+      posWeight.push(norm * (t.weights ? t.weights[j]! : 1));
       for (let q = 0; q < 4; q++) {
         posAnchors.push(anchors[4 * j + q]!);
         posBoxes.push(t.gtBoxes[4 * m + q]!);
@@ -178,6 +184,11 @@ function countPositives(t: ImageTargets, a: number, image: number): number {
   if (t.matchedIdxs.length !== a) {
     throw new InvalidInputError(
       `detectionLoss: image ${image} has ${t.matchedIdxs.length} matched indices for ${a} anchors`,
+    );
+  }
+  if (t.weights && t.weights.length !== a) {
+    throw new InvalidInputError(
+      `detectionLoss: image ${image} has ${t.weights.length} weights for ${a} anchors`,
     );
   }
   if (t.gtBoxes.length !== t.gtLabels.length * 4) {

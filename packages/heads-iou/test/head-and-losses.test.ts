@@ -251,6 +251,25 @@ describe('losses vs torchvision', () => {
     );
   });
 
+  it('soft per-anchor weights scale the box and IoU terms of positives only', () => {
+    const o = outputs();
+    const plain = detectionLoss(o, L.anchors, L.images);
+    const withWeights = (w: number) =>
+      L.images.map((im) => ({ ...im, weights: new Float32Array(a).fill(w) }));
+    const ones = detectionLoss(o, L.anchors, withWeights(1));
+    const halves = detectionLoss(o, L.anchors, withWeights(0.5));
+    expect(ones.total.dataSync()[0]).toBeCloseTo(plain.total.dataSync()[0]!, 6);
+    expect(halves.cls.dataSync()[0]).toBeCloseTo(L.cls, 4);
+    expect(halves.box.dataSync()[0]).toBeCloseTo(L.box_giou / 2, 4);
+    expect(halves.iou!.dataSync()[0]).toBeCloseTo(L.iou_bce / 2, 4);
+    expect(() => detectionLoss(o, L.anchors, [{ ...L.images[0]!, weights: [1] }, L.images[1]!])).toThrow(
+      /1 weights for/,
+    );
+    tf.dispose(
+      [o, plain, ones, halves].flatMap((x) => Object.values(x).filter((v) => v instanceof tf.Tensor)),
+    );
+  });
+
   it('the IoU target is not differentiated: the IoU loss sends no gradient into the box deltas', () => {
     const o = outputs();
     const deltas = tf.variable(o.boxDeltas);
