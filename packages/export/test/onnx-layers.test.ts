@@ -369,6 +369,15 @@ describe('ONNX export errors', () => {
     model.dispose();
   });
 
+  it('BatchNormalization over a non-channel axis is refused, not silently mis-exported', () => {
+    const x = tf.input({ shape: [8, 8, 3] });
+    const c = ap(L.conv2d({ filters: 2, kernelSize: 1 }), x);
+    const y = ap(L.batchNormalization({ axis: 1, name: 'bn_h' }), ap(L.reLU(), c));
+    const model = tf.model({ inputs: x, outputs: y });
+    expect(() => exportOnnx(model)).toThrow(/layer 'bn_h' \(BatchNormalization\) normalises axis 1/);
+    model.dispose();
+  });
+
   it('an unsupported activation names the layer', () => {
     const x = image();
     const y = ap(L.conv2d({ filters: 2, kernelSize: 1, activation: 'gelu' as 'relu', name: 'odd_act' }), x);

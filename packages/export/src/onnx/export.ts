@@ -139,7 +139,7 @@ class GraphWalker {
         if (values.has(src.id) || consumers.get(src.id) !== 1) continue;
         const srcNode = src.sourceLayer.inboundNodes[src.nodeIndex]!;
         if (!isFoldableConv(srcNode.outboundLayer)) continue;
-        folds.set(srcNode, { affine: batchNormAffine(node.outboundLayer), bn: node.outboundLayer.name });
+        folds.set(srcNode, { affine: batchNormAffine(node.outboundLayer, 4), bn: node.outboundLayer.name });
         foldedBn.add(node);
       }
     }

@@ -83,13 +83,13 @@ export const isBatchNorm = (layer: LayerLike) => BN_CLASSES.has(layer.getClassNa
 export const isFoldableConv = (layer: LayerLike) =>
   CONV_CLASSES.has(layer.getClassName()) && (layer.getConfig().activation ?? 'linear') === 'linear';
 
-/** Per-channel affine form of a (frozen or inference-mode) BatchNormalization. */
-export function batchNormAffine(layer: LayerLike): ChannelAffine {
+/** Per-channel affine form of a (frozen or inference-mode) BatchNormalization on a rank-`rank` input. */
+export function batchNormAffine(layer: LayerLike, rank: number): ChannelAffine {
   const config = layer.getConfig();
   const axis = (config.axis as number | undefined) ?? -1;
   const mean = requireWeight(layer, 'moving_mean').data;
   const variance = requireWeight(layer, 'moving_variance').data;
-  if (axis !== -1 && axis !== 3 && !(axis === 1 && mean.length > 0)) {
+  if (axis !== -1 && axis !== rank - 1) {
     throw new UnsupportedLayerError(
       `ONNX export: layer '${layer.name}' (${layer.getClassName()}) normalises axis ${axis}; only the channel (last) axis is supported`,
     );
@@ -214,7 +214,7 @@ function batchNorm(ctx: LayerContext): string[] {
   const rank = ctx.inputs[0]!.shape.length;
   if (rank !== 4 && rank !== 2) {
     // ONNX BatchNormalization normalises axis 1; for other ranks that is not tfjs's last axis.
-    const affine = batchNormAffine(layer);
+    const affine = batchNormAffine(layer, rank);
     const s = ctx.initializer('scale', () =>
       g.floatTensor(`${layer.name}/scale`, [affine.scale.length], Float32Array.from(affine.scale)),
     );
@@ -234,7 +234,7 @@ function batchNorm(ctx: LayerContext): string[] {
       return g.floatTensor(`${layer.name}/${k}`, [w.data.length], w.data);
     }),
   );
-  batchNormAffine(layer); // validates the axis
+  batchNormAffine(layer, rank); // validates the axis
   const eps =
     (ctx.config.epsilon as number | undefined) ?? (layer.getClassName() === 'FrozenBatchNorm' ? 1e-5 : 1e-3);
   return g.node('BatchNormalization', [ctx.inputs[0]!.name, ...params], ctx.base, {
