@@ -89,7 +89,7 @@ export function assignBatch(
       gtLabels,
       ...predictions,
     });
-    targets.push({ matchedIdxs: r.gtIndex, gtBoxes, gtLabels });
+    targets.push({ matchedIdxs: r.gtIndex, gtBoxes, gtLabels, ...(r.weights ? { weights: r.weights } : {}) });
   }
   return targets;
 }
