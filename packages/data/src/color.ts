@@ -336,8 +336,13 @@ function inverseNormal(p: number): number {
 
 /** Adds N(0, sigma^2) noise per value (quantised to 65536 levels), clipped to `[0, 1]`. */
 export function gaussianNoise(rng: Rng, img: ImageHWC, sigma: number): ImageHWC {
-  const t = normals();
-  const out = new Float32Array(img.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = clamp01(img.data[i]! + sigma * t[rng.nextUint32() >>> 16]!);
+  const out = Float32Array.from(img.data);
+  addGaussianNoise(rng, out, sigma);
   return { data: out, width: img.width, height: img.height };
+}
+
+/** {@link gaussianNoise} in place. */
+export function addGaussianNoise(rng: Rng, data: Float32Array, sigma: number): void {
+  const t = normals();
+  for (let i = 0; i < data.length; i++) data[i] = clamp01(data[i]! + sigma * t[rng.nextUint32() >>> 16]!);
 }

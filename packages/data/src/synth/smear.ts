@@ -1,8 +1,8 @@
-import { gaussianBlur, gaussianNoise, hedMatrix } from '../color.js';
+import { addGaussianNoise, gaussianBlur, hedMatrix } from '../color.js';
 import type { ImageHWC } from '../image-io.js';
 import { mixSeed, Rng } from '../rng.js';
 import { CELL_TYPES, type CellSpec, type CellType, makeCell, type OD, od, SIZE_RANGE } from './cells.js';
-import { fbm, valueNoise } from './noise.js';
+import { fbm, hash2 } from './noise.js';
 import { blob, coverage } from './shapes.js';
 
 export interface SmearOptions {
@@ -110,15 +110,7 @@ export function generateSmear(seed: number, index: number, opts: SmearOptions = 
   const stain = slideStain(seed, Math.floor(index / (opts.slideSize ?? 8)), opts.stainShift ?? 1);
   const odImg = new Float32Array(W * H * 3);
   const bgSeed = rng.nextUint32();
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const v = 0.75 + 0.5 * valueNoise(x, y, 40, bgSeed);
-      const o = (y * W + x) * 3;
-      odImg[o] = stain.background[0] * v;
-      odImg[o + 1] = stain.background[1] * v;
-      odImg[o + 2] = stain.background[2] * v;
-    }
-  }
+  paintBackground(odImg, W, H, stain.background, bgSeed);
 
   // Nucleated cells: rejection-sampled positions so overlap stays under the knob.
   const weights = { ...DEFAULT_WEIGHTS, ...opts.typeWeights };
@@ -197,13 +189,46 @@ export function generateSmear(seed: number, index: number, opts: SmearOptions = 
   if (sigma > 0.05) image = gaussianBlur(image, sigma);
   const [n0, n1] = opts.noise ?? [0.004, 0.015];
   const ns = rng.uniform(n0, n1);
-  if (ns > 0) image = gaussianNoise(rng, image, ns);
+  if (ns > 0) addGaussianNoise(rng, image.data, ns);
   return {
     image,
     boxes: Float32Array.from(boxes),
     labels: Int32Array.from(labels),
     ...(opts.debugMasks ? { masks, nucleusMasks } : {}),
   };
+}
+
+/**
+ * Background density with slow thickness variation: `valueNoise(x, y, 40, seed)` evaluated from
+ * a precomputed lattice (the same arithmetic, so the same values, without four hashes per pixel).
+ */
+function paintBackground(odImg: Float32Array, W: number, H: number, bg: OD, seed: number): void {
+  const scale = 40;
+  const gw = Math.floor((W - 1) / scale) + 2;
+  const gh = Math.floor((H - 1) / scale) + 2;
+  const lattice = new Float64Array(gw * gh);
+  for (let j = 0; j < gh; j++) for (let i = 0; i < gw; i++) lattice[j * gw + i] = hash2(i, j, seed);
+  for (let y = 0; y < H; y++) {
+    const fy = y / scale;
+    const iy = Math.floor(fy);
+    const ty = fy - iy;
+    const sy = ty * ty * (3 - 2 * ty);
+    for (let x = 0; x < W; x++) {
+      const fx = x / scale;
+      const ix = Math.floor(fx);
+      const tx = fx - ix;
+      const sx = tx * tx * (3 - 2 * tx);
+      const a = lattice[iy * gw + ix]!;
+      const b = lattice[iy * gw + ix + 1]!;
+      const c = lattice[(iy + 1) * gw + ix]!;
+      const d = lattice[(iy + 1) * gw + ix + 1]!;
+      const v = 0.75 + 0.5 * (a + (b - a) * sx + (c - a) * sy + (a - b - c + d) * sx * sy);
+      const o = (y * W + x) * 3;
+      odImg[o] = bg[0] * v;
+      odImg[o + 1] = bg[1] * v;
+      odImg[o + 2] = bg[2] * v;
+    }
+  }
 }
 
 function odToRgb(odImg: Float32Array, alpha: readonly number[], beta: readonly number[]): Float32Array {
