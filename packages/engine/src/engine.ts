@@ -36,14 +36,11 @@ export interface RegisterOrtKernelsOptions {
   maxSessions?: number;
 }
 
-/**
- * Fastest measured combination on a 2-core AVX-512 Xeon (bench/engine.bench.mjs):
- * forward and filter gradient as NHWC im2col GEMMs, input gradient as ConvTranspose.
- */
+/** Per-call choice from the geometry (conv-graphs.ts `chooseLayout`, measured in bench/). */
 export const DEFAULT_LAYOUT: LayoutChoice = {
-  forward: 'nhwc',
-  backpropInput: 'transpose',
-  backpropFilter: 'nhwc',
+  forward: 'auto',
+  backpropInput: 'auto',
+  backpropFilter: 'auto',
 };
 
 export interface EngineHandle {

@@ -1,6 +1,6 @@
 /**
  * tfjs kernels for the convolution family that run on onnxruntime-node (MLAS,
- * AVX-512 where the CPU has it, several threads) while tfjs keeps autograd:
+ * AVX2/AVX-512 as the CPU has, several threads) while tfjs keeps autograd:
  * the gradient functions of Conv2D/FusedConv2D call the Conv2DBackpropInput
  * and Conv2DBackpropFilter kernels, which are replaced here too.
  *

@@ -115,3 +115,16 @@ describe('session cache', () => {
     w.dispose();
   });
 });
+
+describe('defaults', () => {
+  it("chooses the layout per call ('auto') unless told otherwise", async () => {
+    await useWasm();
+    const h = registerOrtKernels({ backend: 'wasm', threads: 1 });
+    expect(describeEngine().active[0]!.layout).toEqual({
+      forward: 'auto',
+      backpropInput: 'auto',
+      backpropFilter: 'auto',
+    });
+    h.unregister();
+  });
+});
