@@ -82,10 +82,16 @@ async function nativeBindingProblem(module: string): Promise<string | undefined>
     if (!binary) return undefined;
     const found = binary.napi_versions.some((v) =>
       existsSync(
-        join(dirname(pkgFile), binary.module_path.replace('{napi_build_version}', String(v)), `${binary.module_name}.node`),
+        join(
+          dirname(pkgFile),
+          binary.module_path.replace('{napi_build_version}', String(v)),
+          `${binary.module_name}.node`,
+        ),
       ),
     );
-    return found ? undefined : `${module} is installed but its native binding was never downloaded (${binary.module_name}.node missing; its install script needs internet)`;
+    return found
+      ? undefined
+      : `${module} is installed but its native binding was never downloaded (${binary.module_name}.node missing; its install script needs internet)`;
   } catch {
     // Not resolvable from here, or not Node: let the import itself report why.
     return undefined;
