@@ -5,7 +5,7 @@ export default defineConfig({
   format: ['esm'],
   dts: { entry: ['src/index.ts', 'src/shared/index.ts'] },
   // The viewer (vite) writes dist/viewer after this; tsup must not wipe it on rebuild order changes.
-  clean: ['!viewer/**'],
+  clean: ['**/*', '!viewer/**'],
   sourcemap: true,
   target: 'es2022',
   external: [/^@bmc\//, 'onnxruntime-node', 'onnxruntime-web', 'sharp', 'fastify', /^@fastify\//],
