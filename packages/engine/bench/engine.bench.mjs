@@ -2,12 +2,13 @@
 // onnxruntime kernels (both graph layouts) against tfjs-wasm's own kernels and
 // PyTorch (Debian's /usr/bin/python3, same run), then a ResNet fwd+bwd training
 // step with and without the provider. Prints ms and ratios; writes JSON to
-// bench/results.json (or $BMC_BENCH_OUT).
+// bench/runs/results.json (or $BMC_BENCH_OUT).
 // Options (env): BMC_BENCH_QUICK=1 fewer shapes; BMC_BENCH_SECTIONS=kernels,step,workers;
 // BMC_BENCH_THREADS=n threads for onnxruntime and PyTorch (default: all cores).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -266,7 +267,9 @@ console.log(
     .map((l) => l.toFixed(1))
     .join('/')} (other work on this machine skews absolute times; ratios are measured side by side)`,
 );
-const out = process.env.BMC_BENCH_OUT ?? here('./results.json');
+// runs/ is git- and biome-ignored: results are per machine (the README records measured ones, bench/measured/).
+const out = process.env.BMC_BENCH_OUT ?? here('./runs/results.json');
+mkdirSync(dirname(out), { recursive: true });
 writeFileSync(`${out}.tmp`, `${JSON.stringify(results, null, 1)}\n`);
 renameSync(`${out}.tmp`, out);
 console.log(`\nresults: ${out}`);
