@@ -35,9 +35,10 @@ export const IM2COL_LIMIT = 3_500_000;
 /**
  * The faster graph form for one kernel call, from measurements (README):
  * pointwise convolutions are always a GEMM; forward and input gradient use
- * NHWC im2col while it stays small; the filter gradient's im2col GEMM wins at
- * every size unless the input has very few channels (the RGB stem, where 49
- * narrow slices make the im2col slow).
+ * NHWC im2col while it stays small; the filter gradient's im2col GEMM wins up
+ * to twice that size (4.7 M: nhwc faster; 9.4 M: transpose faster) unless the
+ * input has very few channels (the RGB stem, where 49 narrow slices make the
+ * im2col slow).
  */
 export function chooseLayout(kind: ConvKernelKind, g: ConvGeometry): ConvLayout {
   if (isPointwise(g)) return 'nhwc';
@@ -50,7 +51,9 @@ export function chooseLayout(kind: ConvKernelKind, g: ConvGeometry): ConvLayout 
         ? 'nhwc'
         : 'transpose';
     case 'backpropFilter':
-      return g.inC >= 16 ? 'nhwc' : 'transpose';
+      return g.inC >= 16 && g.batch * g.outH * g.outW * taps * g.inC <= 2 * IM2COL_LIMIT
+        ? 'nhwc'
+        : 'transpose';
   }
 }
 

@@ -51,7 +51,11 @@ describe('chooseLayout', () => {
     const big = convGeometry([1, 64, 64, 256], [3, 3, 256, 256], 1, 1, 'same');
     expect(chooseLayout('forward', big)).toBe('transpose');
     expect(chooseLayout('backpropInput', big)).toBe('transpose');
-    expect(chooseLayout('backpropFilter', big)).toBe('nhwc');
+    expect(chooseLayout('backpropFilter', big)).toBe('transpose');
+    // 2*64*64 x 9 x 64 = 4.7 M: the filter gradient keeps the NHWC GEMM (limit x2).
+    expect(chooseLayout('backpropFilter', convGeometry([2, 64, 64, 64], [3, 3, 64, 64], 1, 1, 'same'))).toBe(
+      'nhwc',
+    );
     // Strided input gradients have no NHWC form; the RGB stem's filter gradient neither pays off.
     const stem = convGeometry([2, 64, 64, 3], [7, 7, 3, 64], 2, 1, 'same');
     expect(chooseLayout('backpropInput', stem)).toBe('transpose');
