@@ -98,6 +98,8 @@ function checkAgainstTorch(label: string) {
     expect(d, `${label}: grad ${n}`).toBeLessThanOrEqual(1e-4 * (1 + maxAbs(want)));
   });
   tf.dispose([x, R, ...Object.values(params)]);
+  // BMC_ENGINE_REPORT=1 prints the max |diff| per gradient (for reports; the assertions above are the test).
+  if (process.env.BMC_ENGINE_REPORT) console.info(`${label}: ${report.join(', ')}`);
   return report;
 }
 
