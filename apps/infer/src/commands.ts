@@ -1,6 +1,4 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { detectCommand } from './detect-command.js';
-import { createServer } from './server.js';
 
 const num =
   (min: number, max = Number.POSITIVE_INFINITY) =>
@@ -18,7 +16,9 @@ const int = (min: number) => (v: string) => {
 
 /**
  * Adds `detect` and `serve` to a commander 14 program (the `bmc` binary of
- * apps/train calls this; `bmc-infer` is the standalone equivalent).
+ * apps/train calls this; `bmc-infer` is the standalone equivalent). The heavy
+ * modules (onnxruntime-node, sharp, fastify) load only when a command runs, so
+ * importing this from `@bmc/infer/commands` keeps `bmc --help` fast.
  */
 export function registerInferCommands(program: Command): Command {
   program
@@ -39,6 +39,7 @@ export function registerInferCommands(program: Command): Command {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
     .addOption(new Option('--no-progress', 'no progress bar'))
     .action(async (inputs: string[], o) => {
+      const { detectCommand } = await import('./detect-command.js');
       const res = await detectCommand({
         inputs,
         model: o.model,
@@ -72,6 +73,7 @@ export function registerInferCommands(program: Command): Command {
     .option('--tile <px>', 'tile images larger than this (0: never)', int(0), 1024)
     .option('--no-viewer', 'do not serve the browser viewer at /')
     .action(async (o) => {
+      const { createServer } = await import('./server.js');
       const server = await createServer({
         model: o.model,
         host: o.host,
