@@ -140,6 +140,12 @@ export interface Detector {
   /** Anchors for an input size, in the outputs' order (checks the size first, see `checkInputSize`). */
   anchorsFor(height: number, width: number): Anchors;
   /**
+   * Frees every weight. `model.dispose()` alone leaves the weights of the
+   * head's shared layers (tfjs-layers counts one reference per level the layer
+   * runs on), 14 tensors for the tiny preset.
+   */
+  dispose(): void;
+  /**
    * Throws a clear error for an input size the model cannot take: another size than a fixed
    * `inputSize`, or, for a dynamic model, a size that is not a multiple of the coarsest backbone
    * stride the FPN merges (tfjs would fail deep inside with a broadcast error).
@@ -201,6 +207,11 @@ export function buildDetector(config: DetectorConfig | DetectorPreset = 'thesis'
     anchorsFor: (h, w) => {
       checkInputSize(h, w);
       return generateAnchors(cfg.anchors, h, w);
+    },
+    dispose: () => {
+      const variables = model.weights.map((w) => w.read());
+      model.dispose();
+      for (const v of variables) if (!v.isDisposed) v.dispose();
     },
   };
 }

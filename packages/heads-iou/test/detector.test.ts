@@ -215,3 +215,15 @@ describe('tiny detector: training step end to end', () => {
     model.dispose();
   });
 });
+
+describe('Detector.dispose', () => {
+  it('frees every weight, including the shared head layers that model.dispose() keeps', () => {
+    const before = tf.memory().numTensors;
+    const d = buildDetector(detectorConfig('tiny'));
+    const x = tf.zeros([1, 64, 64, 3]);
+    tf.dispose(d.model.predict(x) as tf.Tensor[]);
+    x.dispose();
+    d.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { encodePng, generateSmear } from '@bmc/data';
 import { detectorMetadata, exportDetectorOnnx, restoreCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
+import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../config/load.js';
 import type { TrainConfig, TrainConfigInput } from '../config/schema.js';
 import { writeRunReport } from '../report/run-report.js';
@@ -33,7 +34,9 @@ export async function loadRun(runDir: string, which: WhichWeights = 'best'): Pro
   const newest = listCheckpoints(paths)[0]?.dir;
   const weights = which === 'best' && existsSync(paths.best) ? paths.best : newest;
   if (!weights) throw new Error(`${runDir}: no checkpoint to load`);
-  await restoreCheckpoint(weights, detector.model);
+  const restored = await restoreCheckpoint(weights, detector.model);
+  // Evaluation and export need no optimizer state: the restore hands its tensors to us to free.
+  if (restored.optimizer) tf.dispose(Object.values(restored.optimizer.slots));
   return { paths, config, detector, splits, weights };
 }
 

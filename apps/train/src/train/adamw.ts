@@ -51,22 +51,26 @@ export class AdamW {
     }
   }
 
-  /** Moment buffers (`<key>/m`, `<key>/v`) and the step count under `__t` (for checkpoints). */
+  /** Moment buffers (`<key>/m`, `<key>/v`), for checkpoints; the step count is in {@link counters}. */
   state(): Record<string, tf.Tensor> {
     const out: Record<string, tf.Tensor> = {};
     for (const [k, m] of this.m) out[`${k}/m`] = m;
     for (const [k, v] of this.v) out[`${k}/v`] = v;
-    if (this.t > 0) out.__t = tf.scalar(this.t);
     return out;
+  }
+
+  /** Plain numbers a resume needs (the bias-correction step count). */
+  counters(): Record<string, number> {
+    return { t: this.t };
+  }
+
+  loadCounters(c: Record<string, number> | undefined): void {
+    this.t = c?.t ?? 0;
   }
 
   load(state: Record<string, tf.Tensor>, params: readonly Param[]): void {
     const byKey = new Map(params.map((p) => [p.key, p.variable]));
     for (const [name, value] of Object.entries(state)) {
-      if (name === '__t') {
-        this.t = value.dataSync()[0]!;
-        continue;
-      }
       const slash = name.lastIndexOf('/');
       const key = name.slice(0, slash);
       const which = name.slice(slash + 1) === 'm' ? this.m : this.v;

@@ -7,7 +7,11 @@ import { type Param, Sgd } from './sgd.js';
 export interface Optimizer {
   readonly options: object;
   apply(params: readonly Param[], grads: Record<string, tf.Tensor>, lr: number): void;
+  /** Tensor state by stable parameter key; the tensors stay owned by the optimizer. */
   state(): Record<string, tf.Tensor>;
+  /** Scalar state (step counts), saved as JSON beside the tensors. */
+  counters(): Record<string, number>;
+  loadCounters(c: Record<string, number> | undefined): void;
   load(state: Record<string, tf.Tensor>, params: readonly Param[]): void;
   dispose(): void;
 }

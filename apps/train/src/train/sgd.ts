@@ -76,6 +76,13 @@ export class Sgd {
     }
   }
 
+  /** SGD keeps no counters: momentum buffers say it all. */
+  counters(): Record<string, number> {
+    return {};
+  }
+
+  loadCounters(_c: Record<string, number> | undefined): void {}
+
   dispose(): void {
     for (const v of this.velocity.values()) v.dispose();
     this.velocity.clear();

@@ -126,6 +126,9 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     const restored = await restoreCheckpoint(dir, model);
     if (restored.optimizer) {
       sgd.load(restored.optimizer.slots, trainableParams(model));
+      sgd.loadCounters(
+        (restored.optimizer.config as { counters?: Record<string, number> } | undefined)?.counters,
+      );
       tf.dispose(Object.values(restored.optimizer.slots));
     }
     state = restored.state?.train as TrainState;
@@ -139,7 +142,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     await saveCheckpoint(dir, {
       model,
       state: { step: state.step, epoch: state.epoch, train: { ...state }, config },
-      optimizer: { slots: sgd.state(), config: sgd.options },
+      optimizer: { slots: sgd.state(), config: { ...sgd.options, counters: sgd.counters() } },
     });
   };
   const checkpoint = async () => {
