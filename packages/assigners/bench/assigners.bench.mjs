@@ -2,11 +2,13 @@
 // 10 and 50 ground truths, 11 classes, predictions from a simulated mid-training network.
 // Run after `pnpm build`: `pnpm bench`. Compares MaxIoU with torchvision's box_iou + Matcher
 // (Debian PyTorch at /usr/bin/python3) measured in the same run; skipped with a message if absent.
+
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
+import { mulberry32 } from '@bmc/test-utils';
 import { anchorFields, createAssigner } from '../dist/index.js';
 
 const SIZE = 512;
@@ -16,16 +18,7 @@ const config = panN2N5AnchorConfig();
 const fields = anchorFields(generateAnchors(config, SIZE, SIZE), config);
 const n = fields.anchors.length / 4;
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** Cells of 16..96 px; each anchor predicts its box moved towards the GT whose box holds its centre. */
 function scene(g, seed) {

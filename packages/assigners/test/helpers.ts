@@ -1,17 +1,9 @@
 import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
+import { mulberry32 } from '@bmc/test-utils';
 import { anchorFields } from '../src/index.js';
 
-/** Small deterministic PRNG (mulberry32) so property tests are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Small deterministic PRNG (mulberry32) so random cases are reproducible. */
+export const rng = mulberry32;
 
 /** The published N2-N5 anchors for an `h x w` input, as AssignInput fields. */
 export function pyramid(h: number, w: number) {

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fixtures } from '@bmc/test-utils';
 import * as tf from '@tensorflow/tfjs';
 
-export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+export { relativeMaxDiff } from '@bmc/test-utils';
+
+const fx = fixtures(import.meta.url);
+export const FIXTURES = fx.dir;
 
 export interface ArrayFixture {
   shape: number[];
@@ -11,26 +12,14 @@ export interface ArrayFixture {
 }
 
 export function readJson<T>(name: string): T {
-  return JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as T;
+  return fx.json<T>(name);
 }
 
 export function readBytes(name: string): Uint8Array {
-  return new Uint8Array(readFileSync(join(FIXTURES, name)));
+  return fx.bytes(name);
 }
 
 export async function useCpu(): Promise<void> {
   await tf.setBackend('cpu');
   await tf.ready();
-}
-
-/** max |a - b| / max |b|: the fixtures' tolerance is relative to the reference's scale. */
-export function relativeMaxDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) throw new Error(`length ${actual.length} != ${expected.length}`);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
 }

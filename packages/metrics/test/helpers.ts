@@ -1,16 +1,8 @@
+import { mulberry32 } from '@bmc/test-utils';
 import type { CocoDetection, CocoGroundTruth } from '../src/index.js';
 
 /** Small deterministic PRNG (mulberry32) so random cases are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** A random GT set with jittered, duplicated and spurious detections (distinct scores). */
 export function randomCase(
