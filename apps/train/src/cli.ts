@@ -199,7 +199,8 @@ data
   )
   .action(async (o) => console.log(await dataSynth(o.out, o)));
 
-const { registerInferCommands } = await import('@bmc/infer');
+// The light entry: onnxruntime, sharp and fastify load only when detect/serve run.
+const { registerInferCommands } = await import('@bmc/infer/commands');
 registerInferCommands(program);
 
 export async function main(argv: string[]): Promise<void> {
