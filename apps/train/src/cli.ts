@@ -94,8 +94,9 @@ program
   .addOption(new Option('--split <name>', 'split').choices(['train', 'val', 'test']).default('test'))
   .addOption(new Option('--weights <which>', 'checkpoint').choices(['best', 'last']).default('best'))
   .action(async (runDir: string, o) => {
+    // Backend first: the model is built on whatever backend is active.
+    const backend = await setUpEngine(loadConfig({ file: `${runDir}/config.yaml` }), () => {});
     const run = await loadRun(runDir, o.weights);
-    const backend = await setUpEngine(run.config, () => {});
     const ev = await evaluateSplit(run, run.splits[o.split as 'test']);
     const s = ev.result.stats;
     console.log(
@@ -118,6 +119,7 @@ program
   .option('--out <file>', 'ONNX file to write (default <runDir>/model.onnx)')
   .addOption(new Option('--weights <which>', 'checkpoint').choices(['best', 'last']).default('best'))
   .action(async (runDir: string, o) => {
+    await setUpEngine(loadConfig({ file: `${runDir}/config.yaml` }), () => {});
     const run = await loadRun(runDir, o.weights);
     const out = o.out ?? `${run.paths.root}/model.onnx`;
     const bytes = exportRunOnnx(run, out);

@@ -131,7 +131,8 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
   }
   // Count cells at the operating point the test split measured (best F1 at IoU 0.5), not at the
   // 0.05 candidate threshold, which would count every weak candidate up to maxDetections.
-  const operating = evaluation.report.bestF1.find((r) => Math.abs(r.iouThr - 0.5) < 1e-9)?.scoreThreshold ?? 0.5;
+  const operating =
+    evaluation.report.bestF1.find((r) => Math.abs(r.iouThr - 0.5) < 1e-9)?.scoreThreshold ?? 0.5;
   const { detectCommand } = await import('@bmc/infer');
   const detected = await detectCommand({
     inputs: [unseenDir],

@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { type AssignerConfig, createAssigner } from '@bmc/assigners';
 import { type BackendChoice, describeBackend, initBackend } from '@bmc/core/backend';
 import type { Batch } from '@bmc/data';
@@ -98,6 +99,16 @@ function pruneCheckpoints(paths: RunPaths, keep = 2): void {
  * readable checkpoint with the same schedule and data order.
  */
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainOutcome> {
+  // The run folder must work from any directory later (eval, export, resume): record absolute data paths.
+  const d = config.data;
+  config = {
+    ...config,
+    data: {
+      ...d,
+      ...(d.path ? { path: resolve(d.path) } : {}),
+      ...(d.valPath ? { valPath: resolve(d.valPath) } : {}),
+    },
+  };
   const say = options.log ?? ((s: string) => console.log(s));
   const paths = options.resume
     ? runPaths(options.resume)
