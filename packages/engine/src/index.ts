@@ -36,3 +36,4 @@ export { checkBindingShape, loadOrtNative, ORT_VERSION, type OrtNative } from '.
 export type { LayoutChoice } from './ort-kernels.js';
 export type { GraphOptimizationLevel, SessionStats } from './session-cache.js';
 export { makeWasmFilterGrad } from './wasm-filter-grad.js';
+export { registerMissingWasmKernels } from './wasm-missing-kernels.js';

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { type AssignerConfig, createAssigner } from '@bmc/assigners';
 import { type BackendChoice, describeBackend, initBackend } from '@bmc/core/backend';
 import type { Batch } from '@bmc/data';
-import { describeEngine, installEngineKernels } from '@bmc/engine';
+import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '@bmc/engine';
 import { restoreCheckpoint, saveCheckpoint, verifyCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
@@ -19,7 +19,6 @@ import { type Evaluation, evaluatePredictions, predictLoader } from './evaluate.
 import { createOptimizer } from './optimizer.js';
 import { learningRate } from './schedule.js';
 import { type StepResult, trainableParams, trainStep } from './step.js';
-import { registerMissingWasmKernels } from './wasm-kernels.js';
 
 /** Where training stands; saved in every checkpoint and enough to resume exactly. */
 export interface TrainState {

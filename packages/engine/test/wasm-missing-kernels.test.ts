@@ -1,7 +1,7 @@
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { registerMissingWasmKernels } from '../src/train/wasm-kernels.js';
+import { registerMissingWasmKernels } from '../src/wasm-missing-kernels.js';
 
 describe('UnsortedSegmentSum on wasm', () => {
   it('matches the cpu backend, and makes gather differentiable on wasm', async () => {
