@@ -252,44 +252,8 @@ export function gaussianBlur(img: ImageHWC, sigma: number): ImageHWC {
   const { width: w, height: h, data } = img;
   const tmp = new Float32Array(data.length);
   const out = new Float32Array(data.length);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let a = 0;
-      let b = 0;
-      let c = 0;
-      for (let j = -r; j <= r; j++) {
-        const xx = x + j < 0 ? 0 : x + j >= w ? w - 1 : x + j;
-        const p = (y * w + xx) * 3;
-        const kv = k[j + r]!;
-        a += data[p]! * kv;
-        b += data[p + 1]! * kv;
-        c += data[p + 2]! * kv;
-      }
-      const o = (y * w + x) * 3;
-      tmp[o] = a;
-      tmp[o + 1] = b;
-      tmp[o + 2] = c;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let a = 0;
-      let b = 0;
-      let c = 0;
-      for (let j = -r; j <= r; j++) {
-        const yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
-        const p = (yy * w + x) * 3;
-        const kv = k[j + r]!;
-        a += tmp[p]! * kv;
-        b += tmp[p + 1]! * kv;
-        c += tmp[p + 2]! * kv;
-      }
-      const o = (y * w + x) * 3;
-      out[o] = a;
-      out[o + 1] = b;
-      out[o + 2] = c;
-    }
-  }
+  blurPass(data, tmp, w, h, k, r, true);
+  blurPass(tmp, out, w, h, k, r, false);
   return { data: out, width: w, height: h };
 }
 
@@ -345,4 +309,41 @@ export function gaussianNoise(rng: Rng, img: ImageHWC, sigma: number): ImageHWC 
 export function addGaussianNoise(rng: Rng, data: Float32Array, sigma: number): void {
   const t = normals();
   for (let i = 0; i < data.length; i++) data[i] = clamp01(data[i]! + sigma * t[rng.nextUint32() >>> 16]!);
+}
+
+/** One direction of a separable blur over RGB HWC floats, edges clamped. */
+function blurPass(
+  src: Float32Array,
+  dst: Float32Array,
+  w: number,
+  h: number,
+  k: Float32Array,
+  r: number,
+  horizontal: boolean,
+): void {
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let a = 0;
+      let b = 0;
+      let c = 0;
+      for (let j = -r; j <= r; j++) {
+        let p: number;
+        if (horizontal) {
+          const xx = x + j < 0 ? 0 : x + j >= w ? w - 1 : x + j;
+          p = (y * w + xx) * 3;
+        } else {
+          const yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
+          p = (yy * w + x) * 3;
+        }
+        const kv = k[j + r]!;
+        a += src[p]! * kv;
+        b += src[p + 1]! * kv;
+        c += src[p + 2]! * kv;
+      }
+      const o = (y * w + x) * 3;
+      dst[o] = a;
+      dst[o + 1] = b;
+      dst[o + 2] = c;
+    }
+  }
 }
