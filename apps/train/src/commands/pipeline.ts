@@ -145,7 +145,7 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
   const cells = detected.processed.reduce((n, p) => n + p.count, 0);
   const ms = detected.processed.reduce((n, p) => n + p.ms, 0) / Math.max(1, detected.processed.length);
   say(
-    `bmc detect: ${detected.processed.length} unseen images, ${cells} cells, ${ms.toFixed(1)} ms/image (onnxruntime-node)`,
+    `bmc detect: ${detected.processed.length} unseen images, ${cells} cells at score >= ${operating.toFixed(3)} (best F1 on test), ${ms.toFixed(1)} ms/image (onnxruntime-node)`,
   );
 
   const backend = trained.backend.name;
