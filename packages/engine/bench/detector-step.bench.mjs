@@ -1,0 +1,212 @@
+// Training step of the published detector (buildDetector('thesis'): R50, FPN P2-P5, PAN-attn N2-N5,
+// IoU head) at 512x512 batch 2 on the wasm backend with the engine kernels, against the same model in
+// PyTorch (tooling/bench/thesis_model.py via /usr/bin/python3, same run, 2 threads). Run after the
+// workspace is built (engine, core, heads-iou, assigners, apps/train): `pnpm bench:step`.
+// Prints median ms per step, the ratio ours / PyTorch, a per-phase breakdown of our step and the top
+// kernels from tf.profile. Slow: tens of seconds per step on 2 cores.
+// Env: BMC_STEP_ITERS (timed steps, default 3), BMC_STEP_TORCH=thesis|both|none (default thesis),
+// BMC_STEP_TORCH_ITERS (default 2), BMC_STEP_PROFILE=0 skips the profiled step.
+import { execSync } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import {
+  assignBatch,
+  clipGradNorm,
+  createOptimizer,
+  headOutputs,
+  loadConfig,
+  lossOptions,
+  trainableParams,
+} from '../../../apps/train/dist/index.js';
+import { report, runPython, torchAvailable } from '../../../tooling/bench-utils/src/index.mjs';
+// Workspace packages this one does not depend on: their built dist, by path.
+import { createAssigner } from '../../assigners/dist/index.js';
+import { initBackend } from '../../core/dist/backend.js';
+import { buildDetector, detectionLoss } from '../../heads-iou/dist/index.js';
+import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '../dist/index.js';
+
+// 512x512 batch 2 is the brief's setting; tfjs-wasm's heap is capped at 4 GiB, which a whole R50 +
+// P2-level training step may exceed (BMC_STEP_SIZE / BMC_STEP_BATCH change both sides alike).
+const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
+const BATCH = Number(process.env.BMC_STEP_BATCH ?? 2);
+const ITERS = Number(process.env.BMC_STEP_ITERS ?? 3);
+const TORCH = process.env.BMC_STEP_TORCH ?? 'thesis';
+const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
+const PROFILE = process.env.BMC_STEP_PROFILE !== '0';
+const uptime = () => {
+  try {
+    return execSync('uptime', { encoding: 'utf8' }).trim();
+  } catch {
+    return `loadavg ${loadavg().map((l) => l.toFixed(2))}`;
+  }
+};
+
+const backend = await initBackend({ preference: 'wasm' });
+if (backend.name !== 'wasm') throw new Error(`detector-step bench: wanted wasm, got ${backend.name}`);
+registerMissingWasmKernels();
+installEngineKernels({ backend: 'wasm' });
+tf.env().set('IS_TEST', false);
+console.log(`backend ${backend.name}; engine: ${describeEngine().summary}`);
+
+const config = loadConfig({ preset: 'thesis' });
+const detector = buildDetector('thesis');
+const ctx = {
+  model: detector.model,
+  assigner: createAssigner({ type: 'ota' }),
+  anchors: detector.anchorsFor(SIZE, SIZE),
+  strides: detector.strides,
+  numClasses: 1,
+  loss: lossOptions(config),
+  optimizer: createOptimizer(config),
+  clipGradNorm: config.optim.clipGradNorm,
+};
+const params = trainableParams(ctx.model);
+console.log(
+  `thesis: ${ctx.model.countParams()} params, ${params.reduce((s, p) => s + p.variable.size, 0)} trainable, ${ctx.anchors.boxes.length / 4} anchors`,
+);
+
+// Random input and 3 random GT boxes per image (fixed seed: the same batch every step).
+let seed = 1;
+const rand = () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
+const images = new Float32Array(BATCH * SIZE * SIZE * 3).map(() => rand() * 2 - 1);
+const boxes = [];
+const labels = [];
+for (let b = 0; b < BATCH; b++) {
+  const bx = new Float32Array(12);
+  for (let g = 0; g < 3; g++) {
+    const w = 32 + rand() * 160;
+    const h = 32 + rand() * 160;
+    const x = rand() * (SIZE - w);
+    const y = rand() * (SIZE - h);
+    bx.set([x, y, x + w, y + h], g * 4);
+  }
+  boxes.push(bx);
+  labels.push(new Int32Array(3));
+}
+const batch = {
+  images,
+  batchSize: BATCH,
+  width: SIZE,
+  height: SIZE,
+  boxes,
+  labels,
+  ids: boxes.map((_, i) => i),
+  indices: boxes.map((_, i) => i),
+};
+const LR = 1e-4;
+const wasmHeapBytes = () => tf.backend().wasm?.HEAPU8?.buffer.byteLength ?? Number.NaN;
+
+/** apps/train's trainStep with a clock on each phase (same calls, same order). */
+function timedStep() {
+  const t = { forward: 0, assignment: 0, loss: 0, backward: 0, optimizer: 0 };
+  const t0 = performance.now();
+  const x = tf.tensor4d(batch.images, [BATCH, SIZE, SIZE, 3]);
+  const variables = params.map((p) => p.variable);
+  let numPositives = 0;
+  const { value, grads } = tf.variableGrads(() => {
+    console.log(`  wasm heap before forward ${(wasmHeapBytes() / 2 ** 30).toFixed(2)} GiB`);
+    let s = performance.now();
+    const out = headOutputs(ctx.model.apply(x, { training: true }));
+    t.forward = performance.now() - s;
+    console.log(`  wasm heap after forward ${(wasmHeapBytes() / 2 ** 30).toFixed(2)} GiB`);
+    s = performance.now();
+    const targets = assignBatch(ctx, batch, out.clsLogits, out.boxDeltas);
+    t.assignment = performance.now() - s;
+    s = performance.now();
+    const loss = detectionLoss(out, ctx.anchors.boxes, targets, ctx.loss);
+    loss.total.dataSync();
+    numPositives = loss.numPositives;
+    t.loss = performance.now() - s;
+    return loss.total;
+  }, variables);
+  x.dispose();
+  const total = value.dataSync()[0];
+  value.dispose();
+  const s = performance.now();
+  clipGradNorm(grads, ctx.clipGradNorm);
+  ctx.optimizer.apply(params, grads, LR);
+  tf.dispose(grads);
+  t.optimizer = performance.now() - s;
+  const ms = performance.now() - t0;
+  // The tape's backward pass runs inside variableGrads after the loss closure returns.
+  t.backward = ms - t.forward - t.assignment - t.loss - t.optimizer;
+  return { ms, phases: t, total, numPositives };
+}
+
+console.log(`load before: ${uptime()}`);
+const before = tf.memory().numTensors;
+const warm = timedStep();
+console.log(
+  `warm-up step: ${warm.ms.toFixed(0)} ms (loss ${warm.total.toFixed(4)}, ${warm.numPositives} positives)`,
+);
+const steps = [];
+for (let i = 0; i < ITERS; i++) {
+  const r = timedStep();
+  steps.push(r);
+  console.log(
+    `step ${i + 1}: ${r.ms.toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives)`,
+  );
+}
+const leaked = tf.memory().numTensors - before;
+const sorted = [...steps].sort((a, b) => a.ms - b.ms);
+const median = sorted[sorted.length >> 1];
+console.log(`load after ours: ${uptime()}`);
+console.log(`\nbreakdown of the median step (${median.ms.toFixed(0)} ms):`);
+for (const [k, v] of Object.entries(median.phases)) {
+  console.log(`  ${k.padEnd(11)} ${v.toFixed(0).padStart(8)} ms  ${((100 * v) / median.ms).toFixed(1)}%`);
+}
+
+let topKernels = [];
+if (PROFILE) {
+  let stepMs = 0;
+  const prof = await tf.profile(() => {
+    stepMs = timedStep().ms;
+  });
+  const byName = new Map();
+  for (const k of prof.kernels) {
+    const e = byName.get(k.name) ?? { name: k.name, ms: 0, calls: 0 };
+    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    e.calls += 1;
+    byName.set(k.name, e);
+  }
+  const all = [...byName.values()].sort((a, b) => b.ms - a.ms);
+  const sum = all.reduce((s, e) => s + e.ms, 0);
+  topKernels = all.slice(0, 12).map((e) => ({ ...e, share: e.ms / sum }));
+  console.log(
+    `\ntop kernels of a profiled step (${stepMs.toFixed(0)} ms wall, ${sum.toFixed(0)} ms in kernels):`,
+  );
+  for (const e of topKernels) {
+    console.log(
+      `  ${e.name.padEnd(24)} ${e.ms.toFixed(0).padStart(8)} ms  ${(100 * e.share).toFixed(1).padStart(5)}%  ${e.calls} calls`,
+    );
+  }
+}
+
+const rows = [{ name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (wasm + engine)`, ms: median.ms }];
+const notes = [`ours: warm-up 1, median of ${ITERS} steps; leaked tensors ${leaked}`];
+if (TORCH !== 'none' && torchAvailable()) {
+  const script = fileURLToPath(new URL('../../../tooling/bench/thesis_model.py', import.meta.url));
+  console.log(`\nPyTorch (${TORCH}, warm-up 1, ${TORCH_ITERS} steps); load before: ${uptime()}`);
+  const py = runPython(
+    `import runpy, sys\nsys.argv = [${JSON.stringify(script)}, ${JSON.stringify(TORCH)}, '${TORCH_ITERS}', '${SIZE}', '${BATCH}']\nrunpy.run_path(sys.argv[0], run_name='__main__')`,
+    { timeoutMs: 1_800_000 },
+  );
+  console.log(`PyTorch ${py.torch}, ${py.threads} threads: ${JSON.stringify(py)}`);
+  rows[0].refMs = py.thesis.ms;
+  rows[0].ref = 'PyTorch thesis';
+  if (py.baseline)
+    rows.push({ name: 'PyTorch baseline RetinaNet R50-FPN step (reference only)', ms: py.baseline.ms });
+  notes.push(`PyTorch params thesis ${py.thesis.params} (trainable ${py.thesis.trainable})`);
+  notes.push(`load after PyTorch: ${uptime()}`);
+} else {
+  notes.push('PyTorch reference skipped (BMC_STEP_TORCH=none or /usr/bin/python3 has no torch)');
+}
+notes.push(
+  `phases ms: ${JSON.stringify(Object.fromEntries(Object.entries(median.phases).map(([k, v]) => [k, Math.round(v)])))}`,
+);
+notes.push(`top kernels: ${topKernels.map((e) => `${e.name} ${(100 * e.share).toFixed(0)}%`).join(', ')}`);
+report('detector-step', rows, notes);
