@@ -25,6 +25,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -175,6 +176,45 @@ if (inst.code === 0) {
     .stdout.split('\n')
     .filter(Boolean);
   record('single copy of each @bmc package', extra.length === 0, extra.join(', '));
+}
+
+// Every bare import in the shipped JavaScript names a declared dependency or peer (the workspace
+// hoists undeclared ones, and so may the test project: this is the check that does not rely on
+// what happens to be installed).
+function listJs(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && /\.(m?js|cjs)$/.test(e.name))
+    .map((e) => join(e.parentPath ?? e.path, e.name));
+}
+const IMPORT_PATTERNS = [
+  /\bfrom\s*['"]([^'"]+)['"]/g,
+  /^\s*import\s*['"]([^'"]+)['"]/gm,
+  /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
+  /\brequire\w*\(\s*['"]([^'"]+)['"]\s*\)/g,
+];
+if (inst.code === 0) {
+  for (const [name, m] of manifests) {
+    const declared = new Set(
+      ['dependencies', 'peerDependencies', 'optionalDependencies'].flatMap((f) => Object.keys(m[f] ?? {})),
+    );
+    const undeclared = new Set();
+    for (const file of listJs(join(proj, 'node_modules', name, 'dist'))) {
+      const text = readFileSync(file, 'utf8');
+      for (const re of IMPORT_PATTERNS) {
+        for (const [, spec] of text.matchAll(re)) {
+          if (spec.startsWith('.') || spec.startsWith('/') || isBuiltin(spec)) continue;
+          const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];
+          if (pkg !== name && !declared.has(pkg)) undeclared.add(pkg);
+        }
+      }
+    }
+    record(
+      `declared deps ${name}`,
+      undeclared.size === 0,
+      undeclared.size ? `imports ${[...undeclared].join(', ')} without declaring it` : '',
+    );
+  }
 }
 
 // --- 3. runtime imports and examples ---------------------------------------------------------
