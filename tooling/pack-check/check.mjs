@@ -275,6 +275,14 @@ if (inst.code === 0) {
       return pos.every((k) => k > 0) ? true : 'a ground truth got no positives';
     });
   }
+  if (has('@bmc/assigners') && has('@bmc/core')) {
+    example('atss-loss.mjs', [], (out) => {
+      const m = /^loss: ([\d.]+) -> ([\d.]+)/m.exec(out);
+      if (!m) return 'no "loss: a -> b" line';
+      if (!(Number(m[2]) < Number(m[1]))) return 'the loss did not decrease';
+      return /^tensors leaked: 0$/m.test(out) ? true : 'tensors leaked';
+    });
+  }
   if (has('@bmc/export')) {
     const onnx = join(work, 'tiny.onnx');
     const out = example('export-onnx.mjs', [onnx], (o) =>
