@@ -1,11 +1,12 @@
 // Training step of the published detector (buildDetector('thesis'): R50, FPN P2-P5, PAN-attn N2-N5,
-// IoU head) at 512x512 batch 2 on the wasm backend with the engine kernels, against the same model in
+// IoU head) at 512x512 batch 1 on the wasm backend with the engine kernels, against the same model in
 // PyTorch (tooling/bench/thesis_model.py via /usr/bin/python3, same run, 2 threads). Run after the
 // workspace is built (engine, core, heads-iou, assigners, apps/train): `pnpm bench:step`.
 // Prints median ms per step, the ratio ours / PyTorch, a per-phase breakdown of our step and the top
 // kernels from tf.profile. Slow: tens of seconds per step on 2 cores.
 // Env: BMC_STEP_ITERS (timed steps, default 3), BMC_STEP_TORCH=thesis|both|none (default thesis),
-// BMC_STEP_TORCH_ITERS (default 2), BMC_STEP_PROFILE=0 skips the profiled step.
+// BMC_STEP_TORCH_ITERS (default 2), BMC_STEP_PROFILE=0 skips the profiled step, BMC_STEP_SIZE (512),
+// BMC_STEP_BATCH (1).
 import { execSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -26,10 +27,10 @@ import { initBackend } from '../../core/dist/backend.js';
 import { buildDetector, detectionLoss } from '../../heads-iou/dist/index.js';
 import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '../dist/index.js';
 
-// 512x512 batch 2 is the brief's setting; tfjs-wasm's heap is capped at 4 GiB, which a whole R50 +
-// P2-level training step may exceed (BMC_STEP_SIZE / BMC_STEP_BATCH change both sides alike).
-const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
-const BATCH = Number(process.env.BMC_STEP_BATCH ?? 2);
+// Batch 1 by default: at 512x512 the forward pass alone grows tfjs-wasm's heap to 3.7 GiB at batch 1, and
+// batch 2 aborts the wasm module (its heap is capped at 4 GiB). BMC_STEP_SIZE / BMC_STEP_BATCH change
+// both sides alike.
+const BATCH = Number(process.env.BMC_STEP_BATCH ?? 1);
 const ITERS = Number(process.env.BMC_STEP_ITERS ?? 3);
 const TORCH = process.env.BMC_STEP_TORCH ?? 'thesis';
 const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
