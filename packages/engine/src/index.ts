@@ -10,6 +10,7 @@ export {
   type LayoutOption,
   type NativeActivation,
 } from './conv-graphs.js';
+export { fixCpuResizeNearestNeighborGrad } from './cpu-resize-nearest-grad.js';
 export {
   createOrtKernels,
   DEFAULT_LAYOUT,

@@ -14,7 +14,17 @@ export const PRESETS: Record<string, TrainConfigInput> = {
       head: { iouBranch: true },
     },
     assigner: { type: 'ota' },
-    optim: { lr: 0.001, momentum: 0.9, weightDecay: 5e-4, epochs: 36, steps: [16, 28], batchSize: 16 },
+    // Batch 16 as 16 micro-batches of one image: one 512x512 image's activations already take most of
+    // tfjs-wasm's 4 GiB heap. Exact, since the backbone's BatchNorm is frozen and the neck and head have none.
+    optim: {
+      lr: 0.001,
+      momentum: 0.9,
+      weightDecay: 5e-4,
+      epochs: 36,
+      steps: [16, 28],
+      batchSize: 16,
+      microBatch: 1,
+    },
     inference: { scoreMode: 'sqrt(cls*iou)' },
   },
   baseline: {
@@ -26,6 +36,7 @@ export const PRESETS: Record<string, TrainConfigInput> = {
     },
     assigner: { type: 'maxiou' },
     loss: { box: 'l1', iouWeight: 0 },
+    optim: { microBatch: 1 },
     inference: { scoreMode: 'cls' },
   },
   tiny: {

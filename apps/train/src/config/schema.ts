@@ -92,6 +92,12 @@ export const optimSchema = z
     /** Clip the global gradient norm to this value; 0 disables. */
     clipGradNorm: z.number().min(0).default(10),
     batchSize: z.number().int().positive().default(16),
+    /**
+     * Images per forward/backward pass: a batch is run in chunks of this size, gradients summed, then one
+     * optimizer step (gradient accumulation). 0: the whole batch at once. Same result as the whole batch
+     * when BatchNorm is frozen; memory is what it saves (tfjs-wasm's heap is capped at 4 GiB).
+     */
+    microBatch: z.number().int().min(0).default(0),
   })
   .strict();
 

@@ -17,6 +17,14 @@ export interface StepContext {
   loss: LossOptions;
   optimizer: Optimizer;
   clipGradNorm: number;
+  /**
+   * Images per forward/backward pass; a larger batch is run in chunks of this size and their gradients
+   * summed before one optimizer step. 0 or undefined: the whole batch at once. Exact (same loss, same
+   * gradients as the whole batch) when the model has no batch-statistics BatchNorm in training mode
+   * (the thesis and baseline presets freeze theirs); the point is memory: the 4 GiB tfjs-wasm heap holds
+   * one 512x512 image of the thesis model's activations, not two.
+   */
+  microBatch?: number;
 }
 
 export interface StepResult {
@@ -100,21 +108,34 @@ export function headOutputs(outputs: tf.Tensor | tf.Tensor[]) {
   return { clsLogits: clsLogits!, boxDeltas: boxDeltas!, ...(iouLogits ? { iouLogits } : {}) };
 }
 
-/**
- * One optimizer step: forward (training mode), assignment, loss, backward,
- * gradient clipping, SGD. A non-finite loss changes nothing and is reported,
- * so the caller can skip the step. Leaves no tensors behind.
- */
-export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResult {
-  const params = trainableParams(ctx.model);
-  const variables = params.map((p) => p.variable);
-  const x = tf.tensor4d(batch.images, [batch.batchSize, batch.height, batch.width, 3]);
-  let parts: { cls: number; box: number; iou: number; numPositives: number } = {
-    cls: 0,
-    box: 0,
-    iou: 0,
-    numPositives: 0,
+/** Loss parts of one forward pass, as numbers. */
+interface LossParts {
+  total: number;
+  cls: number;
+  box: number;
+  iou: number;
+  numPositives: number;
+}
+
+/** Images `from..to` of a batch, sharing its pixel buffer. */
+function sliceBatch(batch: Batch, from: number, to: number): Batch {
+  const px = batch.width * batch.height * 3;
+  return {
+    images: batch.images.subarray(from * px, to * px),
+    batchSize: to - from,
+    width: batch.width,
+    height: batch.height,
+    boxes: batch.boxes.slice(from, to),
+    labels: batch.labels.slice(from, to),
+    ids: batch.ids.slice(from, to),
+    indices: batch.indices.slice(from, to),
   };
+}
+
+/** Forward (training mode), assignment, loss and backward for one (micro-)batch. */
+function lossAndGrads(ctx: StepContext, batch: Batch, variables: tf.Variable[]) {
+  const x = tf.tensor4d(batch.images, [batch.batchSize, batch.height, batch.width, 3]);
+  let parts: Omit<LossParts, 'total'> = { cls: 0, box: 0, iou: 0, numPositives: 0 };
   let assignMs = 0;
   const { value, grads } = tf.variableGrads(() => {
     const out = headOutputs(ctx.model.apply(x, { training: true }) as tf.Tensor[]);
@@ -133,16 +154,80 @@ export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResul
   x.dispose();
   const total = value.dataSync()[0]!;
   value.dispose();
+  return { parts: { total, ...parts }, grads, assignMs };
+}
+
+/**
+ * Whole-batch loss and gradients from micro-batches. Each chunk's loss is normalised within the chunk;
+ * rescaling by the chunk's share of the batch's normaliser (its images for per-image normalisation, its
+ * positives for batch normalisation) gives the whole batch's loss and gradients.
+ */
+function accumulatedLossAndGrads(ctx: StepContext, batch: Batch, variables: tf.Variable[], size: number) {
+  const perImage = (ctx.loss.normalization ?? 'per-image') === 'per-image';
+  const chunks: { parts: LossParts; weight: number }[] = [];
+  let sum: tf.NamedTensorMap | null = null;
+  let assignMs = 0;
+  for (let from = 0; from < batch.batchSize; from += size) {
+    const to = Math.min(batch.batchSize, from + size);
+    const r = lossAndGrads(ctx, sliceBatch(batch, from, to), variables);
+    assignMs += r.assignMs;
+    const weight = perImage ? to - from : Math.max(1, r.parts.numPositives);
+    chunks.push({ parts: r.parts, weight });
+    const prev: tf.NamedTensorMap | null = sum;
+    sum = tf.tidy(() => {
+      const out: tf.NamedTensorMap = {};
+      for (const [k, g] of Object.entries(r.grads))
+        out[k] = prev ? tf.add(prev[k]!, tf.mul(g, weight)) : tf.mul(g, weight);
+      return out;
+    });
+    tf.dispose(r.grads);
+    if (prev) tf.dispose(prev);
+  }
+  const numPositives = chunks.reduce((s, c) => s + c.parts.numPositives, 0);
+  const denom = perImage ? batch.batchSize : Math.max(1, numPositives);
+  const acc = sum!;
+  const grads = tf.tidy(() => {
+    const out: tf.NamedTensorMap = {};
+    for (const [k, g] of Object.entries(acc)) out[k] = tf.div(g, denom);
+    return out;
+  });
+  tf.dispose(acc);
+  const combine = (key: 'total' | 'cls' | 'box' | 'iou') =>
+    chunks.reduce((s, c) => s + c.parts[key] * c.weight, 0) / denom;
+  const parts: LossParts = {
+    total: combine('total'),
+    cls: combine('cls'),
+    box: combine('box'),
+    iou: combine('iou'),
+    numPositives,
+  };
+  return { parts, grads, assignMs };
+}
+
+/**
+ * One optimizer step: forward (training mode), assignment, loss, backward (in micro-batches when
+ * `ctx.microBatch` is smaller than the batch), gradient clipping, optimizer. A non-finite loss changes
+ * nothing and is reported, so the caller can skip the step. Leaves no tensors behind.
+ */
+export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResult {
+  const params = trainableParams(ctx.model);
+  const variables = params.map((p) => p.variable);
+  const micro = ctx.microBatch ?? 0;
+  const { parts, grads, assignMs } =
+    micro > 0 && micro < batch.batchSize
+      ? accumulatedLossAndGrads(ctx, batch, variables, micro)
+      : lossAndGrads(ctx, batch, variables);
+  const { total, ...rest } = parts;
   if (!Number.isFinite(total)) {
     tf.dispose(grads);
-    return { finite: false, total, ...parts, gradNorm: Number.NaN, assignMs };
+    return { finite: false, total, ...rest, gradNorm: Number.NaN, assignMs };
   }
   const gradNorm = clipGradNorm(grads, ctx.clipGradNorm);
   if (!Number.isFinite(gradNorm)) {
     tf.dispose(grads);
-    return { finite: false, total, ...parts, gradNorm, assignMs };
+    return { finite: false, total, ...rest, gradNorm, assignMs };
   }
   ctx.optimizer.apply(params, grads, lr);
   tf.dispose(grads);
-  return { finite: true, total, ...parts, gradNorm, assignMs };
+  return { finite: true, total, ...rest, gradNorm, assignMs };
 }

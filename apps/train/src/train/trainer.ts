@@ -3,7 +3,12 @@ import { resolve } from 'node:path';
 import { type AssignerConfig, createAssigner } from '@bmc/assigners';
 import { type BackendChoice, describeBackend, initBackend } from '@bmc/core/backend';
 import type { Batch } from '@bmc/data';
-import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '@bmc/engine';
+import {
+  describeEngine,
+  fixCpuResizeNearestNeighborGrad,
+  installEngineKernels,
+  registerMissingWasmKernels,
+} from '@bmc/engine';
 import { restoreCheckpoint, saveCheckpoint, verifyCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
@@ -66,6 +71,7 @@ export async function setUpEngine(config: TrainConfig, log: (s: string) => void)
   const backend = await initBackend(config.run.backend === 'auto' ? {} : { preference: config.run.backend });
   log(describeBackend(backend));
   if (backend.name === 'wasm') registerMissingWasmKernels();
+  if (backend.name === 'cpu') fixCpuResizeNearestNeighborGrad();
   if (config.run.nativeKernels && (backend.name === 'wasm' || backend.name === 'cpu')) {
     installEngineKernels({ backend: backend.name });
     log(`engine: ${describeEngine().summary}`);
@@ -127,6 +133,15 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     ...config.assigner.options,
   } as AssignerConfig);
   const sgd = createOptimizer(config);
+  const { microBatch, batchSize } = config.optim;
+  if (microBatch > 0 && microBatch < batchSize) {
+    say(
+      `batch ${batchSize} in micro-batches of ${microBatch}` +
+        (config.model.backbone.frozenBatchNorm
+          ? ''
+          : ' (warning: BatchNorm is not frozen, so its batch statistics come from each micro-batch, not the whole batch)'),
+    );
+  }
   let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, bestAp: -1, bestStep: -1, badSteps: 0 };
 
   if (options.resume) {
@@ -179,6 +194,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     loss: lossOptions(config),
     optimizer: sgd,
     clipGradNorm: config.optim.clipGradNorm,
+    microBatch: config.optim.microBatch,
   };
   const started = performance.now();
   const budgetMs = config.run.timeBudgetMin * 60_000;
