@@ -9,7 +9,9 @@ baseline: torchvision's RetinaNet R50-FPN body + head (P3-P7, FrozenBatchNorm2d,
 
 A step: forward at 512x512 batch 2 (random input), sigmoid focal loss on every anchor, L1 on the deltas
 and BCE on the IoU logits over a random 1% positive mask, backward, SGD (momentum 0.9) step.
-Usage: /usr/bin/python3 tooling/bench/thesis_model.py [thesis|baseline|both] [iters] [size] [batch]
+Mode `infer`: the eval-mode forward under torch.no_grad() instead (the reference for the exported network
+in packages/export/bench/export.bench.mjs).
+Usage: /usr/bin/python3 tooling/bench/thesis_model.py [thesis|baseline|both] [iters] [size] [batch] [train|infer]
 Prints one JSON line {"thesis": {"ms": ..., "params": ...}, ...}.
 """
 import ast
@@ -122,6 +124,17 @@ def step_fn(model, size=512, batch=2, pos_frac=0.01):
     return step
 
 
+def infer_fn(model, size=512, batch=1):
+    x = torch.randn(batch, 3, size, size)
+    model.eval()
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    return forward
+
+
 def median_ms(fn, warmup, iters):
     for _ in range(warmup):
         fn()
@@ -138,12 +151,15 @@ def main():
     iters = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     size = int(sys.argv[3]) if len(sys.argv) > 3 else 512
     batch = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    mode = sys.argv[5] if len(sys.argv) > 5 else 'train'
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    out = {'threads': torch.get_num_threads(), 'torch': torch.__version__, 'size': size, 'batch': batch}
+    out = {'threads': torch.get_num_threads(), 'torch': torch.__version__, 'size': size, 'batch': batch,
+           'mode': mode}
     for name in (['thesis', 'baseline'] if which == 'both' else [which]):
         model = Thesis() if name == 'thesis' else Baseline()
-        ms, ts = median_ms(step_fn(model, size, batch), warmup=1, iters=iters)
+        fn = infer_fn(model, size, batch) if mode == 'infer' else step_fn(model, size, batch)
+        ms, ts = median_ms(fn, warmup=1, iters=iters)
         out[name] = {'ms': ms, 'steps_ms': ts,
                      'params': sum(p.numel() for p in model.parameters()),
                      'trainable': sum(p.numel() for p in model.parameters() if p.requires_grad)}

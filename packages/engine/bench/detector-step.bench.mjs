@@ -1,12 +1,13 @@
 // Training step of the published detector (buildDetector('thesis'): R50, FPN P2-P5, PAN-attn N2-N5,
-// IoU head) at 512x512 batch 1 on the wasm backend with the engine kernels, against the same model in
-// PyTorch (tooling/bench/thesis_model.py via /usr/bin/python3, same run, 2 threads). Run after the
-// workspace is built (engine, core, heads-iou, assigners, apps/train): `pnpm bench:step`.
-// Prints median ms per step, the ratio ours / PyTorch, a per-phase breakdown of our step and the top
-// kernels from tf.profile. Slow: tens of seconds per step on 2 cores.
+// IoU head) at 512x512 batch 2 on the wasm backend with the engine kernels, against the same model in
+// PyTorch (tooling/bench/thesis_model.py via /usr/bin/python3, same run, 2 threads). Ours runs the
+// trainer's own step (apps/train trainStep) with the thesis preset's micro-batches of one image; PyTorch
+// runs the whole batch at once. Run after the workspace is built: `pnpm bench:step` (also part of
+// `pnpm bench`). Prints median ms per step, the ratio ours / PyTorch, a per-phase breakdown of one
+// micro-batch and the top kernels from tf.profile. Slow: tens of seconds per step on 2 cores.
 // Env: BMC_STEP_ITERS (timed steps, default 3), BMC_STEP_TORCH=thesis|both|none (default thesis),
 // BMC_STEP_TORCH_ITERS (default 2), BMC_STEP_PROFILE=0 skips the profiled step, BMC_STEP_SIZE (512),
-// BMC_STEP_BATCH (1).
+// BMC_STEP_BATCH (2), BMC_STEP_MICRO (images per forward/backward, default 1; 0 = whole batch).
 import { execSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import {
   loadConfig,
   lossOptions,
   trainableParams,
+  trainStep,
 } from '../../../apps/train/dist/index.js';
 import { report, runPython, torchAvailable } from '../../../tooling/bench-utils/src/index.mjs';
 // Workspace packages this one does not depend on: their built dist, by path.
@@ -27,10 +29,12 @@ import { initBackend } from '../../core/dist/backend.js';
 import { buildDetector, detectionLoss } from '../../heads-iou/dist/index.js';
 import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '../dist/index.js';
 
-// Batch 1 by default: at 512x512 the forward pass alone grows tfjs-wasm's heap to 3.7 GiB at batch 1, and
-// batch 2 aborts the wasm module (its heap is capped at 4 GiB). BMC_STEP_SIZE / BMC_STEP_BATCH change
-// both sides alike.
-const BATCH = Number(process.env.BMC_STEP_BATCH ?? 1);
+// Micro-batches of one image by default: at 512x512 the forward pass alone grows tfjs-wasm's heap to
+// 3.7 GiB for one image, and two at once abort the wasm module (its heap is capped at 4 GiB).
+// BMC_STEP_SIZE / BMC_STEP_BATCH change both sides alike.
+const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
+const BATCH = Number(process.env.BMC_STEP_BATCH ?? 2);
+const MICRO = Number(process.env.BMC_STEP_MICRO ?? 1);
 const ITERS = Number(process.env.BMC_STEP_ITERS ?? 3);
 const TORCH = process.env.BMC_STEP_TORCH ?? 'thesis';
 const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
@@ -61,6 +65,7 @@ const ctx = {
   loss: lossOptions(config),
   optimizer: createOptimizer(config),
   clipGradNorm: config.optim.clipGradNorm,
+  microBatch: MICRO,
 };
 const params = trainableParams(ctx.model);
 console.log(
@@ -101,11 +106,24 @@ const batch = {
 const LR = 1e-4;
 const wasmHeapBytes = () => tf.backend().wasm?.HEAPU8?.buffer.byteLength ?? Number.NaN;
 
-/** apps/train's trainStep with a clock on each phase (same calls, same order). */
+const micro = MICRO > 0 && MICRO < BATCH ? MICRO : BATCH;
+const microBatch = {
+  ...batch,
+  images: batch.images.subarray(0, micro * SIZE * SIZE * 3),
+  batchSize: micro,
+  boxes: batch.boxes.slice(0, micro),
+  labels: batch.labels.slice(0, micro),
+};
+
+/**
+ * One micro-batch through apps/train's step with a clock on each phase (same calls, same order, no
+ * accumulation): where the time of a step goes.
+ */
 function timedStep(logHeap = false) {
+  const mb = microBatch;
   const t = { forward: 0, assignment: 0, loss: 0, backward: 0, optimizer: 0 };
   const t0 = performance.now();
-  const x = tf.tensor4d(batch.images, [BATCH, SIZE, SIZE, 3]);
+  const x = tf.tensor4d(mb.images, [mb.batchSize, SIZE, SIZE, 3]);
   const variables = params.map((p) => p.variable);
   let numPositives = 0;
   const { value, grads } = tf.variableGrads(() => {
@@ -115,7 +133,7 @@ function timedStep(logHeap = false) {
     t.forward = performance.now() - s;
     if (logHeap) console.log(`  wasm heap after forward ${(wasmHeapBytes() / 2 ** 30).toFixed(2)} GiB`);
     s = performance.now();
-    const targets = assignBatch(ctx, batch, out.clsLogits, out.boxDeltas);
+    const targets = assignBatch(ctx, mb, out.clsLogits, out.boxDeltas);
     t.assignment = performance.now() - s;
     s = performance.now();
     const loss = detectionLoss(out, ctx.anchors.boxes, targets, ctx.loss);
@@ -140,27 +158,31 @@ function timedStep(logHeap = false) {
 
 console.log(`load before: ${uptime()}`);
 const warm = timedStep(true);
-// Counted after the warm-up, which creates the optimizer's momentum buffers.
-const before = tf.memory().numTensors;
 console.log(
-  `warm-up step: ${warm.ms.toFixed(0)} ms (loss ${warm.total.toFixed(4)}, ${warm.numPositives} positives)`,
+  `warm-up (one micro-batch of ${micro}): ${warm.ms.toFixed(0)} ms (loss ${warm.total.toFixed(4)}, ${warm.numPositives} positives)`,
 );
+const breakdowns = [timedStep(), timedStep()];
+const breakdown = breakdowns.sort((a, b) => a.ms - b.ms)[0];
+console.log(`\nbreakdown of one micro-batch of ${micro} (faster of 2, ${breakdown.ms.toFixed(0)} ms):`);
+for (const [k, v] of Object.entries(breakdown.phases)) {
+  console.log(`  ${k.padEnd(11)} ${v.toFixed(0).padStart(8)} ms  ${((100 * v) / breakdown.ms).toFixed(1)}%`);
+}
+
+// The timed steps: the trainer's trainStep, batch BATCH in micro-batches of MICRO.
+trainStep(ctx, batch, LR);
+// Counted after a full step, which creates the optimizer's momentum buffers.
+const before = tf.memory().numTensors;
 const steps = [];
 for (let i = 0; i < ITERS; i++) {
-  const r = timedStep();
-  steps.push(r);
-  console.log(
-    `step ${i + 1}: ${r.ms.toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives)`,
-  );
+  const t0 = performance.now();
+  const r = trainStep(ctx, batch, LR);
+  const ms = performance.now() - t0;
+  steps.push(ms);
+  console.log(`step ${i + 1}: ${ms.toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives)`);
 }
 const leaked = tf.memory().numTensors - before;
-const sorted = [...steps].sort((a, b) => a.ms - b.ms);
-const median = sorted[sorted.length >> 1];
+const medianMs = [...steps].sort((a, b) => a - b)[steps.length >> 1];
 console.log(`load after ours: ${uptime()}`);
-console.log(`\nbreakdown of the median step (${median.ms.toFixed(0)} ms):`);
-for (const [k, v] of Object.entries(median.phases)) {
-  console.log(`  ${k.padEnd(11)} ${v.toFixed(0).padStart(8)} ms  ${((100 * v) / median.ms).toFixed(1)}%`);
-}
 
 let topKernels = [];
 if (PROFILE) {
@@ -190,8 +212,15 @@ if (PROFILE) {
   }
 }
 
-const rows = [{ name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (wasm + engine)`, ms: median.ms }];
-const notes = [`ours: warm-up 1, median of ${ITERS} steps; leaked tensors ${leaked}`];
+const rows = [
+  {
+    name: `thesis train step ${SIZE}x${SIZE} b${BATCH}${micro < BATCH ? ` (micro-batches of ${micro})` : ''} (wasm + engine)`,
+    ms: medianMs,
+  },
+];
+const notes = [
+  `ours: warm-up 1 step, median of ${ITERS} steps (${steps.map((m) => m.toFixed(0)).join(', ')} ms); leaked tensors ${leaked}`,
+];
 if (TORCH !== 'none' && torchAvailable()) {
   const script = fileURLToPath(new URL('../../../tooling/bench/thesis_model.py', import.meta.url));
   console.log(`\nPyTorch (${TORCH}, warm-up 1, ${TORCH_ITERS} steps); load before: ${uptime()}`);
@@ -210,7 +239,7 @@ if (TORCH !== 'none' && torchAvailable()) {
   notes.push('PyTorch reference skipped (BMC_STEP_TORCH=none or /usr/bin/python3 has no torch)');
 }
 notes.push(
-  `phases ms: ${JSON.stringify(Object.fromEntries(Object.entries(median.phases).map(([k, v]) => [k, Math.round(v)])))}`,
+  `phases ms of one micro-batch of ${micro}: ${JSON.stringify(Object.fromEntries(Object.entries(breakdown.phases).map(([k, v]) => [k, Math.round(v)])))}`,
 );
 notes.push(`top kernels: ${topKernels.map((e) => `${e.name} ${(100 * e.share).toFixed(0)}%`).join(', ')}`);
 report('detector-step', rows, notes);

@@ -9,6 +9,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { medianMs, report, runPython, torchAvailable } from '@bmc/bench-utils';
 import { buildDetector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
@@ -178,6 +179,29 @@ print(json.dumps({'ms': ms}))`);
     });
 } else if (PRESETS.includes('baseline')) {
   notes.push('PyTorch reference skipped: /usr/bin/python3 with torch/torchvision not found');
+}
+
+// The published model in PyTorch: the same architecture, written out in tooling/bench/thesis_model.py
+// (its trainable parameter count equals ours), eval-mode forward under no_grad.
+if (PRESETS.includes('thesis') && torchAvailable()) {
+  const script = fileURLToPath(new URL('../../../tooling/bench/thesis_model.py', import.meta.url));
+  const ref = runPython(
+    `import runpy, sys\nsys.argv = [${JSON.stringify(script)}, 'thesis', '5', '${SIZE}', '1', 'infer']\nrunpy.run_path(sys.argv[0], run_name='__main__')`,
+  );
+  const ort = rows.find((r) => r.name.startsWith('thesis: onnxruntime-node 1x3'));
+  rows.push({
+    name: `thesis: PyTorch 1.13 same architecture (tooling/bench/thesis_model.py) 1x3x${SIZE}x${SIZE}`,
+    ms: ref.ms,
+  });
+  if (ort)
+    rows.push({
+      name: 'thesis: onnxruntime-node vs PyTorch',
+      ms: ort.ms,
+      refMs: ref.ms,
+      ref: 'PyTorch (2 threads)',
+    });
+} else if (PRESETS.includes('thesis')) {
+  notes.push('thesis PyTorch reference skipped: /usr/bin/python3 with torch/torchvision not found');
 }
 
 report('export', rows, notes);
