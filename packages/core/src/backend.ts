@@ -62,6 +62,21 @@ export function parseBackendList(value: string): BackendName[] {
   return names as BackendName[];
 }
 
+/** Whether this is Node.js (the native backends exist only there). */
+function isNode(): boolean {
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof proc?.versions?.node === 'string';
+}
+
+/**
+ * `import()` of a specifier that bundlers must leave alone: Node's built-ins here, the backend
+ * packages in `initBackend`. The specifier is not a literal, so a browser bundle (Vite, esbuild,
+ * webpack) neither resolves nor stubs `node:fs` and friends; this module stays browser-safe.
+ */
+function importAtRunTime(specifier: string): Promise<unknown> {
+  return import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
+}
+
 /**
  * For the native backends: the reason their import would fail, found without
  * importing. A failed `tfjs-node` import has already registered its kernels,
@@ -71,10 +86,13 @@ export function parseBackendList(value: string): BackendName[] {
  * script downloads it, which fails offline.
  */
 async function nativeBindingProblem(module: string): Promise<string | undefined> {
+  if (!isNode()) return `${module} needs Node.js`;
   try {
-    const { createRequire } = await import('node:module');
-    const { existsSync, readFileSync } = await import('node:fs');
-    const { dirname, join } = await import('node:path');
+    const [{ createRequire }, { existsSync, readFileSync }, { dirname, join }] = (await Promise.all([
+      importAtRunTime('node:module'),
+      importAtRunTime('node:fs'),
+      importAtRunTime('node:path'),
+    ])) as [typeof import('node:module'), typeof import('node:fs'), typeof import('node:path')];
     const pkgFile = createRequire(import.meta.url).resolve(`${module}/package.json`);
     const binary = JSON.parse(readFileSync(pkgFile, 'utf8')).binary as
       | { module_name: string; module_path: string; napi_versions: number[] }
@@ -93,7 +111,7 @@ async function nativeBindingProblem(module: string): Promise<string | undefined>
       ? undefined
       : `${module} is installed but its native binding was never downloaded (${binary.module_name}.node missing; its install script needs internet)`;
   } catch {
-    // Not resolvable from here, or not Node: let the import itself report why.
+    // Not resolvable from here: let the import itself report why.
     return undefined;
   }
 }
@@ -119,7 +137,7 @@ function oneLine(err: unknown): string {
  * Throws only when none works, listing each reason.
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendChoice> {
-  const load = options.importModule ?? ((s: string) => import(/* @vite-ignore */ s));
+  const load = options.importModule ?? importAtRunTime;
   let order: readonly BackendName[];
   let source: BackendChoice['source'];
   if (options.preference !== undefined) {
