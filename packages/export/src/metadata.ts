@@ -5,7 +5,12 @@
  * inference side imports it as `@bmc/export/metadata`).
  */
 import type { AnchorConfig } from '@bmc/core';
-import { METADATA_PROPS_FIELD, protobuf, StringStringEntryProto } from './onnx/proto.js';
+// protobufjs' minimal build (the wire-format reader alone): no schema, no code generation at run time
+// (fine under a strict Content-Security-Policy), nothing Node-only, so viewers bundle little.
+import protobuf from 'protobufjs/minimal.js';
+
+/** Field number of `ModelProto.metadata_props` in onnx.proto (`StringStringEntryProto`: key = 1, value = 2). */
+const METADATA_PROPS_FIELD = 14;
 
 /** Value of the `bmc.format` entry; its presence marks a bmc detector file. */
 export const BMC_FORMAT = 'bmc-detector-onnx/1';
@@ -140,10 +145,16 @@ export function readOnnxMetadataProps(onnx: Uint8Array, source = 'ONNX data'): R
       const field = tag >>> 3;
       if (field === 0) throw new Error('field number 0');
       if (field === METADATA_PROPS_FIELD && (tag & 7) === 2) {
-        const entry = StringStringEntryProto.decode(reader, reader.uint32()) as unknown as {
-          key: string;
-          value: string;
-        };
+        const length = reader.uint32();
+        const end = reader.pos + length;
+        const entry = { key: '', value: '' };
+        while (reader.pos < end) {
+          const t = reader.uint32();
+          if (t >>> 3 === 1 && (t & 7) === 2) entry.key = reader.string();
+          else if (t >>> 3 === 2 && (t & 7) === 2) entry.value = reader.string();
+          else reader.skipType(t & 7);
+        }
+        if (reader.pos !== end) throw new Error('metadata_props entry overruns its length');
         props[entry.key] = entry.value;
       } else {
         reader.skipType(tag & 7);

@@ -9,15 +9,11 @@ import descriptor from './onnx-descriptor.json';
 const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
 
 export const ModelProto = root.lookupType('onnx.ModelProto');
-export const StringStringEntryProto = root.lookupType('onnx.StringStringEntryProto');
 
 /** `TensorProto.DataType` values used here. */
 export const DataType = { FLOAT: 1, INT64: 7 } as const;
 
 /** `AttributeProto.AttributeType` values. */
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7 } as const;
-
-/** Field number of `ModelProto.metadata_props` in onnx.proto. */
-export const METADATA_PROPS_FIELD = 14;
 
 export { protobuf };
