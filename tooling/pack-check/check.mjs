@@ -5,9 +5,14 @@
 //      every `exports` target and `main`/`types` must be inside the tarball;
 //   2. a fresh project under os.tmpdir() depends on the tarballs through `file:` plus the npm
 //      packages the examples use, installed with `npm install --ignore-scripts` (no workspace
-//      links, no native downloads); exactly one copy of @tensorflow/tfjs-core may be installed;
+//      links, no native downloads); exactly one copy of @tensorflow/tfjs-core is installed and
+//      `npm ls --all` finds no missing or invalid dependency; a second, lean project holds only
+//      the packages that must work without TensorFlow.js (no @tensorflow package may be installed
+//      there, so every tfjs peer they declare must be optional) and imports them;
 //   3. every program in examples/ runs there with node and prints what it should;
-//   4. a .ts file importing every entry point type-checks with the repo's tsc under
+//   4. browser bundles built with Vite from the installed packages: no Node built-ins,
+//      tree-shaking (an ATSS-only bundle holds no OTA, ...), sizes (browser.mjs);
+//   5. a .ts file importing every entry point type-checks with the repo's tsc under
 //      moduleResolution node16 and bundler (strict, no skipLibCheck).
 // Prints `N passed, N failed` and exits non-zero on any failure.
 //
@@ -29,6 +34,7 @@ import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkBrowserBundles } from './browser.mjs';
 
 const started = performance.now();
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -37,6 +43,13 @@ const keep = args.includes('--keep');
 const requested = args.filter((a) => !a.startsWith('--'));
 // What the examples need from the registry, pinned as in STACK.md.
 const REGISTRY_DEPS = { '@tensorflow/tfjs': '4.22.0', 'onnxruntime-web': '1.30.0' };
+// Packages (and entry points) that must work without TensorFlow.js installed.
+const WITHOUT_TFJS = {
+  '@bmc/core': ['@bmc/core'],
+  '@bmc/assigners': ['@bmc/assigners'],
+  '@bmc/metrics': ['@bmc/metrics', '@bmc/metrics/model-stats'],
+  '@bmc/export': ['@bmc/export/metadata'],
+};
 const COCO_CASE =
   process.env.BMC_COCO_CASE ?? resolve(repo, '..', 'shared', 'fixtures', 'coco-eval', 'case_000');
 
@@ -165,8 +178,22 @@ if (inst.code === 0) {
     .filter(Boolean);
   record(
     'single @tensorflow/tfjs-core',
-    cores.length <= 1,
+    cores.length === 1,
     `${cores.length} copies${cores.length > 1 ? `: ${cores.join(', ')}` : ''}`,
+  );
+  // Missing, invalid (a peer range not met) or extraneous packages make `npm ls` fail.
+  const ls = run('npm', ['ls', '--all'], { cwd: proj });
+  record(
+    'npm ls --all',
+    ls.code === 0,
+    ls.code === 0
+      ? ''
+      : tail(
+          ls.out
+            .split('\n')
+            .filter((l) => /invalid|missing|extraneous|ERR/.test(l))
+            .join('\n'),
+        ),
   );
   const extra = run('find', [
     join(proj, 'node_modules'),
@@ -213,6 +240,41 @@ if (inst.code === 0) {
       `declared deps ${name}`,
       undeclared.size === 0,
       undeclared.size ? `imports ${[...undeclared].join(', ')} without declaring it` : '',
+    );
+  }
+}
+
+// A lean project with only the packages that do not need TensorFlow.js: npm installs required
+// peers by itself, so a required tfjs peer shows up here as an installed @tensorflow package.
+if (inst.code === 0) {
+  const lean = join(work, 'without-tfjs');
+  const wanted = Object.keys(WITHOUT_TFJS).filter((n) => tarballs.has(n));
+  const leanDeps = Object.fromEntries(wanted.map((n) => [n, `file:${tarballs.get(n)}`]));
+  mkdirSync(lean);
+  writeFileSync(
+    join(lean, 'package.json'),
+    `${JSON.stringify({ name: 'bmc-without-tfjs', private: true, type: 'module', dependencies: leanDeps }, null, 2)}\n`,
+  );
+  const t0 = performance.now();
+  const li = run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error'], {
+    cwd: lean,
+  });
+  if (li.code !== 0) {
+    record('without tfjs: npm install', false, tail(li.out));
+  } else {
+    const tfjs = existsSync(join(lean, 'node_modules', '@tensorflow'))
+      ? readdirSync(join(lean, 'node_modules', '@tensorflow')).map((d) => `@tensorflow/${d}`)
+      : [];
+    const specs = wanted.flatMap((n) => WITHOUT_TFJS[n]);
+    const code = `for (const s of ${JSON.stringify(specs)}) { const m = await import(s); if (Object.keys(m).length === 0) throw new Error(s + ': no exports'); }`;
+    const r = run(process.execPath, ['--input-type=module', '-e', code], { cwd: lean, timeout: 60_000 });
+    const problems = [];
+    if (tfjs.length > 0) problems.push(`npm installed ${tfjs.join(', ')} (a required peer?)`);
+    if (r.code !== 0) problems.push(tail(r.out));
+    record(
+      `without tfjs: ${wanted.join(', ')}`,
+      problems.length === 0,
+      problems.join('; ') || `${specs.join(', ')} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
     );
   }
 }
@@ -297,7 +359,16 @@ if (inst.code === 0) {
   }
 }
 
-// --- 4. types ----------------------------------------------------------------------------------
+// --- 4. browser bundles ------------------------------------------------------------------------
+if (inst.code === 0) {
+  try {
+    await checkBrowserBundles({ proj, record, installed: (n) => tarballs.has(n) });
+  } catch (e) {
+    record('browser bundles', false, String(e?.stack ?? e));
+  }
+}
+
+// --- 5. types ----------------------------------------------------------------------------------
 if (inst.code === 0) {
   const lines = [];
   let i = 0;
