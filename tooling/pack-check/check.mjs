@@ -13,7 +13,9 @@
 //   4. browser bundles built with Vite from the installed packages: no Node built-ins,
 //      tree-shaking (an ATSS-only bundle holds no OTA, ...), sizes (browser.mjs);
 //   5. a .ts file importing every entry point type-checks with the repo's tsc under
-//      moduleResolution node16 and bundler (strict, no skipLibCheck).
+//      moduleResolution node16 and bundler (strict, no skipLibCheck);
+//   6. `changeset status` + `changeset version` in a temporary copy give the expected versions and
+//      CHANGELOG entries (changesets.mjs).
 // Prints `N passed, N failed` and exits non-zero on any failure.
 //
 //   node tooling/pack-check/check.mjs [--keep] [@bmc/pkg ...]
@@ -35,6 +37,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkBrowserBundles } from './browser.mjs';
+import { checkChangesets } from './changesets.mjs';
 
 const started = performance.now();
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -442,6 +445,13 @@ if (inst.code === 0) {
       ok ? `${i} entry points${note}` : `${ours.slice(0, 20).join('\n    ') || tail(r.out, 25)}`,
     );
   }
+}
+
+// --- 6. release dry run --------------------------------------------------------------------------
+try {
+  checkChangesets({ record, keep });
+} catch (e) {
+  record('changeset version (dry run)', false, String(e?.stack ?? e));
 }
 
 // --- summary -----------------------------------------------------------------------------------
