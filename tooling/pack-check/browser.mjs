@@ -81,6 +81,11 @@ const BUNDLES = [
     forbid: ['@tensorflow/'],
   },
   {
+    name: '@bmc/backbone/safetensors',
+    entries: ['@bmc/backbone/safetensors'],
+    forbid: ['@tensorflow/'],
+  },
+  {
     name: '@bmc/heads-iou/postprocess',
     entries: ['@bmc/heads-iou/postprocess'],
     forbid: ['@tensorflow/'],
