@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/cli.ts'],
+  // The replica worker is its own entry: worker threads load it by file name.
+  entry: { index: 'src/index.ts', cli: 'src/cli.ts', 'replica-worker': 'src/train/replica-worker.ts' },
   format: ['esm'],
   dts: { entry: 'src/index.ts' },
   clean: true,

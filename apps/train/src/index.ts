@@ -7,6 +7,7 @@ export * from './train/data.js';
 export * from './train/detector.js';
 export * from './train/evaluate.js';
 export * from './train/optimizer.js';
+export * from './train/replicas.js';
 export * from './train/schedule.js';
 export * from './train/sgd.js';
 export * from './train/step.js';

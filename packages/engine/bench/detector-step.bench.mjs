@@ -19,6 +19,9 @@ import {
   headOutputs,
   loadConfig,
   lossOptions,
+  ReplicaPool,
+  threadsPerReplica,
+  toDetectorConfig,
   trainableParams,
   trainStep,
 } from '../../../apps/train/dist/index.js';
@@ -35,6 +38,8 @@ import { describeEngine, installEngineKernels, registerMissingWasmKernels } from
 const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
 const BATCH = Number(process.env.BMC_STEP_BATCH ?? 2);
 const MICRO = Number(process.env.BMC_STEP_MICRO ?? 1);
+// Data-parallel replicas for the second measurement (0 or 1: skipped); each gets one onnxruntime thread.
+const REPLICAS = Number(process.env.BMC_STEP_REPLICAS ?? 2);
 const ITERS = Number(process.env.BMC_STEP_ITERS ?? 3);
 const TORCH = process.env.BMC_STEP_TORCH ?? 'thesis';
 const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
@@ -55,7 +60,8 @@ tf.env().set('IS_TEST', false);
 console.log(`backend ${backend.name}; engine: ${describeEngine().summary}`);
 
 const config = loadConfig({ preset: 'thesis' });
-const detector = buildDetector('thesis');
+// The trainer's own model from the thesis preset (what replicas build too).
+const detector = buildDetector(toDetectorConfig(config, 1));
 const ctx = {
   model: detector.model,
   assigner: createAssigner({ type: 'ota' }),
@@ -184,6 +190,38 @@ const leaked = tf.memory().numTensors - before;
 const medianMs = [...steps].sort((a, b) => a - b)[steps.length >> 1];
 console.log(`load after ours: ${uptime()}`);
 
+// The same steps with data-parallel replicas (run.replicas): the batch split across worker threads.
+let replicaRun;
+if (REPLICAS > 1 && BATCH > 1) {
+  const threads = threadsPerReplica(REPLICAS);
+  installEngineKernels({ backend: 'wasm', threads });
+  const pool = await ReplicaPool.start(ctx.model, { config, numClasses: 1, replicas: REPLICAS, threads });
+  console.log(`\n${pool.size} replicas, ${threads} onnxruntime thread(s) each; load before: ${uptime()}`);
+  await pool.step(ctx, batch, LR);
+  const mainBefore = tf.memory().numTensors;
+  const workerBefore = [...pool.workerTensors];
+  const times = [];
+  for (let i = 0; i < ITERS; i++) {
+    const t0 = performance.now();
+    const r = await pool.step(ctx, batch, LR);
+    times.push(performance.now() - t0);
+    console.log(
+      `replicas step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives)`,
+    );
+  }
+  replicaRun = {
+    replicas: pool.size,
+    threads,
+    ms: [...times].sort((a, b) => a - b)[times.length >> 1],
+    times,
+    leakedMain: tf.memory().numTensors - mainBefore,
+    leakedWorkers: pool.workerTensors.map((n, i) => n - workerBefore[i]),
+  };
+  await pool.close();
+  installEngineKernels({ backend: 'wasm' });
+  console.log(`load after replicas: ${uptime()}`);
+}
+
 let topKernels = [];
 if (PROFILE) {
   let stepMs = 0;
@@ -218,6 +256,12 @@ const rows = [
     ms: medianMs,
   },
 ];
+if (replicaRun) {
+  rows.push({
+    name: `thesis train step ${SIZE}x${SIZE} b${BATCH}, ${replicaRun.replicas} data-parallel replicas (${replicaRun.threads} ort thread each)`,
+    ms: replicaRun.ms,
+  });
+}
 const notes = [
   `ours: warm-up 1 step, median of ${ITERS} steps (${steps.map((m) => m.toFixed(0)).join(', ')} ms); leaked tensors ${leaked}`,
 ];
@@ -229,14 +273,21 @@ if (TORCH !== 'none' && torchAvailable()) {
     { timeoutMs: 1_800_000 },
   );
   console.log(`PyTorch ${py.torch}, ${py.threads} threads: ${JSON.stringify(py)}`);
-  rows[0].refMs = py.thesis.ms;
-  rows[0].ref = 'PyTorch thesis';
+  for (const r of rows) {
+    r.refMs = py.thesis.ms;
+    r.ref = `PyTorch thesis b${BATCH}`;
+  }
   if (py.baseline)
     rows.push({ name: 'PyTorch baseline RetinaNet R50-FPN step (reference only)', ms: py.baseline.ms });
   notes.push(`PyTorch params thesis ${py.thesis.params} (trainable ${py.thesis.trainable})`);
   notes.push(`load after PyTorch: ${uptime()}`);
 } else {
   notes.push('PyTorch reference skipped (BMC_STEP_TORCH=none or /usr/bin/python3 has no torch)');
+}
+if (replicaRun) {
+  notes.push(
+    `replicas: median of ${ITERS} (${replicaRun.times.map((m) => m.toFixed(0)).join(', ')} ms); leaked tensors main ${replicaRun.leakedMain}, workers ${replicaRun.leakedWorkers.join(', ')}`,
+  );
 }
 notes.push(
   `phases ms of one micro-batch of ${micro}: ${JSON.stringify(Object.fromEntries(Object.entries(breakdown.phases).map(([k, v]) => [k, Math.round(v)])))}`,

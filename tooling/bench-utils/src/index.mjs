@@ -69,7 +69,9 @@ function repoRoot() {
 export function report(suite, rows, notes = []) {
   console.log(`\n## ${suite}`);
   for (const r of rows) {
-    const ratio = r.refMs ? ` | ${r.ref ?? 'reference'} ${r.refMs.toFixed(2)} ms | ratio ${(r.ms / r.refMs).toFixed(2)}x` : '';
+    const ratio = r.refMs
+      ? ` | ${r.ref ?? 'reference'} ${r.refMs.toFixed(2)} ms | ratio ${(r.ms / r.refMs).toFixed(2)}x`
+      : '';
     const extra = r.extra ? ` | ${r.extra}` : '';
     console.log(`${r.name}: ${r.ms.toFixed(2)} ms${ratio}${extra}`);
   }

@@ -169,6 +169,11 @@ export const runSchema = z
     backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     /** Route convolutions through onnxruntime-node kernels when available (@bmc/engine). */
     nativeKernels: z.boolean().default(true),
+    /**
+     * Data-parallel replicas (the main thread plus worker threads) that split each batch; the cores are
+     * divided among them for onnxruntime. 1: none. wasm and cpu backends only.
+     */
+    replicas: z.number().int().min(1).max(64).default(1),
   })
   .strict();
 

@@ -3,6 +3,7 @@ import { type Anchors, BoxCoder } from '@bmc/core';
 import type { Batch } from '@bmc/data';
 import { type DetectionLoss, detectionLoss, type ImageTargets, type LossOptions } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
+import { GradientSum } from './gradient-sum.js';
 import type { Optimizer } from './optimizer.js';
 import { clipGradNorm, type Param } from './sgd.js';
 
@@ -108,8 +109,11 @@ export function headOutputs(outputs: tf.Tensor | tf.Tensor[]) {
   return { clsLogits: clsLogits!, boxDeltas: boxDeltas!, ...(iouLogits ? { iouLogits } : {}) };
 }
 
+/** What a forward/backward pass needs: the step context without the optimizer. */
+export type LossContext = Omit<StepContext, 'optimizer' | 'clipGradNorm'>;
+
 /** Loss parts of one forward pass, as numbers. */
-interface LossParts {
+export interface LossParts {
   total: number;
   cls: number;
   box: number;
@@ -118,7 +122,7 @@ interface LossParts {
 }
 
 /** Images `from..to` of a batch, sharing its pixel buffer. */
-function sliceBatch(batch: Batch, from: number, to: number): Batch {
+export function sliceBatch(batch: Batch, from: number, to: number): Batch {
   const px = batch.width * batch.height * 3;
   return {
     images: batch.images.subarray(from * px, to * px),
@@ -133,7 +137,7 @@ function sliceBatch(batch: Batch, from: number, to: number): Batch {
 }
 
 /** Forward (training mode), assignment, loss and backward for one (micro-)batch. */
-function lossAndGrads(ctx: StepContext, batch: Batch, variables: tf.Variable[]) {
+function lossAndGrads(ctx: LossContext, batch: Batch, variables: tf.Variable[]) {
   const x = tf.tensor4d(batch.images, [batch.batchSize, batch.height, batch.width, 3]);
   let parts: Omit<LossParts, 'total'> = { cls: 0, box: 0, iou: 0, numPositives: 0 };
   let assignMs = 0;
@@ -158,65 +162,73 @@ function lossAndGrads(ctx: StepContext, batch: Batch, variables: tf.Variable[]) 
 }
 
 /**
- * Whole-batch loss and gradients from micro-batches. Each chunk's loss is normalised within the chunk;
- * rescaling by the chunk's share of the batch's normaliser (its images for per-image normalisation, its
- * positives for batch normalisation) gives the whole batch's loss and gradients.
+ * Weight of a share of a batch (a micro-batch, a replica's images) in the whole batch's normaliser: its
+ * images for per-image normalisation, its positives for batch normalisation. A share's loss is
+ * normalised within the share; sum(weight x share loss) / sum(weights) is the whole batch's loss, and
+ * the same holds for the gradients.
  */
-function accumulatedLossAndGrads(ctx: StepContext, batch: Batch, variables: tf.Variable[], size: number) {
-  const perImage = (ctx.loss.normalization ?? 'per-image') === 'per-image';
-  const chunks: { parts: LossParts; weight: number }[] = [];
-  let sum: tf.NamedTensorMap | null = null;
-  let assignMs = 0;
-  for (let from = 0; from < batch.batchSize; from += size) {
-    const to = Math.min(batch.batchSize, from + size);
-    const r = lossAndGrads(ctx, sliceBatch(batch, from, to), variables);
-    assignMs += r.assignMs;
-    const weight = perImage ? to - from : Math.max(1, r.parts.numPositives);
-    chunks.push({ parts: r.parts, weight });
-    const prev: tf.NamedTensorMap | null = sum;
-    sum = tf.tidy(() => {
-      const out: tf.NamedTensorMap = {};
-      for (const [k, g] of Object.entries(r.grads))
-        out[k] = prev ? tf.add(prev[k]!, tf.mul(g, weight)) : tf.mul(g, weight);
-      return out;
-    });
-    tf.dispose(r.grads);
-    if (prev) tf.dispose(prev);
-  }
-  const numPositives = chunks.reduce((s, c) => s + c.parts.numPositives, 0);
-  const denom = perImage ? batch.batchSize : Math.max(1, numPositives);
-  const acc = sum!;
-  const grads = tf.tidy(() => {
-    const out: tf.NamedTensorMap = {};
-    for (const [k, g] of Object.entries(acc)) out[k] = tf.div(g, denom);
-    return out;
-  });
-  tf.dispose(acc);
+export function shareWeight(ctx: Pick<LossContext, 'loss'>, images: number, positives: number): number {
+  return (ctx.loss.normalization ?? 'per-image') === 'per-image' ? images : Math.max(1, positives);
+}
+
+/** Whole-batch loss parts from weighted shares (see {@link shareWeight}); also returns the divisor. */
+export function combineShares(shares: readonly { parts: LossParts; weight: number }[]) {
+  const denom = shares.reduce((s, c) => s + c.weight, 0);
   const combine = (key: 'total' | 'cls' | 'box' | 'iou') =>
-    chunks.reduce((s, c) => s + c.parts[key] * c.weight, 0) / denom;
+    shares.reduce((s, c) => s + c.parts[key] * c.weight, 0) / denom;
   const parts: LossParts = {
     total: combine('total'),
     cls: combine('cls'),
     box: combine('box'),
     iou: combine('iou'),
-    numPositives,
+    numPositives: shares.reduce((s, c) => s + c.parts.numPositives, 0),
   };
-  return { parts, grads, assignMs };
+  return { parts, denom };
+}
+
+/** Whole-batch loss and gradients from micro-batches of `size` images, summed with their weights. */
+function accumulatedLossAndGrads(ctx: LossContext, batch: Batch, variables: tf.Variable[], size: number) {
+  const shares: { parts: LossParts; weight: number }[] = [];
+  const sum = new GradientSum(variables);
+  let assignMs = 0;
+  for (let from = 0; from < batch.batchSize; from += size) {
+    const to = Math.min(batch.batchSize, from + size);
+    const r = lossAndGrads(ctx, sliceBatch(batch, from, to), variables);
+    assignMs += r.assignMs;
+    const weight = shareWeight(ctx, to - from, r.parts.numPositives);
+    shares.push({ parts: r.parts, weight });
+    try {
+      sum.add(r.grads, weight);
+    } finally {
+      tf.dispose(r.grads);
+    }
+  }
+  const { parts, denom } = combineShares(shares);
+  return { parts, grads: sum.toTensors(denom), assignMs };
 }
 
 /**
- * One optimizer step: forward (training mode), assignment, loss, backward (in micro-batches when
- * `ctx.microBatch` is smaller than the batch), gradient clipping, optimizer. A non-finite loss changes
- * nothing and is reported, so the caller can skip the step. Leaves no tensors behind.
+ * Loss and gradients of a batch (or of one replica's share of it), in micro-batches when
+ * `ctx.microBatch` is smaller than the batch. The caller owns (and disposes) the gradients.
  */
-export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResult {
-  const params = trainableParams(ctx.model);
-  const variables = params.map((p) => p.variable);
+export function batchLossAndGrads(ctx: LossContext, batch: Batch, variables: tf.Variable[]) {
   const micro = ctx.microBatch ?? 0;
-  const { parts, grads, assignMs } =
-    micro > 0 && micro < batch.batchSize
-      ? accumulatedLossAndGrads(ctx, batch, variables, micro)
-      : lossAndGrads(ctx, batch, variables);
+  return micro > 0 && micro < batch.batchSize
+    ? accumulatedLossAndGrads(ctx, batch, variables, micro)
+    : lossAndGrads(ctx, batch, variables);
+}
+
+/**
+ * Clipping and the optimizer on whole-batch gradients, unless the loss or the gradient norm is not
+ * finite (then nothing changes). Disposes `grads`.
+ */
+export function applyGradients(
+  ctx: Pick<StepContext, 'optimizer' | 'clipGradNorm'>,
+  params: Param[],
+  result: { parts: LossParts; grads: tf.NamedTensorMap; assignMs: number },
+  lr: number,
+): StepResult {
+  const { parts, grads, assignMs } = result;
   const { total, ...rest } = parts;
   if (!Number.isFinite(total)) {
     tf.dispose(grads);
@@ -230,4 +242,19 @@ export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResul
   ctx.optimizer.apply(params, grads, lr);
   tf.dispose(grads);
   return { finite: true, total, ...rest, gradNorm, assignMs };
+}
+
+/**
+ * One optimizer step: forward (training mode), assignment, loss, backward (in micro-batches when
+ * `ctx.microBatch` is smaller than the batch), gradient clipping, optimizer. A non-finite loss changes
+ * nothing and is reported, so the caller can skip the step. Leaves no tensors behind.
+ */
+export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResult {
+  const params = trainableParams(ctx.model);
+  const result = batchLossAndGrads(
+    ctx,
+    batch,
+    params.map((p) => p.variable),
+  );
+  return applyGradients(ctx, params, result, lr);
 }

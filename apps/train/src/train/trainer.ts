@@ -22,6 +22,7 @@ import { evalLoader, loadSplits, type Split, trainLoader } from './data.js';
 import { lossOptions, postprocessOptions, toDetectorConfig } from './detector.js';
 import { type Evaluation, evaluatePredictions, predictLoader } from './evaluate.js';
 import { createOptimizer } from './optimizer.js';
+import { ReplicaPool, threadsPerReplica } from './replicas.js';
 import { learningRate } from './schedule.js';
 import { type StepResult, trainableParams, trainStep } from './step.js';
 
@@ -67,13 +68,18 @@ export class TrainingError extends Error {
 }
 
 /** Sets the tfjs backend and, when asked, the native convolution kernels. */
-export async function setUpEngine(config: TrainConfig, log: (s: string) => void): Promise<BackendChoice> {
+export async function setUpEngine(
+  config: TrainConfig,
+  log: (s: string) => void,
+  /** onnxruntime threads per convolution; default all cores (data-parallel replicas split them). */
+  threads?: number,
+): Promise<BackendChoice> {
   const backend = await initBackend(config.run.backend === 'auto' ? {} : { preference: config.run.backend });
   log(describeBackend(backend));
   if (backend.name === 'wasm') registerMissingWasmKernels();
   if (backend.name === 'cpu') fixCpuResizeNearestNeighborGrad();
   if (config.run.nativeKernels && (backend.name === 'wasm' || backend.name === 'cpu')) {
-    installEngineKernels({ backend: backend.name });
+    installEngineKernels({ backend: backend.name, ...(threads ? { threads } : {}) });
     log(`engine: ${describeEngine().summary}`);
   }
   return backend;
@@ -120,7 +126,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     : createRunDir(options.runsDir ?? 'runs', config.name);
   if (!options.resume) writeFileAtomic(paths.config, toYaml(config));
   const log = new JsonlLog(paths.log);
-  const backend = await setUpEngine(config, say);
+  const replicas = config.run.replicas;
+  const backend = await setUpEngine(config, say, replicas > 1 ? threadsPerReplica(replicas) : undefined);
 
   const splits = await loadSplits(config);
   const classes = splits.train.classes;
@@ -253,71 +260,90 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     return ev;
   };
 
-  outer: while (state.epoch < config.optim.epochs) {
-    const t0 = performance.now();
-    let images = 0;
-    let b = 0;
-    for await (const batch of loader.epoch(state.epoch)) {
-      if (b++ < state.batchInEpoch) continue; // already trained on before the resume
-      const lr = learningRate(schedule, state.step, state.epoch);
-      const r: StepResult = trainStep(ctx, batch as Batch, lr);
-      images += batch.batchSize;
-      if (!r.finite) {
-        state.badSteps++;
-        log.write({ event: 'non-finite-loss', step: state.step, ...r });
-        say(
-          `warning: step ${state.step}: loss ${r.total}, gradient norm ${r.gradNorm}: step skipped (${state.badSteps} in a row)`,
-        );
-        if (state.badSteps >= config.run.maxBadSteps) {
-          stopped = 'non-finite-loss';
+  let pool: ReplicaPool | undefined;
+  if (replicas > 1 && (backend.name === 'wasm' || backend.name === 'cpu')) {
+    pool = await ReplicaPool.start(model, { config, numClasses: classes.length, replicas });
+    say(
+      `data-parallel: ${pool.size} replicas (worker threads), ${threadsPerReplica(replicas)} onnxruntime thread(s) each`,
+    );
+  } else if (replicas > 1) {
+    say(
+      `run.replicas ${replicas} ignored: data-parallel replicas are for the wasm and cpu backends (this is ${backend.name})`,
+    );
+  }
+
+  try {
+    outer: while (state.epoch < config.optim.epochs) {
+      const t0 = performance.now();
+      let images = 0;
+      let b = 0;
+      for await (const batch of loader.epoch(state.epoch)) {
+        if (b++ < state.batchInEpoch) continue; // already trained on before the resume
+        const lr = learningRate(schedule, state.step, state.epoch);
+        const r: StepResult = pool
+          ? await pool.step(ctx, batch as Batch, lr)
+          : trainStep(ctx, batch as Batch, lr);
+        images += batch.batchSize;
+        if (!r.finite) {
+          state.badSteps++;
+          log.write({ event: 'non-finite-loss', step: state.step, ...r });
+          say(
+            `warning: step ${state.step}: loss ${r.total}, gradient norm ${r.gradNorm}: step skipped (${state.badSteps} in a row)`,
+          );
+          if (state.badSteps >= config.run.maxBadSteps) {
+            stopped = 'non-finite-loss';
+            break outer;
+          }
+        } else {
+          state.badSteps = 0;
+        }
+        state.step++;
+        state.batchInEpoch++;
+        stepsThisRun++;
+        const ips = images / ((performance.now() - t0) / 1000);
+        log.write({
+          event: 'step',
+          step: state.step,
+          epoch: state.epoch,
+          lr,
+          loss: r.total,
+          cls: r.cls,
+          box: r.box,
+          iou: r.iou,
+          pos: r.numPositives,
+          gradNorm: r.gradNorm,
+          assignMs: Math.round(r.assignMs),
+          imagesPerSecond: ips,
+        });
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        bar?.update(state.step, {
+          epoch: state.epoch + 1,
+          loss: r.total.toFixed(3),
+          cls: r.cls.toFixed(3),
+          box: r.box.toFixed(3),
+          iou: r.iou.toFixed(3),
+          lr: lr.toExponential(1),
+          ips: ips.toFixed(1),
+        });
+        if (config.run.checkpointEvery > 0 && state.step % config.run.checkpointEvery === 0)
+          await checkpoint();
+        if (options.maxSteps !== undefined && stepsThisRun >= options.maxSteps) {
+          stopped = 'max-steps';
           break outer;
         }
-      } else {
-        state.badSteps = 0;
+        if (budgetMs > 0 && performance.now() - started > budgetMs) {
+          stopped = 'time-budget';
+          break outer;
+        }
       }
-      state.step++;
-      state.batchInEpoch++;
-      stepsThisRun++;
-      const ips = images / ((performance.now() - t0) / 1000);
-      log.write({
-        event: 'step',
-        step: state.step,
-        epoch: state.epoch,
-        lr,
-        loss: r.total,
-        cls: r.cls,
-        box: r.box,
-        iou: r.iou,
-        pos: r.numPositives,
-        gradNorm: r.gradNorm,
-        assignMs: Math.round(r.assignMs),
-        imagesPerSecond: ips,
-      });
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      bar?.update(state.step, {
-        epoch: state.epoch + 1,
-        loss: r.total.toFixed(3),
-        cls: r.cls.toFixed(3),
-        box: r.box.toFixed(3),
-        iou: r.iou.toFixed(3),
-        lr: lr.toExponential(1),
-        ips: ips.toFixed(1),
-      });
-      if (config.run.checkpointEvery > 0 && state.step % config.run.checkpointEvery === 0) await checkpoint();
-      if (options.maxSteps !== undefined && stepsThisRun >= options.maxSteps) {
-        stopped = 'max-steps';
-        break outer;
-      }
-      if (budgetMs > 0 && performance.now() - started > budgetMs) {
-        stopped = 'time-budget';
-        break outer;
-      }
+      state.epoch++;
+      state.batchInEpoch = 0;
+      const evalNow = config.run.evalEvery > 0 && state.epoch % config.run.evalEvery === 0;
+      if (evalNow || state.epoch === config.optim.epochs) lastEval = await validate();
+      await checkpoint();
     }
-    state.epoch++;
-    state.batchInEpoch = 0;
-    const evalNow = config.run.evalEvery > 0 && state.epoch % config.run.evalEvery === 0;
-    if (evalNow || state.epoch === config.optim.epochs) lastEval = await validate();
-    await checkpoint();
+  } finally {
+    await pool?.close();
   }
   bar?.stop();
   if (stopped !== 'finished') {
