@@ -16,23 +16,10 @@ import { lossOptions, toDetectorConfig } from '../src/train/detector.js';
 import { createOptimizer } from '../src/train/optimizer.js';
 import { trainStep } from '../src/train/step.js';
 import { setUpEngine, train } from '../src/train/trainer.js';
+import { smallSet } from './small-config.js';
 
 // A model and dataset small enough for CI: 128 px synthetic smears, no augmentation noise.
-const SMALL = [
-  'data.imageSize=128',
-  'data.synthetic.train=8',
-  'data.synthetic.val=4',
-  'data.synthetic.test=4',
-  'data.augment.hflip=0',
-  'data.augment.vflip=0',
-  'data.augment.scale=[1, 1]',
-  'data.augment.colorJitter=0',
-  'data.augment.hed=0',
-  'optim.batchSize=4',
-  'optim.warmupIters=3',
-  'optim.lr=0.001',
-  'run.evalEvery=0',
-];
+const SMALL = [...smallSet(128, 8, 4), 'optim.warmupIters=3', 'optim.lr=0.001', 'run.evalEvery=0'];
 const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
 const steps = (dir: string) =>
   readJsonl(readFileSync(join(dir, 'log.jsonl'), 'utf8')).filter((e) => e.event === 'step');

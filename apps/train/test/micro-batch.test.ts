@@ -8,21 +8,11 @@ import { lossOptions, toDetectorConfig } from '../src/train/detector.js';
 import { Sgd } from '../src/train/sgd.js';
 import { type StepContext, trainStep } from '../src/train/step.js';
 import { setUpEngine } from '../src/train/trainer.js';
+import { smallSet } from './small-config.js';
 
 // Gradient accumulation must reproduce the whole-batch step: same loss, same weights after one SGD step
 // (momentum 0, so the update is lr x gradient and the weights compare the gradients directly).
-const SET = [
-  'data.imageSize=64',
-  'data.synthetic.train=4',
-  'data.synthetic.val=1',
-  'data.synthetic.test=1',
-  'data.augment.hflip=0',
-  'data.augment.vflip=0',
-  'data.augment.scale=[1, 1]',
-  'data.augment.colorJitter=0',
-  'data.augment.hed=0',
-  'optim.batchSize=4',
-];
+const SET = smallSet(64, 4, 1);
 
 // The trainer's backend set-up: wasm with the engine's kernels.
 beforeAll(async () => {

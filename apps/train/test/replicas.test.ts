@@ -12,23 +12,12 @@ import { ReplicaPool, splitShares } from '../src/train/replicas.js';
 import { Sgd } from '../src/train/sgd.js';
 import { type StepContext, trainStep } from '../src/train/step.js';
 import { setUpEngine, train } from '../src/train/trainer.js';
+import { smallSet } from './small-config.js';
 
 // Data-parallel replicas must give the whole batch's step: same loss, same weights after each step, on
 // every replica (they load the main thread's weights), and no tensors left behind on any thread.
 // Needs the built worker (dist/replica-worker.js): `pnpm test` builds first.
-const SET = [
-  'data.imageSize=64',
-  'data.synthetic.train=8',
-  'data.synthetic.val=1',
-  'data.synthetic.test=1',
-  'data.augment.hflip=0',
-  'data.augment.vflip=0',
-  'data.augment.scale=[1, 1]',
-  'data.augment.colorJitter=0',
-  'data.augment.hed=0',
-  'optim.batchSize=4',
-  'model.backbone.frozenBatchNorm=true',
-];
+const SET = [...smallSet(64, 8, 1), 'model.backbone.frozenBatchNorm=true'];
 const config = loadConfig({ preset: 'tiny', set: SET });
 
 beforeAll(async () => {
