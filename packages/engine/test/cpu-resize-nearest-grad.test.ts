@@ -19,9 +19,17 @@ function handGrad2x(w: number[][][][]): number[][][][] {
 }
 
 const gradOf = (x: tf.Tensor4D, w: tf.Tensor4D, alignCorners = false, halfPixelCenters = false) =>
-  tf.grad((t: tf.Tensor4D) =>
+  tf.grad((t: tf.Tensor) =>
     tf.sum(
-      tf.mul(tf.image.resizeNearestNeighbor(t, [w.shape[1], w.shape[2]], alignCorners, halfPixelCenters), w),
+      tf.mul(
+        tf.image.resizeNearestNeighbor(
+          t as tf.Tensor4D,
+          [w.shape[1], w.shape[2]],
+          alignCorners,
+          halfPixelCenters,
+        ),
+        w,
+      ),
     ),
   )(x);
 

@@ -220,7 +220,9 @@ function workerUrl(): URL {
   if (existsSync(beside)) return beside;
   const built = new URL('../../dist/replica-worker.js', import.meta.url);
   if (existsSync(built)) return built;
-  throw new Error(`ReplicaPool: worker script not found at ${beside.pathname} or ${built.pathname}; build @bmc/train first`);
+  throw new Error(
+    `ReplicaPool: worker script not found at ${beside.pathname} or ${built.pathname}; build @bmc/train first`,
+  );
 }
 
 /** `[from, to)` of each replica's share: as even as possible, the first replicas one image larger. */
