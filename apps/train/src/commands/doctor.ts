@@ -13,7 +13,16 @@ export interface DoctorReport {
   backend: BackendChoice | { error: string };
   cuda: { nvidiaSmi: boolean; libcudart11: boolean; libcudnn8: boolean; usable: boolean; missing: string[] };
   engine: string;
+  /** Whether glibc's malloc was tuned at start-up for onnxruntime's large buffers (see @bmc/engine's README). */
+  mallocTuned: boolean;
 }
+
+/** The start-up settings that make onnxruntime reuse one heap for its large per-call buffers. */
+export const MALLOC_TUNING = {
+  MALLOC_MMAP_THRESHOLD_: '33554432',
+  MALLOC_TRIM_THRESHOLD_: '4294967296',
+  MALLOC_TOP_PAD_: '268435456',
+} as const;
 
 const require = createRequire(import.meta.url);
 
@@ -100,6 +109,7 @@ export async function doctor(): Promise<DoctorReport> {
     backend,
     cuda: cudaStatus(),
     engine: await engineStatus(),
+    mallocTuned: Object.keys(MALLOC_TUNING).every((k) => process.env[k] !== undefined),
   };
 }
 
@@ -109,6 +119,13 @@ export function formatDoctor(r: DoctorReport): string {
     `cpu features: ${r.cpu.features.join(' ') || 'unknown'}`,
     'error' in r.backend ? `backend: none (${r.backend.error})` : describeBackend(r.backend),
     `engine: ${r.engine}`,
+    r.mallocTuned || !r.platform.startsWith('linux')
+      ? `glibc malloc tuning: ${r.mallocTuned ? 'on' : 'n/a'}`
+      : `glibc malloc tuning: off (CPU training of R50 models is ~10% faster started with ${Object.entries(
+          MALLOC_TUNING,
+        )
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')})`,
     `tfjs-node-gpu usable: ${r.cuda.usable ? 'yes' : `no, missing: ${r.cuda.missing.join('; ')}`}`,
     'packages:',
     ...Object.entries(r.packages).map(([k, v]) => `  ${k}: ${v ?? 'not installed'}`),
