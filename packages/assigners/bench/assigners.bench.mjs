@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
 import { mulberry32 } from '@bmc/test-utils';
+import { report } from '../../../tooling/bench-utils/src/index.mjs';
 import { anchorFields, createAssigner } from '../dist/index.js';
 
 const SIZE = 512;
@@ -137,6 +138,7 @@ console.log(
   );
 }
 const targets = { maxiou: 50, atss: 50, paa: Number.NaN, ota: 200 };
+const reportRows = [];
 for (const g of [10, 50]) {
   const input = scene(g, 100 + g);
   console.log(`\n${g} ground truths`);
@@ -146,6 +148,11 @@ for (const g of [10, 50]) {
     const assigner = createAssigner({ type });
     const { ms, cpu, out } = time(() => assigner.assign(input));
     rows[type] = { ms, cpu, pos: out.numPositives };
+    reportRows.push({
+      name: `${type} ${n} anchors, ${g} GTs`,
+      ms,
+      extra: `cpu ${cpu.toFixed(1)} ms, ${out.numPositives} positives`,
+    });
     const target = g === 10 && Number.isFinite(targets[type]) ? `< ${targets[type]} ms` : '';
     console.log(
       `${type.padEnd(10)} ${ms.toFixed(1).padStart(7)}  ${cpu.toFixed(1).padStart(7)}   ${String(out.numPositives).padStart(9)}   ${target}`,
@@ -158,6 +165,14 @@ for (const g of [10, 50]) {
     for (const threads of [1, 2]) {
       const { ms, cpu, pos } = tv[threads];
       const same = pos === rows.maxiou.pos ? 'same positive count' : `positives differ: ${pos}`;
+      if (threads === 2) {
+        reportRows.push({
+          name: `maxiou vs torchvision box_iou + Matcher, ${g} GTs`,
+          ms: rows.maxiou.ms,
+          refMs: ms,
+          ref: 'torchvision (2 threads)',
+        });
+      }
       console.log(
         `torchvision box_iou + Matcher, ${threads} thread(s): wall ${ms.toFixed(1)} ms, cpu ${cpu.toFixed(1)} ms; ` +
           `MaxIoU here / torchvision: wall ${(rows.maxiou.ms / ms).toFixed(2)}, cpu ${(rows.maxiou.cpu / cpu).toFixed(2)} (${same})`,
@@ -165,3 +180,4 @@ for (const g of [10, 50]) {
     }
   }
 }
+report('assigners', reportRows);

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { report } from '../../../tooling/bench-utils/src/index.mjs';
 import { resnet } from '../dist/index.js';
 
 const size = Number(process.env.BMC_BENCH_SIZE ?? 256);
@@ -23,6 +24,7 @@ for (let i = 0; i < runs + 1; i++) {
 }
 const median = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 const ours = median(times);
+const row = { name: `ResNet50 C2..C5 forward ${size}x${size}, tfjs ${tf.getBackend()}`, ms: ours };
 console.log(
   `tfjs ${tf.getBackend()}: ResNet50 C2..C5 ${size}x${size} median ${ours.toFixed(1)} ms over ${runs} runs`,
 );
@@ -46,6 +48,7 @@ print(sorted(ts[1:])[len(ts[1:]) // 2])`;
   if (r.status !== 0) console.log(`PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`);
   else {
     const ref = Number(r.stdout.trim());
+    Object.assign(row, { refMs: ref, ref: 'PyTorch 1.13 (2 threads)' });
     console.log(
       `PyTorch 2 threads: median ${ref.toFixed(1)} ms; tfjs / PyTorch = ${(ours / ref).toFixed(1)}x`,
     );
@@ -53,3 +56,4 @@ print(sorted(ts[1:])[len(ts[1:]) // 2])`;
 }
 tf.dispose(x);
 model.dispose();
+report('backbone', [row]);

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { report } from '../../../tooling/bench-utils/src/index.mjs';
 import { BatchLoader, datasetSource, defaultTrainAugment, generateSmear, readYolo } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -19,6 +20,7 @@ function sharedData() {
 const SIZE = 512;
 const N = Number(process.env.BMC_BENCH_IMAGES ?? 240);
 const BATCH = 8;
+const reportRows = [];
 const root = join(sharedData(), 'txl-pbc');
 
 if (!existsSync(root)) {
@@ -62,6 +64,21 @@ if (!existsSync(root)) {
   const refIps = best('refIps');
   const augIps = best('augIps');
   const plainIps = best('plainIps');
+  // As ms per image, so that the ratio reads like the other suites (above 1: slower than the reference).
+  reportRows.push(
+    {
+      name: `loader ${SIZE} px, letterbox + normalise (float32)`,
+      ms: 1000 / plainIps,
+      refMs: 1000 / refIps,
+      ref: 'sharp decode + resize (uint8)',
+    },
+    {
+      name: `loader ${SIZE} px, full training augmentation`,
+      ms: 1000 / augIps,
+      refMs: 1000 / refIps,
+      ref: 'sharp decode + resize (uint8)',
+    },
+  );
   console.log(
     `reference sharp decode+resize (uint8):      ${refIps.toFixed(1)} images/s  (${(1000 / refIps).toFixed(1)} ms/image)`,
   );
@@ -80,7 +97,9 @@ for (const size of [256, 320, 512]) {
   const t0 = performance.now();
   for (let i = 0; i < n; i++) generateSmear(0, i, opts);
   const ms = (performance.now() - t0) / n;
+  reportRows.push({ name: `smear generator ${size}x${size} (in memory)`, ms });
   console.log(
     `smear generator ${size}x${size}: ${ms.toFixed(1)} ms/image (${(1000 / ms).toFixed(1)} images/s, in memory)`,
   );
 }
+report('data-loader', reportRows);

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { report } from '../../../tooling/bench-utils/src/index.mjs';
 import {
   createOrtKernels,
   describeEngine,
@@ -273,3 +274,27 @@ mkdirSync(dirname(out), { recursive: true });
 writeFileSync(`${out}.tmp`, `${JSON.stringify(results, null, 1)}\n`);
 renameSync(`${out}.tmp`, out);
 console.log(`\nresults: ${out}`);
+
+// The rows `pnpm bench`'s summary table shows (runs/bench/engine.json).
+const rows = [];
+if (results.step) {
+  const { depth, batch, size, ours, wasm, torch: t } = results.step;
+  const name = `ResNet${depth} fwd+bwd step b${batch} ${size}px`;
+  rows.push({ name: `${name}, engine vs tfjs-wasm`, ms: ours, refMs: wasm, ref: 'tfjs-wasm + fallback dW' });
+  if (t)
+    rows.push({
+      name: `${name}, engine vs PyTorch`,
+      ms: ours,
+      refMs: t,
+      ref: `PyTorch 1.13 (${threads} thread(s))`,
+    });
+}
+for (const w of results.workers ?? []) {
+  rows.push({
+    name: `data-parallel: 2 replicas vs 1, ${w.engine}`,
+    ms: w.two.stepMs,
+    refMs: w.one.stepMs,
+    ref: '1 replica',
+  });
+}
+report('engine', rows, [`threads ${threads}; full results: ${out}`]);

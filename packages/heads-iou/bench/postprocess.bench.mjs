@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
+import { report } from '../../../tooling/bench-utils/src/index.mjs';
 import { postprocessDetections } from '../dist/postprocess.js';
 
 const C = 11;
@@ -33,6 +34,7 @@ const opts = {
   imageSize: [512, 512],
 };
 const results = {};
+const reportRows = [];
 for (const mode of ['cls', 'sqrt(cls*iou)']) {
   let n = 0;
   results[mode] = time(() => {
@@ -41,6 +43,7 @@ for (const mode of ['cls', 'sqrt(cls*iou)']) {
       scoreMode: mode,
     }).scores.length;
   });
+  reportRows.push({ name: `postprocessDetections ${mode}, ${A} anchors x ${C} classes`, ms: results[mode] });
   console.log(
     `ours ${mode.padEnd(14)} ${A} anchors x ${C} classes: median ${results[mode].toFixed(1)} ms (${n} detections)`,
   );
@@ -73,8 +76,10 @@ print(sorted(ts)[3], len(r[0]['scores']))`;
   if (r.status !== 0) console.log(`torchvision reference failed: ${r.stderr.trim().split('\n').pop()}`);
   else {
     const [ms, n] = r.stdout.trim().split(/\s+/).map(Number);
+    reportRows[0] = { ...reportRows[0], refMs: ms, ref: 'torchvision postprocess_detections (2 threads)' };
     console.log(
       `torchvision postprocess_detections (cls): median ${ms.toFixed(1)} ms (${n} detections); ours / torchvision = ${(results.cls / ms).toFixed(2)}x`,
     );
   }
 }
+report('postprocess', reportRows);

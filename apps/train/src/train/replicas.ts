@@ -14,6 +14,7 @@ import {
   type StepResult,
   shareWeight,
   sliceBatch,
+  snapshotNonTrainable,
   trainableParams,
 } from './step.js';
 
@@ -152,6 +153,7 @@ export class ReplicaPool {
     });
     // Replica 0's share runs here while the workers run theirs.
     const params = trainableParams(this.model);
+    const state = snapshotNonTrainable(this.model);
     const [from0, to0] = shares[0]!;
     let own: ReturnType<typeof batchLossAndGrads>;
     try {
@@ -162,6 +164,7 @@ export class ReplicaPool {
       );
     } catch (e) {
       await Promise.allSettled(pending);
+      state.restore();
       throw e;
     }
     let results: Extract<ReplicaReply, { type: 'done' }>[];
@@ -169,6 +172,7 @@ export class ReplicaPool {
       results = (await Promise.all(pending)) as Extract<ReplicaReply, { type: 'done' }>[];
     } catch (e) {
       tf.dispose(own.grads);
+      state.restore();
       throw e;
     }
     results.forEach((r, i) => {
@@ -193,7 +197,10 @@ export class ReplicaPool {
     });
     const grads = sum.toTensors(denom);
     const assignMs = Math.max(own.assignMs, ...results.map((r) => r.assignMs));
-    return applyGradients(ctx, params, { parts, grads, assignMs }, lr);
+    const r = applyGradients(ctx, params, { parts, grads, assignMs }, lr);
+    if (r.finite) state.discard();
+    else state.restore();
+    return r;
   }
 
   async close(): Promise<void> {

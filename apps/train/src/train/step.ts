@@ -219,6 +219,27 @@ export function batchLossAndGrads(ctx: LossContext, batch: Batch, variables: tf.
 }
 
 /**
+ * Copies of the model's non-trainable weights (BatchNorm moving statistics) taken before a forward pass
+ * in training mode, which updates them whatever the loss turns out to be. A skipped step puts them back,
+ * so that a NaN batch cannot leave NaN statistics behind.
+ */
+export function snapshotNonTrainable(model: tf.LayersModel) {
+  const weights = model.nonTrainableWeights;
+  const copies = weights.map((w) => tf.clone(w.read()));
+  return {
+    restore(): void {
+      weights.forEach((w, i) => {
+        w.write(copies[i]!);
+      });
+      tf.dispose(copies);
+    },
+    discard(): void {
+      tf.dispose(copies);
+    },
+  };
+}
+
+/**
  * Clipping and the optimizer on whole-batch gradients, unless the loss or the gradient norm is not
  * finite (then nothing changes). Disposes `grads`.
  */
@@ -247,14 +268,25 @@ export function applyGradients(
 /**
  * One optimizer step: forward (training mode), assignment, loss, backward (in micro-batches when
  * `ctx.microBatch` is smaller than the batch), gradient clipping, optimizer. A non-finite loss changes
- * nothing and is reported, so the caller can skip the step. Leaves no tensors behind.
+ * nothing (weights, optimizer state and BatchNorm statistics stay as they were) and is reported, so the
+ * caller can skip the step. Leaves no tensors behind.
  */
 export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResult {
   const params = trainableParams(ctx.model);
-  const result = batchLossAndGrads(
-    ctx,
-    batch,
-    params.map((p) => p.variable),
-  );
-  return applyGradients(ctx, params, result, lr);
+  const state = snapshotNonTrainable(ctx.model);
+  let r: StepResult;
+  try {
+    const result = batchLossAndGrads(
+      ctx,
+      batch,
+      params.map((p) => p.variable),
+    );
+    r = applyGradients(ctx, params, result, lr);
+  } catch (e) {
+    state.restore();
+    throw e;
+  }
+  if (r.finite) state.discard();
+  else state.restore();
+  return r;
 }
