@@ -1,4 +1,3 @@
-import { createAssigner } from '@bmc/assigners';
 import { buildDetector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,9 +5,9 @@ import { loadConfig } from '../src/config/load.js';
 import { loadSplits, trainLoader } from '../src/train/data.js';
 import { lossOptions, toDetectorConfig } from '../src/train/detector.js';
 import { Sgd } from '../src/train/sgd.js';
-import { type StepContext, trainStep } from '../src/train/step.js';
+import { trainStep } from '../src/train/step.js';
 import { setUpEngine } from '../src/train/trainer.js';
-import { smallSet } from './small-config.js';
+import { smallSet, stepContext } from './small-config.js';
 
 // Gradient accumulation must reproduce the whole-batch step: same loss, same weights after one SGD step
 // (momentum 0, so the update is lr x gradient and the weights compare the gradients directly).
@@ -41,17 +40,12 @@ async function compare(opts: {
   const initial = detector.model.getWeights().map((w) => w.clone());
   const run = (microBatch: number) => {
     detector.model.setWeights(initial);
-    const ctx: StepContext = {
-      model: detector.model,
-      assigner: createAssigner({ type: opts.assigner }),
-      anchors: detector.anchorsFor(64, 64),
-      strides: detector.strides,
-      numClasses: 1,
+    const ctx = stepContext(detector, config, opts.assigner, 64, {
       loss: { ...lossOptions(config), normalization: opts.normalization },
       optimizer: new Sgd({ momentum: 0, weightDecay: 0 }),
       clipGradNorm: 0,
       microBatch,
-    };
+    });
     const before = tf.memory().numTensors;
     const r = trainStep(ctx, batch, 0.01);
     ctx.optimizer.dispose();

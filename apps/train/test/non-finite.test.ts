@@ -1,14 +1,12 @@
-import { createAssigner } from '@bmc/assigners';
 import { buildDetector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { loadSplits, trainLoader } from '../src/train/data.js';
-import { lossOptions, toDetectorConfig } from '../src/train/detector.js';
-import { Sgd } from '../src/train/sgd.js';
-import { type StepContext, trainStep } from '../src/train/step.js';
+import { toDetectorConfig } from '../src/train/detector.js';
+import { trainStep } from '../src/train/step.js';
 import { setUpEngine } from '../src/train/trainer.js';
-import { smallSet } from './small-config.js';
+import { smallSet, stepContext } from './small-config.js';
 
 const config = loadConfig({ preset: 'tiny', set: smallSet(64, 4, 1) });
 
@@ -31,17 +29,7 @@ describe('a step whose loss is not finite', () => {
       const bias = detector.model.weights.find((w) => /cls_logits\/bias$/.test(w.originalName))!;
       bias.write(tf.fill(bias.shape as number[], Number.NaN));
       const before = detector.model.getWeights().map((w) => w.dataSync().slice());
-      const ctx: StepContext = {
-        model: detector.model,
-        assigner: createAssigner({ type: 'atss' }),
-        anchors: detector.anchorsFor(64, 64),
-        strides: detector.strides,
-        numClasses: 1,
-        loss: lossOptions(config),
-        optimizer: new Sgd({ momentum: 0.9, weightDecay: 1e-4 }),
-        clipGradNorm: 10,
-        microBatch,
-      };
+      const ctx = stepContext(detector, config, 'atss', 64, { microBatch });
       const tensors = tf.memory().numTensors;
       const r = trainStep(ctx, batch, 0.01);
       expect(r.finite).toBe(false);

@@ -1,18 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAssigner } from '@bmc/assigners';
 import { buildDetector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { loadSplits, trainLoader } from '../src/train/data.js';
-import { lossOptions, toDetectorConfig } from '../src/train/detector.js';
+import { toDetectorConfig } from '../src/train/detector.js';
 import { ReplicaPool, splitShares } from '../src/train/replicas.js';
-import { Sgd } from '../src/train/sgd.js';
 import { type StepContext, trainStep } from '../src/train/step.js';
 import { setUpEngine, train } from '../src/train/trainer.js';
-import { smallSet } from './small-config.js';
+import { smallSet, stepContext } from './small-config.js';
 
 // Data-parallel replicas must give the whole batch's step: same loss, same weights after each step, on
 // every replica (they load the main thread's weights), and no tensors left behind on any thread.
@@ -49,16 +47,7 @@ describe('ReplicaPool (data-parallel worker threads)', () => {
     detector.dispose();
   });
 
-  const ctxFor = (assigner: 'atss' | 'ota'): StepContext => ({
-    model: detector.model,
-    assigner: createAssigner({ type: assigner }),
-    anchors: detector.anchorsFor(64, 64),
-    strides: detector.strides,
-    numClasses: 1,
-    loss: lossOptions(config),
-    optimizer: new Sgd({ momentum: 0.9, weightDecay: 1e-4 }),
-    clipGradNorm: 10,
-  });
+  const ctxFor = (assigner: 'atss' | 'ota') => stepContext(detector, config, assigner, 64);
 
   /** Two optimizer steps from the initial weights; the weights after them, and each step's result. */
   async function twoSteps(
