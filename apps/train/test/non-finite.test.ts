@@ -1,11 +1,15 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildDetector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
+import { listCheckpoints, runPaths } from '../src/run/run-dir.js';
 import { loadSplits, trainLoader } from '../src/train/data.js';
 import { toDetectorConfig } from '../src/train/detector.js';
 import { trainStep } from '../src/train/step.js';
-import { setUpEngine } from '../src/train/trainer.js';
+import { setUpEngine, train } from '../src/train/trainer.js';
 import { smallSet, stepContext } from './small-config.js';
 
 const config = loadConfig({ preset: 'tiny', set: smallSet(64, 4, 1) });
@@ -48,4 +52,28 @@ describe('a step whose loss is not finite', () => {
       detector.dispose();
     }, 120_000);
   }
+
+  it('bmc train stops after run.maxBadSteps skipped steps in a row, with a message and a checkpoint', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'bmc-nan-'));
+    // A learning rate of 1e38 overflows the weights on the first step; every step after it is NaN.
+    const cfg = loadConfig({
+      preset: 'tiny',
+      set: [
+        ...smallSet(64, 8, 1),
+        'optim.type=sgd',
+        'optim.lr=1e38',
+        'optim.warmupIters=0',
+        'run.maxBadSteps=2',
+        'run.evalEvery=0',
+      ],
+    });
+    const lines: string[] = [];
+    await expect(train(cfg, { runsDir: runs, log: (l) => lines.push(l), progress: false })).rejects.toThrow(
+      /loss was not finite for 2 steps in a row/,
+    );
+    expect(lines.filter((l) => /step skipped/.test(l))).toHaveLength(2);
+    const [run] = readdirSync(runs);
+    expect(listCheckpoints(runPaths(join(runs, run!))).length).toBeGreaterThan(0);
+    rmSync(runs, { recursive: true, force: true });
+  }, 120_000);
 });
