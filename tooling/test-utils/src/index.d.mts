@@ -8,3 +8,18 @@ export function fixtures(importMetaUrl: string): {
 };
 /** max |a - b| / max |b|. */
 export function relativeMaxDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number;
+/** A fixture array as the Python fixture scripts write it. */
+export interface ArrayFixture {
+  shape: number[];
+  data: number[];
+}
+/** Fixture readers next to the calling test file, and a switch to tfjs's cpu backend. */
+export function networkTestHelpers(
+  importMetaUrl: string,
+  tf: { setBackend(name: string): Promise<boolean>; ready(): Promise<void> },
+): {
+  FIXTURES: string;
+  readJson: <T = unknown>(name: string) => T;
+  readBytes: (name: string) => Uint8Array;
+  useCpu: () => Promise<void>;
+};

@@ -25,6 +25,23 @@ export function fixtures(importMetaUrl) {
   };
 }
 
+/**
+ * What the network packages' tests share: their fixture readers, and a switch to tfjs's cpu backend
+ * (the reference backend for parity). `tf` is the caller's tfjs, so this package needs none.
+ */
+export function networkTestHelpers(importMetaUrl, tf) {
+  const fx = fixtures(importMetaUrl);
+  return {
+    FIXTURES: fx.dir,
+    readJson: fx.json,
+    readBytes: fx.bytes,
+    useCpu: async () => {
+      await tf.setBackend('cpu');
+      await tf.ready();
+    },
+  };
+}
+
 /** max |a - b| / max |b|: parity tolerances relative to the reference's scale. */
 export function relativeMaxDiff(actual, expected) {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} != ${expected.length}`);
