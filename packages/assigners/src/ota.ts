@@ -3,7 +3,7 @@ import { anchorIndex, centreWindow } from './anchor-index.js';
 import { focalNegative, focalPositive } from './focal-cost.js';
 import { checkInput, checkRowsFinite } from './input.js';
 import { allBackground, ensureOnePositive, makeResult } from './result.js';
-import { type SinkhornOptions, sinkhorn } from './sinkhorn.js';
+import { type SinkhornOptions, sinkhorn, type TransportProblem } from './sinkhorn.js';
 import { inferLevelStrides } from './strides.js';
 import { type Assigner, type AssignInput, type AssignResult, BACKGROUND } from './types.js';
 
@@ -275,14 +275,7 @@ export class OtaAssigner implements Assigner {
 }
 
 /** The sparse transport problem OTA solved and its plan (pairs `[numPairs]` then the background row `[cols]`). */
-export interface OtaTransport {
-  rows: number;
-  cols: number;
-  pairRow: Int32Array;
-  pairCol: Int32Array;
-  cost: Float64Array;
-  supply: Float64Array;
-  demand: Float64Array;
+export interface OtaTransport extends TransportProblem {
   plan: Float64Array;
   /** Ground-truth index of each row but the last (the background). */
   rowGt: Int32Array;

@@ -62,6 +62,10 @@ interface ConvAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
+/** Geometry of a forward convolution (Conv2D / FusedConv2D) from its inputs and attributes. */
+const forwardGeometry = (x: TensorInfo, filter: TensorInfo, at: ConvAttrs) =>
+  convGeometry(x.shape, filter.shape, at.strides, at.dilations ?? 1, at.pad, at.dimRoundingMode);
+
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const usable = (...ts: (TensorInfo | undefined)[]) =>
   ts.every((t) => t === undefined || (t.dtype === 'float32' && numel(t.shape) > 0));
@@ -129,14 +133,7 @@ export function makeOrtKernels(
     const { x, filter } = args.inputs;
     const at = args.attrs as unknown as ConvAttrs;
     if ((at.dataFormat ?? 'NHWC') !== 'NHWC' || !usable(x, filter)) return delegate(Conv2D, args);
-    const g = convGeometry(
-      x!.shape,
-      filter!.shape,
-      at.strides,
-      at.dilations ?? 1,
-      at.pad,
-      at.dimRoundingMode,
-    );
+    const g = forwardGeometry(x!, filter!, at);
     count(counters.native, Conv2D);
     const o = { layout: pick('forward', g), bias: false, activation: 'linear' as const };
     return run(
@@ -162,14 +159,7 @@ export function makeOrtKernels(
     ) {
       return delegate(FusedConv2D, args);
     }
-    const g = convGeometry(
-      x!.shape,
-      filter!.shape,
-      at.strides,
-      at.dilations ?? 1,
-      at.pad,
-      at.dimRoundingMode,
-    );
+    const g = forwardGeometry(x!, filter!, at);
     if (bias && !(bias.shape.length === 1 && bias.shape[0] === g.outC)) return delegate(FusedConv2D, args);
     count(counters.native, FusedConv2D);
     const o = {

@@ -56,6 +56,9 @@ type DeepPartial<T> = {
 };
 export type DetectorOverrides = DeepPartial<Omit<DetectorConfig, 'anchors'>> & { anchors?: AnchorConfig };
 
+/** torchvision RetinaNet's post-processing defaults, shared by every preset. */
+const RETINANET_POSTPROCESS = { scoreThreshold: 0.05, topK: 1000, nmsThreshold: 0.5, maxDetections: 100 };
+
 /**
  * The presets. baseline: torchvision's RetinaNet R50-FPN (P3-P7, P6 from
  * P5, no IoU branch, L1 box loss, plain scores). thesis: the published
@@ -71,13 +74,7 @@ export function detectorConfig(preset: DetectorPreset, overrides: DetectorOverri
       neck: { kind: 'fpn', levels: [3, 4, 5, 6, 7], channels: 256, extraFrom: 'p5', attentionReduction: 16 },
       head: { numClasses: 1, numConvs: 4, iouBranch: false, priorProbability: 0.01 },
       loss: { boxLoss: 'l1', boxWeight: 1, iouWeight: 0 },
-      postprocess: {
-        scoreMode: 'cls',
-        scoreThreshold: 0.05,
-        topK: 1000,
-        nmsThreshold: 0.5,
-        maxDetections: 100,
-      },
+      postprocess: { ...RETINANET_POSTPROCESS, scoreMode: 'cls' },
     },
     thesis: {
       inputSize: null,
@@ -91,13 +88,7 @@ export function detectorConfig(preset: DetectorPreset, overrides: DetectorOverri
       },
       head: { numClasses: 1, numConvs: 4, iouBranch: true, priorProbability: 0.01 },
       loss: { boxLoss: 'giou', boxWeight: 1, iouWeight: 1 },
-      postprocess: {
-        scoreMode: 'sqrt(cls*iou)',
-        scoreThreshold: 0.05,
-        topK: 1000,
-        nmsThreshold: 0.5,
-        maxDetections: 100,
-      },
+      postprocess: { ...RETINANET_POSTPROCESS, scoreMode: 'sqrt(cls*iou)' },
     },
     tiny: {
       inputSize: null,
@@ -105,13 +96,7 @@ export function detectorConfig(preset: DetectorPreset, overrides: DetectorOverri
       neck: { kind: 'pan-attn', levels: [3, 4, 5], channels: 32, extraFrom: 'p5', attentionReduction: 8 },
       head: { numClasses: 1, numConvs: 2, iouBranch: true, priorProbability: 0.01 },
       loss: { boxLoss: 'giou', boxWeight: 1, iouWeight: 1 },
-      postprocess: {
-        scoreMode: 'sqrt(cls*iou)',
-        scoreThreshold: 0.05,
-        topK: 1000,
-        nmsThreshold: 0.5,
-        maxDetections: 100,
-      },
+      postprocess: { ...RETINANET_POSTPROCESS, scoreMode: 'sqrt(cls*iou)' },
     },
   };
   const chosen = base[preset];
