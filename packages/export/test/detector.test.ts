@@ -2,7 +2,7 @@
 // head) exported to ONNX and run in onnxruntime-node against tfjs (cpu backend), at two input
 // sizes, for the three presets at tiny widths.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAnchors } from '@bmc/core';
@@ -19,7 +19,7 @@ import {
   readBmcMetadata,
   saveCheckpoint,
 } from '../src/index.js';
-import { compareWithOrt, initTf, randomizeWeights, randomValues } from './helpers.js';
+import { checker, compareWithOrt, hasOnnxPython, initTf, randomizeWeights, randomValues } from './helpers.js';
 
 // Tiny widths keep the plain-JS cpu backend fast; the structure (levels, FrozenBatchNorm,
 // attention, shared head, IoU branch) is the preset's.
@@ -261,17 +261,6 @@ describe('withPostprocess: decoding and NMS inside the graph', () => {
     });
   }
 });
-
-// Debian's python3-onnx is not a CI requirement: skip when absent.
-const checker = join(import.meta.dirname, '..', '..', '..', 'tooling', 'export_check_onnx.py');
-const hasOnnxPython = (() => {
-  try {
-    execFileSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' });
-    return existsSync(checker);
-  } catch {
-    return false;
-  }
-})();
 
 describe.skipIf(!hasOnnxPython)('onnx checker on detector files', () => {
   beforeAll(initTf);

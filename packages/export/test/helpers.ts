@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 
@@ -123,3 +126,15 @@ export async function compareWithOrt(
   await session.release();
   return results;
 }
+
+/** The onnx project's own checker (tooling/export_check_onnx.py, run by Debian's python3-onnx). */
+export const checker = join(import.meta.dirname, '..', '..', '..', 'tooling', 'export_check_onnx.py');
+/** Whether the checker can run; python3-onnx is not a CI requirement, so its tests skip without it. */
+export const hasOnnxPython = (() => {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' });
+    return existsSync(checker);
+  } catch {
+    return false;
+  }
+})();

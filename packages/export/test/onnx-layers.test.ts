@@ -1,13 +1,13 @@
 // Parity of every supported layer class: onnxruntime-node on the exported file vs
 // tfjs (cpu backend) on the same random input, at two input sizes per model.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportOnnx, type OnnxExportResult, UnsupportedLayerError } from '../src/index.js';
-import { compareWithOrt, initTf, randomizeWeights } from './helpers.js';
+import { checker, compareWithOrt, hasOnnxPython, initTf, randomizeWeights } from './helpers.js';
 
 type S = tf.SymbolicTensor;
 const L = tf.layers;
@@ -327,17 +327,6 @@ describe('ONNX export parity with onnxruntime-node', () => {
     });
   }
 });
-
-// Debian's python3-onnx (the onnx project's own checker) is not a CI requirement: skip when absent.
-const checker = join(import.meta.dirname, '..', '..', '..', 'tooling', 'export_check_onnx.py');
-const hasOnnxPython = (() => {
-  try {
-    execFileSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' });
-    return existsSync(checker);
-  } catch {
-    return false;
-  }
-})();
 
 describe.skipIf(!hasOnnxPython)('onnx checker (python3-onnx)', () => {
   it('every file exported above passes onnx.checker full_check and strict shape inference', () => {
