@@ -10,7 +10,7 @@
 //     tensor helpers or the backend loader); each marker must be present in the package's full
 //     bundle, so a renamed function makes the check fail instead of pass vacuously;
 //   - sizes (raw and gzip) are reported.
-// Vite is the workspace's own (apps/infer's devDependency, 8.3.8), not installed into the project.
+// Vite is the workspace's own (packages/infer's devDependency, 8.3.8), not installed into the project.
 //
 // Called by check.mjs; on its own, against a project kept with `check.mjs --keep`:
 //   node tooling/pack-check/browser.mjs /tmp/bmc-pack-check-XXXX/project
@@ -104,7 +104,7 @@ function kb(n) {
 }
 
 function loadVite() {
-  const req = createRequire(join(repo, 'apps', 'infer', 'package.json'));
+  const req = createRequire(join(repo, 'packages', 'infer', 'package.json'));
   const version = JSON.parse(readFileSync(req.resolve('vite/package.json'), 'utf8')).version;
   return import(req.resolve('vite')).then((vite) => ({ vite, version }));
 }

@@ -3,8 +3,8 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToPixels } from '../src/image.js';
 import { type Detector, loadDetector } from '../src/model.js';
+import type { DetectionJson } from '../src/pipeline/results.js';
 import { createServer, type InferServer } from '../src/server.js';
-import type { DetectionJson } from '../src/shared/results.js';
 import { maxBoxDiff, smearPng, TINY_MODEL } from './helpers.js';
 
 /** A multipart/form-data body with one file field, built by hand (what curl -F sends). */

@@ -1,4 +1,4 @@
-// apps/infer benchmarks (run after `pnpm build`):
+// @bmc/infer benchmarks (run after `pnpm build`):
 // 1. End-to-end `bmc detect` per image (PNG decode, letterbox + normalise, onnxruntime-node network,
 //    post-processing) on a 512x512 synthetic smear, for full-size detectors built by @bmc/heads-iou
 //    (default initialisation, exported by @bmc/export), against torchvision's RetinaNet R50-FPN

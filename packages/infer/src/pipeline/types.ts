@@ -1,6 +1,6 @@
 /**
  * Types shared by the CLI, the service and the browser viewer. Nothing here (or
- * anywhere under src/shared) may import a Node module: the viewer bundles it.
+ * anywhere under src/pipeline) may import a Node module: the viewer bundles it.
  */
 
 /** Decoded 8-bit pixels, row-major `[H, W, channels]`; RGB (3) or RGBA (4, alpha ignored). */

@@ -1,5 +1,5 @@
 import { decodeRaw } from '@bmc/data';
-import type { RawPixels } from './shared/types.js';
+import type { RawPixels } from './pipeline/types.js';
 
 /** Raster formats `bmc detect` picks up when given a folder. */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp', '.bmp', '.gif'] as const;

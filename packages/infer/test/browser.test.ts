@@ -7,8 +7,8 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToPixels } from '../src/image.js';
 import { type Detector, loadDetector } from '../src/model.js';
+import type { DetectionJson } from '../src/pipeline/results.js';
 import { createServer, type InferServer } from '../src/server.js';
-import type { DetectionJson } from '../src/shared/results.js';
 import { maxBoxDiff, PACKAGE_ROOT, TINY_MODEL, writeSmear } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';

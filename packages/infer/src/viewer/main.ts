@@ -2,15 +2,15 @@
 /**
  * The browser viewer: loads a bmc ONNX detector into onnxruntime-web (WASM,
  * threaded when the page is cross-origin isolated) and runs the very same
- * pre- and post-processing code as `bmc detect` (src/shared). Nothing is uploaded.
+ * pre- and post-processing code as `bmc detect` (src/pipeline). Nothing is uploaded.
  */
 import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
 // The runtime's .wasm is a hashed asset of this build, fetched from the page's own origin (works offline).
 import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
-import { detectPixels } from '../shared/detect.js';
-import { checkGraphNames, ortRunner } from '../shared/ort-runner.js';
-import { type DetectionJson, toDetectionJson } from '../shared/results.js';
-import type { DetectResult, NetworkRunner, RawPixels } from '../shared/types.js';
+import { detectPixels } from '../pipeline/detect.js';
+import { checkGraphNames, ortRunner } from '../pipeline/ort-runner.js';
+import { type DetectionJson, toDetectionJson } from '../pipeline/results.js';
+import type { DetectResult, NetworkRunner, RawPixels } from '../pipeline/types.js';
 
 const COLOURS = ['#E69F00', '#56B4E9', '#009E73', '#F0E442', '#0072B2', '#D55E00', '#CC79A7', '#000000'];
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;

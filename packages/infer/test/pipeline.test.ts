@@ -2,10 +2,10 @@ import type { BmcMetadata } from '@bmc/export/metadata';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeToPixels } from '../src/image.js';
 import { type Detector, loadDetector } from '../src/model.js';
-import { detectPixels } from '../src/shared/detect.js';
-import { postprocess } from '../src/shared/postprocess.js';
-import { prepareInput } from '../src/shared/preprocess.js';
-import { planTiles } from '../src/shared/tiling.js';
+import { detectPixels } from '../src/pipeline/detect.js';
+import { postprocess } from '../src/pipeline/postprocess.js';
+import { prepareInput } from '../src/pipeline/preprocess.js';
+import { planTiles } from '../src/pipeline/tiling.js';
 import { smearPng, TINY_MODEL } from './helpers.js';
 
 describe('prepareInput', () => {

@@ -7,9 +7,9 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { decodeToPixels } from './image.js';
 import { type Detector, loadDetector } from './model.js';
+import { toDetectionJson } from './pipeline/results.js';
+import type { DetectOptions } from './pipeline/types.js';
 import { JobQueue, QueueFullError, TimeoutError } from './queue.js';
-import { toDetectionJson } from './shared/results.js';
-import type { DetectOptions } from './shared/types.js';
 
 export interface ServerOptions {
   /** A bmc ONNX detector path, or an already loaded detector (shared, not disposed on close). */

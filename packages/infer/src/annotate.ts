@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import type { Detection, RawPixels } from './shared/types.js';
+import type { Detection, RawPixels } from './pipeline/types.js';
 
 /** Distinct colours per class (Okabe-Ito, readable by colour-blind viewers). */
 export const CLASS_COLOURS = [

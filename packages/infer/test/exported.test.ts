@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToPixels } from '../src/image.js';
 import { type Detector, loadDetector } from '../src/model.js';
-import { prepareInput } from '../src/shared/preprocess.js';
+import { prepareInput } from '../src/pipeline/preprocess.js';
 import { smearPng } from './helpers.js';
 
 // A real export: heads-iou's 'tiny' preset (ResNet18/4 + PAN-attn N3-N5 + IoU head) written by

@@ -6,8 +6,8 @@ import { annotate, crops } from './annotate.js';
 import { decodeToPixels } from './image.js';
 import { expandInputs } from './inputs.js';
 import { type Detector, loadDetector } from './model.js';
-import { type CocoResult, countByClass, toCocoResults } from './shared/results.js';
-import type { DetectOptions } from './shared/types.js';
+import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
+import type { DetectOptions } from './pipeline/types.js';
 
 export interface DetectCommandOptions extends DetectOptions {
   /** Image files, folders (searched recursively) or globs. */

@@ -9,6 +9,6 @@ export {
 export { decodeToPixels, IMAGE_EXTENSIONS } from './image.js';
 export { expandInputs } from './inputs.js';
 export { type Detector, type LoadModelOptions, loadDetector, ModelLoadError } from './model.js';
+export * from './pipeline/index.js';
 export { JobQueue, QueueFullError, TimeoutError } from './queue.js';
 export { createServer, type InferServer, type ServerOptions } from './server.js';
-export * from './shared/index.js';

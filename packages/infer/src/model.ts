@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
 import * as ort from 'onnxruntime-node';
-import { detectPixels } from './shared/detect.js';
-import { checkGraphNames, ModelLoadError, ortRunner } from './shared/ort-runner.js';
-import type { DetectOptions, DetectResult, NetworkRunner, RawPixels } from './shared/types.js';
+import { detectPixels } from './pipeline/detect.js';
+import { checkGraphNames, ModelLoadError, ortRunner } from './pipeline/ort-runner.js';
+import type { DetectOptions, DetectResult, NetworkRunner, RawPixels } from './pipeline/types.js';
 
 export { ModelLoadError };
 

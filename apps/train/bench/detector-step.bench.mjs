@@ -11,6 +11,11 @@
 import { execSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { createAssigner } from '@bmc/assigners';
+import { report, runPython, torchAvailable } from '@bmc/bench-utils';
+import { initBackend } from '@bmc/core/backend';
+import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '@bmc/engine';
+import { buildDetector, detectionLoss } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import {
   assignBatch,
@@ -24,13 +29,7 @@ import {
   toDetectorConfig,
   trainableParams,
   trainStep,
-} from '../../../apps/train/dist/index.js';
-import { report, runPython, torchAvailable } from '../../../tooling/bench-utils/src/index.mjs';
-// Workspace packages this one does not depend on: their built dist, by path.
-import { createAssigner } from '../../assigners/dist/index.js';
-import { initBackend } from '../../core/dist/backend.js';
-import { buildDetector, detectionLoss } from '../../heads-iou/dist/index.js';
-import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '../dist/index.js';
+} from '../dist/index.js';
 
 // Micro-batches of one image by default: at 512x512 the forward pass alone grows tfjs-wasm's heap to
 // 3.7 GiB for one image, and two at once abort the wasm module (its heap is capped at 4 GiB).
