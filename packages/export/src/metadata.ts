@@ -4,7 +4,7 @@
  * string under a `bmc.*` key. This module has no TensorFlow.js dependency (the
  * inference side imports it as `@bmc/export/metadata`).
  */
-import type { AnchorConfig } from '@bmc/core';
+import { type AnchorConfig, InputError } from '@bmc/core';
 // protobufjs' minimal build (the wire-format reader alone): no schema, no code generation at run time
 // (fine under a strict Content-Security-Policy), nothing Node-only, so viewers bundle little.
 import protobuf from 'protobufjs/minimal.js';
@@ -27,6 +27,8 @@ export const BMC_METADATA_KEYS = {
   scoreMode: 'bmc.score_mode',
   nms: 'bmc.nms',
   model: 'bmc.model',
+  operatingPoint: 'bmc.operating_point',
+  pixelScale: 'bmc.pixel_scale',
 } as const;
 
 /** How to turn RGB pixels (0..255) into the network's input: `((pixel * scale) - mean) / std` per channel. */
@@ -92,6 +94,37 @@ export interface BoxCoderSettings {
   clip: number;
 }
 
+/**
+ * The counting threshold chosen at training time: the score threshold with the best F1 at
+ * `iou` on a held-out split (the thesis' Table 1.2 picks its operating point the same way).
+ * Counts and drawn boxes keep detections with `score >= scoreThreshold`; COCO results for AP
+ * keep using `nms.scoreThreshold`, the low candidate threshold.
+ */
+export interface OperatingPoint {
+  scoreThreshold: number;
+  /** Precision, recall and F1 on `split` at this threshold. */
+  precision: number;
+  recall: number;
+  f1: number;
+  /** IoU at which a detection matched a ground truth box (0.5). */
+  iou: number;
+  /** The split the threshold was chosen on ('val'). */
+  split: string;
+  /** Training step of the weights it was measured with. */
+  step: number;
+}
+
+/**
+ * How training mapped source pixels to network pixels, so that inference feeds
+ * the network cells at the size it learnt them:
+ * - `native`: source pixels 1:1 (up to the scale jitter), the network saw
+ *   `crop` x `crop` crops of the full images; inference tiles images larger
+ *   than `crop` into `crop`-sized tiles and runs smaller ones whole.
+ * - `letterbox`: each image's longer side was resized to `longSide` pixels;
+ *   inference resizes the same way.
+ */
+export type PixelScale = { mode: 'native'; crop: number } | { mode: 'letterbox'; longSide: number };
+
 /** Everything an inference app needs besides the graph. */
 export interface BmcMetadata {
   /** bmc version that wrote the file. */
@@ -106,10 +139,14 @@ export interface BmcMetadata {
   nms: NmsSettings;
   /** Free-form model description (preset, backbone, training run). */
   model?: Record<string, unknown>;
+  /** The counting threshold chosen on validation; absent in files exported without one. */
+  operatingPoint?: OperatingPoint;
+  /** How training scaled images; absent in files exported before bmc recorded it (then: no resize). */
+  pixelScale?: PixelScale;
 }
 
 /** A file that is not a bmc ONNX model, or whose bmc metadata is malformed. */
-export class BmcMetadataError extends Error {
+export class BmcMetadataError extends InputError {
   override name = 'BmcMetadataError';
 }
 
@@ -128,6 +165,8 @@ export function bmcMetadataProps(meta: BmcMetadata): Record<string, string> {
     [k.nms]: JSON.stringify(meta.nms),
   };
   if (meta.model) props[k.model] = JSON.stringify(meta.model);
+  if (meta.operatingPoint) props[k.operatingPoint] = JSON.stringify(meta.operatingPoint);
+  if (meta.pixelScale) props[k.pixelScale] = JSON.stringify(meta.pixelScale);
   validateBmcMetadata(meta, 'metadata to write');
   return props;
 }
@@ -213,6 +252,8 @@ export function readBmcMetadata(onnx: Uint8Array, source = 'ONNX data'): BmcMeta
     scoreMode: json(k.scoreMode),
     nms: json(k.nms),
     ...(props[k.model] !== undefined ? { model: json(k.model) } : {}),
+    ...(props[k.operatingPoint] !== undefined ? { operatingPoint: json(k.operatingPoint) } : {}),
+    ...(props[k.pixelScale] !== undefined ? { pixelScale: json(k.pixelScale) } : {}),
   } as BmcMetadata;
   validateBmcMetadata(meta, source);
   return meta;
@@ -286,6 +327,34 @@ function validateBmcMetadata(m: BmcMetadata, source: string): void {
   ) {
     fail(
       `'${BMC_METADATA_KEYS.nms}' must be {scoreThreshold, topK, nmsThreshold, maxDetections, classAgnostic}`,
+    );
+  }
+  const ps = m.pixelScale as Record<string, unknown> | undefined;
+  const side = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
+  if (
+    ps !== undefined &&
+    !(ps?.mode === 'native' && side(ps.crop)) &&
+    !(ps?.mode === 'letterbox' && side(ps.longSide))
+  ) {
+    fail(
+      `'${BMC_METADATA_KEYS.pixelScale}' must be {mode: 'native', crop} or {mode: 'letterbox', longSide} (positive integers), got ${JSON.stringify(ps)}`,
+    );
+  }
+  const op = m.operatingPoint;
+  const unit = (v: unknown) => isNum(v) && (v as number) >= 0 && (v as number) <= 1;
+  if (
+    op !== undefined &&
+    (!op ||
+      !unit(op.scoreThreshold) ||
+      !unit(op.precision) ||
+      !unit(op.recall) ||
+      !unit(op.f1) ||
+      !unit(op.iou) ||
+      typeof op.split !== 'string' ||
+      !Number.isInteger(op.step))
+  ) {
+    fail(
+      `'${BMC_METADATA_KEYS.operatingPoint}' must be {scoreThreshold, precision, recall, f1, iou (each in 0..1), split, step (integer)}`,
     );
   }
 }

@@ -101,6 +101,31 @@ describe('bmc metadata', () => {
     model.dispose();
   });
 
+  it('carries the operating point when given, and reads files without one as before', () => {
+    const model = tinyDetector();
+    const operatingPoint = {
+      scoreThreshold: 0.41,
+      precision: 0.9,
+      recall: 0.8,
+      f1: (2 * 0.9 * 0.8) / 1.7,
+      iou: 0.5,
+      split: 'val',
+      step: 200,
+    };
+    const withOp = readBmcMetadata(exportDetectorOnnx(model, { ...meta, operatingPoint }).bytes);
+    expect(withOp.operatingPoint).toEqual(operatingPoint);
+    // The AP threshold stays beside it, unchanged.
+    expect(withOp.nms.scoreThreshold).toBe(0.05);
+    expect(readOnnxMetadataProps(exportDetectorOnnx(model, meta).bytes)['bmc.operating_point']).toBe(
+      undefined,
+    );
+    expect(readBmcMetadata(exportDetectorOnnx(model, meta).bytes).operatingPoint).toBe(undefined);
+    expect(() =>
+      exportDetectorOnnx(model, { ...meta, operatingPoint: { ...operatingPoint, scoreThreshold: 1.5 } }),
+    ).toThrow(/'bmc\.operating_point' must be \{scoreThreshold/);
+    model.dispose();
+  });
+
   it('rejects an ONNX file without bmc metadata with a clear error', () => {
     expect(() => readBmcMetadata(bytes(fixture.withoutBmc.model), 'other.onnx')).toThrow(BmcMetadataError);
     expect(() => readBmcMetadata(bytes(fixture.withoutBmc.model), 'other.onnx')).toThrow(

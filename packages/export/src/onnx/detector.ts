@@ -136,6 +136,10 @@ export function detectorMetadata(
     classNames?: readonly string[];
     normalization?: BmcMetadata['input']['normalization'];
     model?: Record<string, unknown>;
+    /** The counting threshold chosen on validation (see `OperatingPoint`). */
+    operatingPoint?: BmcMetadata['operatingPoint'];
+    /** How training scaled images (see `PixelScale`); inference reproduces it. */
+    pixelScale?: BmcMetadata['pixelScale'];
   } = {},
 ): DetectorMetadataInput {
   const k = config.head.numClasses;
@@ -162,5 +166,7 @@ export function detectorMetadata(
       classAgnostic: false,
     },
     ...(extra.model ? { model: extra.model } : {}),
+    ...(extra.operatingPoint ? { operatingPoint: extra.operatingPoint } : {}),
+    ...(extra.pixelScale ? { pixelScale: extra.pixelScale } : {}),
   };
 }
