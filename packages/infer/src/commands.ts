@@ -30,9 +30,13 @@ export function registerInferCommands(program: Command): Command {
     .option('--score <t>', 'score threshold (default: the model metadata)', num(0, 1))
     .option('--iou <t>', 'NMS IoU threshold (default: the model metadata)', num(0, 1))
     .option('--max-detections <n>', 'detections per image (per tile when tiled)', int(1))
-    .option('--resize <px>', 'resize so the longer side is <px> before detection', int(1))
-    .option('--tile <px>', 'tile images larger than this (0: never)', int(0), 1024)
-    .option('--tile-overlap <px>', 'overlap between tiles, above the largest cell', int(0), 128)
+    .option(
+      '--resize <px>',
+      "resize so the longer side is <px> before detection (0: source resolution; default: the model's recorded pixel scale)",
+      int(0),
+    )
+    .option('--tile <px>', 'tile images larger than this (0: never; default: the training crop, else 1024)', int(0))
+    .option('--tile-overlap <px>', 'overlap between tiles, above the largest cell (default 128)', int(0))
     .option('--crops', 'write one PNG per detected cell', false)
     .option('--crop-margin <f>', 'margin around each crop, fraction of the box', num(0, 2), 0.1)
     .option('--no-annotate', 'skip the annotated images')
@@ -70,7 +74,12 @@ export function registerInferCommands(program: Command): Command {
     .option('--body-limit <mb>', 'largest accepted image in MiB', num(0.001), 32)
     .option('--timeout <ms>', 'per-request deadline', int(1), 30_000)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
-    .option('--tile <px>', 'tile images larger than this (0: never)', int(0), 1024)
+    .option(
+      '--resize <px>',
+      "resize so the longer side is <px> before detection (0: source resolution; default: the model's recorded pixel scale)",
+      int(0),
+    )
+    .option('--tile <px>', 'tile images larger than this (0: never; default: the training crop, else 1024)', int(0))
     .option('--no-viewer', 'do not serve the browser viewer at /')
     .action(async (o) => {
       const { createServer } = await import('./server.js');
@@ -83,7 +92,10 @@ export function registerInferCommands(program: Command): Command {
         bodyLimit: Math.round(o.bodyLimit * 1024 * 1024),
         timeoutMs: o.timeout,
         threads: o.threads,
-        detect: { tileSize: o.tile },
+        detect: {
+          ...(o.tile !== undefined ? { tileSize: o.tile } : {}),
+          ...(o.resize !== undefined ? { resizeLongSide: o.resize } : {}),
+        },
         ...(o.viewer === false ? { viewer: false } : {}),
       });
       await server.listen();
@@ -91,5 +103,6 @@ export function registerInferCommands(program: Command): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+      process.stderr.write(`${server.pixelScale.description}\n`);
   return program;
 }

@@ -13,6 +13,7 @@ export interface DetectCommandOptions extends DetectOptions {
   /** Image files, folders (searched recursively) or globs. */
   inputs: readonly string[];
   /** A bmc ONNX detector (from `bmc export`), or an already loaded one. */
+import { applyPixelScale } from './pipeline/scale.js';
   model: string | Detector;
   /** Output folder; created if missing. */
   out: string;
@@ -87,6 +88,10 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
   const bar = showBar
     ? new cliProgress.SingleBar(
+  // Which pixel scale applies and why: the most common cause of a model that finds nothing.
+  log(applyPixelScale(meta, opts).description);
+  const counting = countingThreshold(meta, opts.scoreThreshold);
+  log(`counting cells at ${describeCountingThreshold(counting, '--score')}`);
         {
           format:
             'detect |{bar}| {value}/{total} images | {cells} cells | {failed} failed | eta {eta_formatted}',

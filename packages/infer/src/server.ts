@@ -9,6 +9,7 @@ import { decodeToPixels } from './image.js';
 import { type Detector, loadDetector } from './model.js';
 import { toDetectionJson } from './pipeline/results.js';
 import type { DetectOptions } from './pipeline/types.js';
+import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
 import { JobQueue, QueueFullError, TimeoutError } from './queue.js';
 
 export interface ServerOptions {
@@ -42,6 +43,8 @@ export interface InferServer {
   app: FastifyInstance;
   detector: Detector;
   queue: JobQueue;
+  /** The pixel scale every request gets: the model's recorded one unless `detect` overrides it. */
+  pixelScale: AppliedScale;
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -99,6 +102,7 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
   const queue = new JobQueue(opts.concurrency ?? 1, opts.maxQueue ?? 64);
   const app = Fastify({ logger: opts.logger ?? true, bodyLimit });
   // Only images, octet-stream and multipart are accepted: JSON or text bodies get fastify's 415.
+  const pixelScale = applyPixelScale(detector.meta, opts.detect);
   app.removeAllContentTypeParsers();
   await app.register(multipart, { limits: { fileSize: bodyLimit, files: 1, fields: 8 } });
   app.addContentTypeParser(RAW_TYPES, { parseAs: 'buffer', bodyLimit }, (_req, body, done) =>
@@ -139,6 +143,9 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     reply.type('application/octet-stream');
     return readFile(detector.path);
   });
+    // Both thresholds: candidates (COCO results / AP) and the one `count` uses by default.
+    thresholds: { candidates: detector.meta.nms.scoreThreshold, count: counting },
+    pixelScale,
 
   app.post('/v1/detect', async (req, reply) => {
     let bytes: Buffer;
@@ -209,6 +216,7 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
       await app.close();
       if (typeof opts.model === 'string') await detector.dispose();
     },
+    pixelScale,
   };
 }
 

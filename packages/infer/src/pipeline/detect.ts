@@ -2,20 +2,22 @@ import { batchedNms, nms } from '@bmc/core';
 import type { BmcMetadata } from '@bmc/export/metadata';
 import { effectiveNms, postprocess, type RawDetections, select } from './postprocess.js';
 import { prepareInput } from './preprocess.js';
+import { applyPixelScale } from './scale.js';
 import { planTiles, type Tile } from './tiling.js';
 import type { Detection, DetectOptions, DetectResult, NetworkRunner, RawPixels } from './types.js';
 
-export const DEFAULT_TILE_SIZE = 1024;
-export const DEFAULT_TILE_OVERLAP = 128;
+export { DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE } from './scale.js';
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 /**
  * Detects cells in decoded pixels: letterbox + normalise, run the network,
- * post-process, map boxes back to source pixels. Images larger than the tile
- * size are processed tile by tile (one tile tensor alive at a time) and the
- * tiles' detections merged with NMS. The same function runs in Node and in
- * the browser; only `run` differs.
+ * post-process, map boxes back to source pixels. The image is scaled as the
+ * model's metadata says training scaled it (`applyPixelScale`), unless
+ * `options` say otherwise. Images larger than the tile size are processed tile
+ * by tile (one tile tensor alive at a time) and the tiles' detections merged
+ * with NMS. The same function runs in Node and in the browser, and in the
+ * trainer's evaluation; only `run` differs.
  */
 export async function detectPixels(
   run: NetworkRunner,
@@ -25,9 +27,10 @@ export async function detectPixels(
 ): Promise<DetectResult> {
   const { width, height } = image;
   if (!(width > 0 && height > 0)) throw new RangeError(`detectPixels: empty image ${width}x${height}`);
-  const scale = options.resizeLongSide ? options.resizeLongSide / Math.max(width, height) : 1;
-  const tileSize = options.tileSize ?? DEFAULT_TILE_SIZE;
-  const overlap = options.tileOverlap ?? DEFAULT_TILE_OVERLAP;
+  const applied = applyPixelScale(meta, options);
+  const scale = applied.resizeLongSide ? applied.resizeLongSide / Math.max(width, height) : 1;
+  const tileSize = applied.tileSize;
+  const overlap = applied.tileOverlap;
   const timings = { preprocessMs: 0, networkMs: 0, postprocessMs: 0 };
   const tiled = tileSize > 0 && Math.max(width, height) * scale > tileSize;
   const tiles: Tile[] = tiled

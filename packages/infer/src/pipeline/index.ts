@@ -18,3 +18,4 @@ export {
 } from './results.js';
 export { planTiles, type Tile } from './tiling.js';
 export type * from './types.js';
+export { type AppliedScale, applyPixelScale, type ScaleOverrides } from './scale.js';

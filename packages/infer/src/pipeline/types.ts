@@ -64,15 +64,21 @@ export interface PostprocessOverrides {
 
 export interface DetectOptions extends PostprocessOverrides {
   /**
-   * Resize so the longer side is this many pixels before detection (the model then
-   * sees cells at the scale it was trained on). Default: no resize.
+   * Resize so the longer side is this many pixels before detection; 0: source
+   * resolution. Default: the model's recorded pixel scale (`meta.pixelScale`:
+   * the training side for letterbox models, none for native ones), none for
+   * models that record no scale.
    */
   resizeLongSide?: number;
   /**
    * Images whose longer side (after any resize) exceeds this are split into
-   * overlapping tiles of this size. Default 1024; 0 disables tiling.
+   * overlapping tiles of this size; 0 disables tiling. Default: the training
+   * crop of a native model, otherwise 1024.
    */
   tileSize?: number;
-  /** Overlap between neighbouring tiles in pixels; should exceed the largest cell. Default 128. */
+  /**
+   * Overlap between neighbouring tiles in pixels; should exceed the largest cell.
+   * Default 128, or a quarter of the tile size when that is smaller.
+   */
   tileOverlap?: number;
 }

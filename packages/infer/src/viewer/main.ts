@@ -9,6 +9,7 @@ import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
 import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import { detectPixels } from '../pipeline/detect.js';
 import { checkGraphNames, ortRunner } from '../pipeline/ort-runner.js';
+import { applyPixelScale } from '../pipeline/scale.js';
 import { type DetectionJson, toDetectionJson } from '../pipeline/results.js';
 import type { DetectResult, NetworkRunner, RawPixels } from '../pipeline/types.js';
 
@@ -77,7 +78,8 @@ async function loadModel(bytes: Uint8Array, source: string) {
   const name = typeof meta.model?.name === 'string' ? meta.model.name : source;
   status(
     `Model ${name} (${meta.classNames.length} class${meta.classNames.length > 1 ? 'es' : ''}, score ${meta.scoreMode}) ready; ` +
-      `WASM ${threads} thread${threads > 1 ? 's' : ''}${self.crossOriginIsolated ? '' : ' (page not cross-origin isolated)'}.`,
+      `WASM ${threads} thread${threads > 1 ? 's' : ''}${self.crossOriginIsolated ? '' : ' (page not cross-origin isolated)'}; ` +
+      `${applyPixelScale(meta).description}.`,
   );
 }
 
