@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { EXIT_CODES, exitCodeFor, printable } from '@bmc/core';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ablation } from './commands/ablation.js';
 import { dataCheck, dataConvert, dataSynth, formatStats, readDataset } from './commands/data.js';
 import { doctor, formatDoctor } from './commands/doctor.js';
@@ -8,8 +9,8 @@ import { presetNames } from './config/presets.js';
 import { writeRunReport } from './report/run-report.js';
 import { setUpEngine, train } from './train/trainer.js';
 
-/** Exit codes: 0 ok, 1 failure while running, 2 bad usage or invalid input/config. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+/** Exit codes by kind of error (@bmc/core `errorKind`): 0 ok, 1 failed work, 2 bad usage or bad input. */
+export const EXIT = EXIT_CODES;
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -20,7 +21,10 @@ const int = (name: string) => (v: string) => {
 const program = new Command('bmc')
   .description('Train, evaluate, export and run a bone marrow cell detector')
   .showHelpAfterError()
-  .configureOutput({ outputError: (s, write) => write(s) });
+  // Commander throws instead of exiting, so main() maps its errors to exit code 2 (usage); the
+  // setting is inherited by every subcommand added below (and by detect/serve).
+  .exitOverride()
+  .configureOutput({ outputError: (s, write) => write(printable(s)) });
 
 program
   .command('doctor')
@@ -30,6 +34,23 @@ program
     const r = await doctor();
     console.log(o.json ? JSON.stringify(r, null, 2) : formatDoctor(r));
   });
+
+/**
+ * Ctrl-C or SIGTERM ends training cleanly: the current step finishes, the final weights are validated
+ * and checkpointed. A second signal exits at once (the newest checkpoint stays intact).
+ */
+function stopOnSignals(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    console.error(
+      `\n${name}: stopping after this step (validation and a checkpoint follow; send it again to quit now)`,
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  return controller.signal;
+}
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -67,6 +88,7 @@ program
       runsDir: o.runs,
       ...(o.resume ? { resume: o.resume } : {}),
       progress: o.progress && Boolean(process.stdout.isTTY),
+      signal: stopOnSignals(),
     });
     console.log(`run folder: ${out.paths.root}`);
   });
@@ -95,7 +117,7 @@ program
   .addOption(new Option('--weights <which>', 'checkpoint').choices(['best', 'last']).default('best'))
   .action(async (runDir: string, o) => {
     // Backend first: the model is built on whatever backend is active.
-    const backend = await setUpEngine(loadConfig({ file: `${runDir}/config.yaml` }), () => {});
+    const backend = await setUpEngine(loadConfig({ file: `${runDir}/config.yaml` }).run, () => {});
     const run = await loadRun(runDir, o.weights);
     const ev = await evaluateSplit(run, run.splits[o.split as 'test']);
     const s = ev.result.stats;
@@ -119,7 +141,7 @@ program
   .option('--out <file>', 'ONNX file to write (default <runDir>/model.onnx)')
   .addOption(new Option('--weights <which>', 'checkpoint').choices(['best', 'last']).default('best'))
   .action(async (runDir: string, o) => {
-    await setUpEngine(loadConfig({ file: `${runDir}/config.yaml` }), () => {});
+    await setUpEngine(loadConfig({ file: `${runDir}/config.yaml` }).run, () => {});
     const run = await loadRun(runDir, o.weights);
     const out = o.out ?? `${run.paths.root}/model.onnx`;
     const bytes = exportRunOnnx(run, out);
@@ -165,8 +187,9 @@ data
   )
   .action(async (path: string, o) => {
     const r = await dataCheck(path, o);
-    console.log(r.text);
-    process.exitCode = r.ok ? EXIT.ok : EXIT.failed;
+    console.log(printable(r.text));
+    // Problems found in the user's data are bad input, like any other command's.
+    process.exitCode = r.ok ? EXIT.ok : EXIT.input;
   });
 
 data
@@ -183,7 +206,7 @@ data
   .description('image and box counts per category, sizes')
   .addOption(formatOption())
   .option('--split <name>', 'VOC ImageSets / YOLO split')
-  .action(async (path: string, o) => console.log(formatStats(await readDataset(path, o), path)));
+  .action(async (path: string, o) => console.log(printable(formatStats(await readDataset(path, o), path))));
 
 data
   .command('synth')
@@ -209,12 +232,22 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    const e = err as Error & { code?: string };
-    // Our own errors name the file and the problem: print the message, not a stack.
-    console.error(`bmc: ${e.message}`);
-    if (process.env.BMC_DEBUG) console.error(e.stack);
-    process.exitCode = /config|invalid|format|no such/i.test(e.message) ? EXIT.usage : EXIT.failed;
+    process.exitCode = reportError(err);
   }
+}
+
+/**
+ * Prints an error that ended a command and returns its exit code. Commander has already printed
+ * its own (usage) errors and the help; our errors name the file and the problem, so the message
+ * is printed without a stack (set BMC_DEBUG=1 for one), escaped for the terminal because it may
+ * quote a user's file names or contents.
+ */
+export function reportError(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  const e = err instanceof Error ? err : new Error(String(err));
+  console.error(`bmc: ${printable(e.message)}`);
+  if (process.env.BMC_DEBUG) console.error(e.stack);
+  return exitCodeFor(err);
 }
 
 await main(process.argv);

@@ -27,7 +27,7 @@ const steps = (dir: string) =>
 describe('training end to end (tiny model, synthetic smears)', () => {
   it('tf.memory().numTensors is flat across training steps (every assigner)', async () => {
     const config = loadConfig({ preset: 'tiny', set: [...SMALL, 'data.imageSize=64'] });
-    await setUpEngine(config, () => {});
+    await setUpEngine(config.run, () => {});
     const splits = await loadSplits(config);
     const detector = buildDetector(toDetectorConfig(config, 1));
     const loader = trainLoader(config, splits.train, 0);

@@ -15,7 +15,7 @@ const SET = smallSet(64, 4, 1);
 
 // The trainer's backend set-up: wasm with the engine's kernels.
 beforeAll(async () => {
-  await setUpEngine(loadConfig({ preset: 'tiny' }), () => {});
+  await setUpEngine(loadConfig({ preset: 'tiny' }).run, () => {});
 });
 
 async function firstBatch(frozenBatchNorm: boolean) {

@@ -15,7 +15,7 @@ import { smallSet, stepContext } from './small-config.js';
 const config = loadConfig({ preset: 'tiny', set: smallSet(64, 4, 1) });
 
 beforeAll(async () => {
-  await setUpEngine(config, () => {});
+  await setUpEngine(config.run, () => {});
 });
 
 async function firstOf(splits: Awaited<ReturnType<typeof loadSplits>>) {

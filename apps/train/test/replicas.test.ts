@@ -19,7 +19,7 @@ const SET = [...smallSet(64, 8, 1), 'model.backbone.frozenBatchNorm=true'];
 const config = loadConfig({ preset: 'tiny', set: SET });
 
 beforeAll(async () => {
-  await setUpEngine(config, () => {}, 1);
+  await setUpEngine(config.run, () => {}, 1);
 });
 
 describe('splitShares', () => {

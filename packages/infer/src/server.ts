@@ -143,8 +143,6 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     reply.type('application/octet-stream');
     return readFile(detector.path);
   });
-    // Both thresholds: candidates (COCO results / AP) and the one `count` uses by default.
-    thresholds: { candidates: detector.meta.nms.scoreThreshold, count: counting },
     pixelScale,
 
   app.post('/v1/detect', async (req, reply) => {

@@ -30,11 +30,13 @@ export interface RunReportInput {
 function stepRecords(paths: RunPaths) {
   const byStep = new Map<number, Record<string, number>>();
   const evals: Array<Record<string, number>> = [];
+  let best: { step: number; AP: number } | undefined;
   for (const e of readJsonl(readFileSync(paths.log, 'utf8'))) {
     if (e.event === 'step') byStep.set(e.step as number, e as unknown as Record<string, number>);
     if (e.event === 'eval') evals.push(e as unknown as Record<string, number>);
+    if (e.event === 'best') best = e as unknown as { step: number; AP: number };
   }
-  return { steps: [...byStep.values()].sort((a, b) => a.step! - b.step!), evals };
+  return { steps: [...byStep.values()].sort((a, b) => a.step! - b.step!), evals, best };
 }
 
 /**
@@ -44,7 +46,7 @@ function stepRecords(paths: RunPaths) {
  */
 export async function writeRunReport(r: RunReportInput): Promise<string> {
   const dir = r.paths.report;
-  const { steps, evals } = stepRecords(r.paths);
+  const { steps, evals, best } = stepRecords(r.paths);
   const k = Math.max(1, Math.round(steps.length / 50));
   const x = steps.map((s) => s.step!);
   const lossSvg = lineChartSvg(
@@ -100,6 +102,11 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
     `- data: ${r.config.data.format}${r.config.data.path ? ` (${r.config.data.path})` : ''}, input ${r.config.data.imageSize}x${r.config.data.imageSize}, test images ${r.test.report.numImages}, test boxes ${r.test.report.numGt}`,
     `- steps: ${last?.step ?? 0}, backend: ${r.backend}${r.trainSeconds ? `, training time ${(r.trainSeconds / 60).toFixed(1)} min` : ''}, peak RSS ${r.peakRssMb.toFixed(0)} MB`,
     `- inference (network + post-processing, tfjs): ${r.test.predictions.msPerImage.toFixed(1)} ms/image`,
+    ...(best
+      ? [
+          `- best/ (the default weights of eval and export) holds step ${best.step}, validation AP ${best.AP.toFixed(4)}`,
+        ]
+      : []),
     ...(r.extraLines ?? []).map((l) => `- ${l}`),
     '',
     reportToMarkdown(r.test.report),

@@ -9,6 +9,7 @@ import {
   smearSource,
 } from '@bmc/data';
 import { readDataset } from '../commands/data.js';
+import { ConfigError } from '../config/load.js';
 import type { TrainConfig } from '../config/schema.js';
 
 export interface Split {
@@ -44,7 +45,7 @@ export async function loadSplits(config: TrainConfig): Promise<{ train: Split; v
       },
     };
   }
-  if (!d.path) throw new Error(`data.path: required for format '${d.format}'`);
+  if (!d.path) throw new ConfigError(`data.path: required for format '${d.format}'`);
   const read = async (split: string, path = d.path!): Promise<Split> => {
     let ds = await readDataset(path, {
       format: d.format as 'coco' | 'voc' | 'yolo',
@@ -63,7 +64,7 @@ export async function loadSplits(config: TrainConfig): Promise<{ train: Split; v
 }
 
 /** The loader's augmentation for training, from the config's `data.augment`. */
-export function trainAugment(config: TrainConfig): AugmentConfig {
+export function trainAugment(config: Pick<TrainConfig, 'data'>): AugmentConfig {
   const a = config.data.augment;
   const j = a.colorJitter;
   return {
@@ -79,11 +80,15 @@ export function trainAugment(config: TrainConfig): AugmentConfig {
 }
 
 /** Evaluation: letterbox (resize the longer side, pad right/bottom) and normalise only. */
-export function evalAugment(config: TrainConfig): AugmentConfig {
+export function evalAugment(config: Pick<TrainConfig, 'data'>): AugmentConfig {
   return { size: config.data.imageSize, normalize: true };
 }
 
-export function trainLoader(config: TrainConfig, split: Split, seed: number): BatchLoader {
+export function trainLoader(
+  config: Pick<TrainConfig, 'data' | 'optim'>,
+  split: Split,
+  seed: number,
+): BatchLoader {
   return new BatchLoader(split.source, {
     batchSize: config.optim.batchSize,
     augment: trainAugment(config),
@@ -94,7 +99,7 @@ export function trainLoader(config: TrainConfig, split: Split, seed: number): Ba
   });
 }
 
-export function evalLoader(config: TrainConfig, split: Split, batchSize = 4): BatchLoader {
+export function evalLoader(config: Pick<TrainConfig, 'data'>, split: Split, batchSize = 4): BatchLoader {
   return new BatchLoader(split.source, {
     batchSize,
     augment: evalAugment(config),

@@ -39,7 +39,7 @@ export function toDetectorConfig(config: TrainConfig, numClasses: number): Detec
   });
 }
 
-export function lossOptions(config: TrainConfig): LossOptions {
+export function lossOptions(config: Pick<TrainConfig, 'model' | 'loss'>): LossOptions {
   const l = config.loss;
   return {
     boxLoss: l.box,
@@ -51,7 +51,7 @@ export function lossOptions(config: TrainConfig): LossOptions {
   };
 }
 
-export function postprocessOptions(config: TrainConfig): PostprocessOptions {
+export function postprocessOptions(config: Pick<TrainConfig, 'model' | 'inference'>): PostprocessOptions {
   const i = config.inference;
   return {
     // Without an IoU branch only the plain class score exists.

@@ -18,7 +18,7 @@ const port = parentPort!;
 const config: TrainConfig = init.config;
 
 async function main() {
-  await setUpEngine(config, () => {}, init.threads);
+  await setUpEngine(config.run, () => {}, init.threads);
   tf.env().set('IS_TEST', false);
   const detector = buildDetector(toDetectorConfig(config, init.numClasses));
   const model = detector.model;

@@ -1,0 +1,143 @@
+import { resolve } from 'node:path';
+import { type AssignerConfig, createAssigner } from '@bmc/assigners';
+import { type BackendChoice, describeBackend, initBackend } from '@bmc/core/backend';
+import {
+  describeEngine,
+  fixCpuResizeNearestNeighborGrad,
+  installEngineKernels,
+  registerMissingWasmKernels,
+} from '@bmc/engine';
+import { restoreCheckpoint } from '@bmc/export';
+import { buildDetector, type Detector } from '@bmc/heads-iou';
+import * as tf from '@tensorflow/tfjs';
+import { stringify as toYaml } from 'yaml';
+import type { TrainConfig } from '../config/schema.js';
+import { writeFileAtomic } from '../run/atomic.js';
+import { JsonlLog } from '../run/jsonl-log.js';
+import { createRunDir, type RunPaths, runPaths } from '../run/run-dir.js';
+import { newestGoodCheckpoint } from './checkpoints.js';
+import { loadSplits, type Split } from './data.js';
+import { lossOptions, toDetectorConfig } from './detector.js';
+import { createOptimizer, type Optimizer } from './optimizer.js';
+import { threadsPerReplica } from './replicas.js';
+import { initialTrainState, TrainingError, type TrainOptions, type TrainState } from './state.js';
+import { type StepContext, trainableParams } from './step.js';
+
+/** Everything the loop, validation and the end of a run share. */
+export interface TrainSession {
+  config: TrainConfig;
+  paths: RunPaths;
+  log: JsonlLog;
+  say: (line: string) => void;
+  backend: BackendChoice;
+  splits: { train: Split; val: Split; test: Split };
+  classes: string[];
+  detector: Detector;
+  optimizer: Optimizer;
+  /** The per-step inputs of `trainStep` (model, assigner, anchors, loss, optimizer, clipping). */
+  step: StepContext;
+  state: TrainState;
+}
+
+/** Sets the tfjs backend and, when asked, the native convolution kernels. */
+export async function setUpEngine(
+  run: Pick<TrainConfig['run'], 'backend' | 'nativeKernels'>,
+  log: (s: string) => void,
+  /** onnxruntime threads per convolution; default all cores (data-parallel replicas split them). */
+  threads?: number,
+): Promise<BackendChoice> {
+  const backend = await initBackend(run.backend === 'auto' ? {} : { preference: run.backend });
+  log(describeBackend(backend));
+  if (backend.name === 'wasm') registerMissingWasmKernels();
+  if (backend.name === 'cpu') fixCpuResizeNearestNeighborGrad();
+  if (run.nativeKernels && (backend.name === 'wasm' || backend.name === 'cpu')) {
+    installEngineKernels({ backend: backend.name, ...(threads ? { threads } : {}) });
+    log(`engine: ${describeEngine().summary}`);
+  }
+  return backend;
+}
+
+/** The run folder must work from any directory later (eval, export, resume): data paths become absolute. */
+function withAbsoluteDataPaths(config: TrainConfig): TrainConfig {
+  const d = config.data;
+  return {
+    ...config,
+    data: {
+      ...d,
+      ...(d.path ? { path: resolve(d.path) } : {}),
+      ...(d.valPath ? { valPath: resolve(d.valPath) } : {}),
+    },
+  };
+}
+
+/** Restores weights, optimizer slots and train state from the newest readable checkpoint of a run. */
+async function resumeFrom(s: Omit<TrainSession, 'state' | 'step'>): Promise<TrainState> {
+  const dir = newestGoodCheckpoint(s.paths, s.say);
+  if (!dir)
+    throw new TrainingError(`--resume ${s.paths.root}: no readable checkpoint in ${s.paths.checkpoints}`);
+  const restored = await restoreCheckpoint(dir, s.detector.model);
+  if (restored.optimizer) {
+    s.optimizer.load(restored.optimizer.slots, trainableParams(s.detector.model));
+    s.optimizer.loadCounters(
+      (restored.optimizer.config as { counters?: Record<string, number> } | undefined)?.counters,
+    );
+    tf.dispose(Object.values(restored.optimizer.slots));
+  }
+  const state = restored.state?.train as TrainState;
+  s.say(`resumed from ${dir} at step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch})`);
+  s.log.write({ event: 'resume', checkpoint: dir, ...state });
+  return state;
+}
+
+/**
+ * The set-up stage: run folder and log, backend, data splits, detector,
+ * assigner and optimizer, then either the saved state of a resumed run or a
+ * fresh one.
+ */
+export async function setUpTraining(input: TrainConfig, options: TrainOptions): Promise<TrainSession> {
+  const config = withAbsoluteDataPaths(input);
+  const say = options.log ?? ((s: string) => console.log(s));
+  const paths = options.resume
+    ? runPaths(options.resume)
+    : createRunDir(options.runsDir ?? 'runs', config.name);
+  if (!options.resume) writeFileAtomic(paths.config, toYaml(config));
+  const log = new JsonlLog(paths.log);
+  const replicas = config.run.replicas;
+  const backend = await setUpEngine(config.run, say, replicas > 1 ? threadsPerReplica(replicas) : undefined);
+
+  const splits = await loadSplits(config);
+  const classes = splits.train.classes;
+  const detector = buildDetector(toDetectorConfig(config, classes.length));
+  const size = config.data.imageSize;
+  const anchors = detector.anchorsFor(size, size);
+  const optimizer = createOptimizer(config);
+  const { microBatch, batchSize } = config.optim;
+  if (microBatch > 0 && microBatch < batchSize) {
+    say(
+      `batch ${batchSize} in micro-batches of ${microBatch}` +
+        (config.model.backbone.frozenBatchNorm
+          ? ''
+          : ' (warning: BatchNorm is not frozen, so its batch statistics come from each micro-batch, not the whole batch)'),
+    );
+  }
+  const step: StepContext = {
+    model: detector.model,
+    assigner: createAssigner({ type: config.assigner.type, ...config.assigner.options } as AssignerConfig),
+    anchors,
+    strides: detector.strides,
+    numClasses: classes.length,
+    loss: lossOptions(config),
+    optimizer,
+    clipGradNorm: config.optim.clipGradNorm,
+    microBatch: config.optim.microBatch,
+  };
+  const session = { config, paths, log, say, backend, splits, classes, detector, optimizer, step };
+  let state: TrainState;
+  if (options.resume) {
+    state = await resumeFrom(session);
+  } else {
+    state = initialTrainState();
+    log.write({ event: 'start', config, backend: backend.name, classes, anchors: anchors.boxes.length / 4 });
+  }
+  return { ...session, state };
+}
