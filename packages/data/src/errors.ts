@@ -1,18 +1,18 @@
-import { InvalidInputError } from '@bmc/core';
+import { InputError } from '@bmc/core';
 
 /**
- * A problem with a user's data file (an `InvalidInputError`, so one catch covers bad arrays and bad files). `file` and `where` (line, object, id...) are kept as
+ * A problem with a user's data file (an `InputError` from @bmc/core: bad input, exit code 2 in the CLI). `file` and `where` (line, object, id...) are kept as
  * fields so tools can show them, and are also part of the message so a plain `console.error`
  * of the error is already actionable.
  */
-export class DataError extends InvalidInputError {
+export class DataError extends InputError {
   override name = 'DataError';
   constructor(
-    readonly file: string,
+    override readonly file: string,
     readonly where: string | undefined,
     readonly problem: string,
   ) {
-    super(where ? `${file}: ${where}: ${problem}` : `${file}: ${problem}`);
+    super(where ? `${file}: ${where}: ${problem}` : `${file}: ${problem}`, file);
   }
 }
 

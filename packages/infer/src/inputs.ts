@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
+import { InputError } from '@bmc/core';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { IMAGE_EXTENSIONS } from './image.js';
 
@@ -29,9 +30,9 @@ export async function expandInputs(args: readonly string[], cwd = process.cwd())
     } else if (isDynamicPattern(arg)) {
       for (const f of await glob(arg, { cwd, absolute: true, onlyFiles: true })) found.add(resolve(f));
     } else {
-      throw new Error(`${arg}: no such file or folder`);
+      throw new InputError(`${arg}: no such file or folder`, arg);
     }
-    if (found.size === before) throw new Error(`${arg}: no images found`);
+    if (found.size === before) throw new InputError(`${arg}: no images found`, arg);
   }
   return [...found].sort();
 }

@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { InputError } from '@bmc/core';
 import {
   countBoxes,
   type Dataset,
@@ -17,18 +18,20 @@ export type DatasetFormat = 'coco' | 'voc' | 'yolo';
 
 /** VOC folders have `Annotations/`, YOLO ones a `data.yaml`, COCO is a `.json` file. */
 export function detectFormat(path: string): DatasetFormat {
-  if (!existsSync(path)) throw new Error(`${path}: no such file or folder`);
+  if (!existsSync(path)) throw new InputError(`${path}: no such file or folder`, path);
   if (statSync(path).isFile()) {
     if (path.endsWith('.json')) return 'coco';
     if (/\.ya?ml$/.test(path)) return 'yolo';
-    throw new Error(
+    throw new InputError(
       `${path}: cannot tell the dataset format (expected a COCO .json, a YOLO data.yaml or a VOC folder)`,
+      path,
     );
   }
   if (existsSync(join(path, 'Annotations'))) return 'voc';
   if (existsSync(join(path, 'data.yaml')) || existsSync(join(path, 'data.yml'))) return 'yolo';
-  throw new Error(
+  throw new InputError(
     `${path}: neither a VOC folder (Annotations/) nor a YOLO folder (data.yaml); pass --format`,
+    path,
   );
 }
 

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { InputError } from '@bmc/core';
 import { encodePng, generateSmear } from '@bmc/data';
 import { detectorMetadata, exportDetectorOnnx, restoreCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
@@ -27,13 +28,14 @@ export interface LoadedRun {
 /** Rebuilds a run's detector from its config and restores the best (or newest) checkpoint. */
 export async function loadRun(runDir: string, which: WhichWeights = 'best'): Promise<LoadedRun> {
   const paths = runPaths(resolve(runDir));
-  if (!existsSync(paths.config)) throw new Error(`${runDir}: not a bmc run folder (no config.yaml)`);
+  if (!existsSync(paths.config))
+    throw new InputError(`${runDir}: not a bmc run folder (no config.yaml)`, runDir);
   const config = loadConfig({ file: paths.config });
   const splits = await loadSplits(config);
   const detector = buildDetector(toDetectorConfig(config, splits.train.classes.length));
   const newest = listCheckpoints(paths)[0]?.dir;
   const weights = which === 'best' && existsSync(paths.best) ? paths.best : newest;
-  if (!weights) throw new Error(`${runDir}: no checkpoint to load`);
+  if (!weights) throw new InputError(`${runDir}: no checkpoint to load`, runDir);
   const restored = await restoreCheckpoint(weights, detector.model);
   // Evaluation and export need no optimizer state: the restore hands its tensors to us to free.
   if (restored.optimizer) tf.dispose(Object.values(restored.optimizer.slots));

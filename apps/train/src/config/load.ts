@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { InputError } from '@bmc/core';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { PRESETS, presetNames } from './presets.js';
 import { configSchema, type TrainConfig, type TrainConfigInput } from './schema.js';
 
-export class ConfigError extends Error {
+export class ConfigError extends InputError {
   override name = 'ConfigError';
 }
 

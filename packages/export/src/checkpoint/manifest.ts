@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { InputError } from '@bmc/core';
 
 /** Value of `manifest.json`'s `format`. */
 export const CHECKPOINT_FORMAT = 'bmc-checkpoint/1';
@@ -23,7 +24,7 @@ export interface CheckpointManifest {
 }
 
 /** A checkpoint that is missing, incomplete, truncated, corrupted or inconsistent. */
-export class CheckpointError extends Error {
+export class CheckpointError extends InputError {
   override name = 'CheckpointError';
 }
 

@@ -1,9 +1,10 @@
+import { InputError } from '@bmc/core';
 import type { BmcMetadata } from '@bmc/export/metadata';
 import type { InferenceSession, Tensor } from 'onnxruntime-web';
 import type { HeadOutputs, NetworkRunner } from './types.js';
 
 /** A model file that cannot be used; the message names the file and the problem. */
-export class ModelLoadError extends Error {
+export class ModelLoadError extends InputError {
   override name = 'ModelLoadError';
 }
 
