@@ -15,7 +15,7 @@ export interface YoloReadOptions extends Omit<ReadOptions, 'checkImages'> {
 }
 
 export interface YoloConfig {
-  /** Absolute image folders per split. */
+  /** Absolute image folder (or `.txt` image list) per split. */
   readonly splits: Record<string, string>;
   readonly names: string[];
 }
@@ -63,11 +63,34 @@ export function parseDataYaml(text: string, file: string): YoloConfig {
   for (const k of ['train', 'val', 'test']) {
     const p = y[k];
     if (p === undefined || p === null) continue;
-    if (typeof p !== 'string') v.fail(file, at(k), `"${k}" is not a folder path`);
+    if (typeof p !== 'string') v.fail(file, at(k), `"${k}" is not a folder or image-list path`);
     splits[k] = resolve(base, p);
   }
   if (Object.keys(splits).length === 0) v.fail(file, undefined, 'no train/val/test folder listed');
   return { splits, names };
+}
+
+/**
+ * An Ultralytics image list: a split given as a `.txt` file holds one image path per line (relative
+ * paths resolve against the list's folder, `#` starts a comment). Lists select and combine images
+ * from several folders without copying them, e.g. a split by source written by a script.
+ */
+async function readImageList(list: string, yamlFile: string, split: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readText(list);
+  } catch {
+    throw new DataError(yamlFile, `"${split}"`, `image list not found: ${list}`);
+  }
+  const files: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') return;
+    if (!IMAGE_EXT.has(extname(line).toLowerCase()))
+      throw new DataError(list, `line ${i + 1}`, `not an image path: "${line}"`);
+    files.push(resolve(dirname(list), line));
+  });
+  return files;
 }
 
 /** `.../images/x/a.jpg` -> `.../labels/x/a.txt` (the last `images` path component, as Ultralytics does). */
@@ -96,6 +119,10 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
     const dir = cfg.splits[s];
     if (!dir)
       v.fail(yamlFile, undefined, `split "${s}" is not listed (have: ${Object.keys(cfg.splits).join(', ')})`);
+    if (extname(dir).toLowerCase() === '.txt') {
+      files.push(...(await readImageList(dir, yamlFile, s)));
+      continue;
+    }
     let names: string[];
     try {
       names = await readdir(dir);

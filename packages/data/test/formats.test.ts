@@ -135,4 +135,38 @@ describe('YOLO', () => {
     );
     expect((await readYolo(join(root, 'data.yaml'), { split: 'train' })).images.length).toBe(2);
   });
+
+  it('takes a split from a .txt image list (paths relative to the list) that combines folders', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'bmc-yolo-list-'));
+    dirs.push(root);
+    for (const d of ['a/images', 'a/labels', 'b/images', 'b/labels', 'lists']) {
+      await mkdir(join(root, d), { recursive: true });
+    }
+    const png = sharp({ create: { width: 100, height: 50, channels: 3, background: '#ccc' } }).png();
+    await writeFile(join(root, 'a/images/x.png'), await png.toBuffer());
+    await writeFile(join(root, 'a/images/unlisted.png'), await png.toBuffer());
+    await writeFile(join(root, 'b/images/y.png'), await png.toBuffer());
+    // cx 0.5, cy 0.5, w 0.2, h 0.4 on 100 x 50 -> [40, 15, 60, 35]
+    await writeFile(join(root, 'a/labels/x.txt'), '0 0.5 0.5 0.2 0.4\n');
+    await writeFile(join(root, 'b/labels/y.txt'), '0 0.5 0.5 1 1\n0 0.5 0.5 0.2 0.4\n');
+    await writeFile(join(root, 'lists/train.txt'), '# by source\n../a/images/x.png\n\n../b/images/y.png\n');
+    await writeFile(join(root, 'lists/bad.txt'), '../a/labels/x.txt\n');
+    await writeFile(
+      join(root, 'lists/data.yaml'),
+      'train: train.txt\nval: bad.txt\ntest: none.txt\nnames: [cell]\n',
+    );
+    const ds = await readYolo(join(root, 'lists/data.yaml'), { split: 'train' });
+    expect(ds.images.map((i) => i.file)).toEqual([
+      join(root, 'a/images/x.png'),
+      join(root, 'b/images/y.png'),
+    ]);
+    expect(Array.from(ds.images[0]!.boxes)).toEqual([40, 15, 60, 35]);
+    expect(ds.images[1]!.labels.length).toBe(2);
+    await expect(readYolo(join(root, 'lists/data.yaml'), { split: 'val' })).rejects.toThrow(
+      /bad\.txt: line 1: not an image path: "\.\.\/a\/labels\/x\.txt"/,
+    );
+    await expect(readYolo(join(root, 'lists/data.yaml'), { split: 'test' })).rejects.toThrow(
+      /image list not found: .*none\.txt/,
+    );
+  });
 });
