@@ -1,4 +1,6 @@
 export * from './frozen-batch-norm.js';
+export { PickleError } from './pickle.js';
+export * from './pth.js';
 export * from './resnet.js';
 export * from './safetensors.js';
 export * from './torch-conv.js';

@@ -132,15 +132,22 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Saf
 
 function toFloat32(bytes: Uint8Array, e: SafetensorsEntry): Float32Array {
   // Copy so the typed array is aligned whatever the header length was.
-  const raw = bytes.slice(e.begin, e.end);
-  const v = new DataView(raw.buffer);
-  const n = raw.length / ITEM_SIZE[e.dtype];
-  if (e.dtype === 'F32') return new Float32Array(raw.buffer);
+  return decodeFloat32(bytes.slice(e.begin, e.end), e.dtype);
+}
+
+/**
+ * Little-endian values of `dtype` as float32 (also used for the storages of `.pth` files). Takes
+ * ownership of `raw`: for F32 the result is a view of its buffer, which must be aligned.
+ */
+export function decodeFloat32(raw: Uint8Array, dtype: SafetensorsDtype): Float32Array {
+  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const n = raw.length / ITEM_SIZE[dtype];
+  if (dtype === 'F32') return new Float32Array(raw.buffer, raw.byteOffset, n);
   const out = new Float32Array(n);
   const bits = new Uint32Array(1);
   const bitsAsFloat = new Float32Array(bits.buffer);
   for (let i = 0; i < n; i++) {
-    switch (e.dtype) {
+    switch (dtype) {
       case 'F64':
         out[i] = v.getFloat64(8 * i, true);
         break;

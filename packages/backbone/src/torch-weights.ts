@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { looksLikePth, type PthFile, parsePth } from './pth.js';
 import { parseSafetensors, type SafetensorsFile } from './safetensors.js';
 
 /** PyTorch tensors by state-dict key: row-major float32 data with torch's shape (NCHW / OIHW). */
@@ -14,6 +15,15 @@ export class WeightImportError extends Error {
 
 /** Adapts a parsed safetensors file. */
 export function safetensorsSource(file: SafetensorsFile): TorchWeightSource {
+  return {
+    keys: () => file.entries.keys(),
+    shape: (k) => file.entries.get(k)!.shape,
+    read: (k) => file.getFloat32(k),
+  };
+}
+
+/** Adapts a parsed `.pth` state dict. */
+export function pthSource(file: PthFile): TorchWeightSource {
   return {
     keys: () => file.entries.keys(),
     shape: (k) => file.entries.get(k)!.shape,
@@ -235,23 +245,59 @@ export function importResNetSafetensors(
   bytes: Uint8Array,
   options: ImportResNetOptions = {},
 ): ImportReport {
-  const file = parseSafetensors(bytes, options.source ?? 'safetensors');
+  const name = options.source ?? 'safetensors';
+  return importResNet(model, safetensorsSource(parseSafetensors(bytes, name)), name, options);
+}
+
+/**
+ * Like {@link importResNetSafetensors} for either file format: a PyTorch `.pth` (zip archive or
+ * legacy stream, read by {@link parsePth} without executing anything from it) or safetensors,
+ * told apart by the first bytes.
+ */
+export function importResNetWeights(
+  model: tf.LayersModel,
+  bytes: Uint8Array,
+  options: ImportResNetOptions = {},
+): ImportReport & { format: 'safetensors' | 'pth' } {
+  const name = options.source ?? 'weights';
+  if (looksLikePth(bytes)) {
+    return { ...importResNet(model, pthSource(parsePth(bytes, name)), name, options), format: 'pth' };
+  }
+  const source = safetensorsSource(parseSafetensors(bytes, name));
+  return { ...importResNet(model, source, name, options), format: 'safetensors' };
+}
+
+function importResNet(
+  model: tf.LayersModel,
+  source: TorchWeightSource,
+  name: string,
+  options: ImportResNetOptions,
+): ImportReport {
   let sourcePrefix = options.sourcePrefix;
   if (sourcePrefix === undefined) {
-    sourcePrefix = RESNET_KEY_PREFIXES.find((p) => file.entries.has(`${p}conv1.weight`));
+    const keys = new Set(source.keys());
+    sourcePrefix = RESNET_KEY_PREFIXES.find((p) => keys.has(`${p}conv1.weight`));
     if (sourcePrefix === undefined) {
       throw new WeightImportError(
-        `${options.source ?? 'safetensors'}: no ResNet 'conv1.weight' found under any of the prefixes ` +
+        `${name}: no ResNet 'conv1.weight' found under any of the prefixes ` +
           `${RESNET_KEY_PREFIXES.map((p) => `'${p}'`).join(', ')}; pass sourcePrefix`,
       );
     }
   }
-  return importTorchWeights(model, safetensorsSource(file), {
-    layerPrefix: options.layerPrefix ?? 'backbone.body.',
-    sourcePrefix,
-    strict: options.strict ?? true,
-    ignore: options.ignore ?? [...DEFAULT_IGNORE, 'fc.'],
-  });
+  try {
+    return importTorchWeights(model, source, {
+      layerPrefix: options.layerPrefix ?? 'backbone.body.',
+      sourcePrefix,
+      strict: options.strict ?? true,
+      ignore: options.ignore ?? [...DEFAULT_IGNORE, 'fc.'],
+    });
+  } catch (e) {
+    // Name the file: the trainer prints this message as it is.
+    if (e instanceof WeightImportError && !e.message.startsWith(name)) {
+      throw new WeightImportError(`${name}: ${e.message}`);
+    }
+    throw e;
+  }
 }
 
 export interface ParameterCounts {
