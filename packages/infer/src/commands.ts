@@ -35,7 +35,11 @@ export function registerInferCommands(program: Command): Command {
       "resize so the longer side is <px> before detection (0: source resolution; default: the model's recorded pixel scale)",
       int(0),
     )
-    .option('--tile <px>', 'tile images larger than this (0: never; default: the training crop, else 1024)', int(0))
+    .option(
+      '--tile <px>',
+      'tile images larger than this (0: never; default: the training crop, else 1024)',
+      int(0),
+    )
     .option('--tile-overlap <px>', 'overlap between tiles, above the largest cell (default 128)', int(0))
     .option('--crops', 'write one PNG per detected cell', false)
     .option('--crop-margin <f>', 'margin around each crop, fraction of the box', num(0, 2), 0.1)
@@ -79,7 +83,11 @@ export function registerInferCommands(program: Command): Command {
       "resize so the longer side is <px> before detection (0: source resolution; default: the model's recorded pixel scale)",
       int(0),
     )
-    .option('--tile <px>', 'tile images larger than this (0: never; default: the training crop, else 1024)', int(0))
+    .option(
+      '--tile <px>',
+      'tile images larger than this (0: never; default: the training crop, else 1024)',
+      int(0),
+    )
     .option('--no-viewer', 'do not serve the browser viewer at /')
     .action(async (o) => {
       const { createServer } = await import('./server.js');
@@ -99,10 +107,10 @@ export function registerInferCommands(program: Command): Command {
         ...(o.viewer === false ? { viewer: false } : {}),
       });
       await server.listen();
+      process.stderr.write(`${server.pixelScale.description}\n`);
       const stop = () => void server.close().then(() => process.exit(0));
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-      process.stderr.write(`${server.pixelScale.description}\n`);
   return program;
 }

@@ -7,13 +7,13 @@ import { decodeToPixels } from './image.js';
 import { expandInputs } from './inputs.js';
 import { type Detector, loadDetector } from './model.js';
 import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
+import { applyPixelScale } from './pipeline/scale.js';
 import type { DetectOptions } from './pipeline/types.js';
 
 export interface DetectCommandOptions extends DetectOptions {
   /** Image files, folders (searched recursively) or globs. */
   inputs: readonly string[];
   /** A bmc ONNX detector (from `bmc export`), or an already loaded one. */
-import { applyPixelScale } from './pipeline/scale.js';
   model: string | Detector;
   /** Output folder; created if missing. */
   out: string;
@@ -78,6 +78,8 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const detector =
     typeof opts.model === 'string' ? await loadDetector(opts.model, { threads: opts.threads }) : opts.model;
   const meta = detector.meta;
+  // Which pixel scale applies and why: the most common cause of a model that finds nothing.
+  log(applyPixelScale(meta, opts).description);
   const out = resolve(opts.out);
   const annotatedDir = join(out, 'annotated');
   const cropsDir = join(out, 'crops');
@@ -88,10 +90,6 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
   const bar = showBar
     ? new cliProgress.SingleBar(
-  // Which pixel scale applies and why: the most common cause of a model that finds nothing.
-  log(applyPixelScale(meta, opts).description);
-  const counting = countingThreshold(meta, opts.scoreThreshold);
-  log(`counting cells at ${describeCountingThreshold(counting, '--score')}`);
         {
           format:
             'detect |{bar}| {value}/{total} images | {cells} cells | {failed} failed | eta {eta_formatted}',

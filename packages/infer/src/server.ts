@@ -8,8 +8,8 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { decodeToPixels } from './image.js';
 import { type Detector, loadDetector } from './model.js';
 import { toDetectionJson } from './pipeline/results.js';
-import type { DetectOptions } from './pipeline/types.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
+import type { DetectOptions } from './pipeline/types.js';
 import { JobQueue, QueueFullError, TimeoutError } from './queue.js';
 
 export interface ServerOptions {
@@ -137,13 +137,13 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     file: basename(detector.path),
     sizeBytes: detector.sizeBytes,
     metadata: detector.meta,
+    pixelScale,
   }));
 
   app.get('/v1/model.onnx', async (_req, reply) => {
     reply.type('application/octet-stream');
     return readFile(detector.path);
   });
-    pixelScale,
 
   app.post('/v1/detect', async (req, reply) => {
     let bytes: Buffer;
@@ -206,6 +206,7 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
   return {
     app,
     detector,
+    pixelScale,
     queue,
     async listen() {
       return app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
@@ -214,7 +215,6 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
       await app.close();
       if (typeof opts.model === 'string') await detector.dispose();
     },
-    pixelScale,
   };
 }
 

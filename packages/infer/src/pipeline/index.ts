@@ -16,6 +16,6 @@ export {
   toCocoResults,
   toDetectionJson,
 } from './results.js';
+export { type AppliedScale, applyPixelScale, type ScaleOverrides } from './scale.js';
 export { planTiles, type Tile } from './tiling.js';
 export type * from './types.js';
-export { type AppliedScale, applyPixelScale, type ScaleOverrides } from './scale.js';

@@ -50,8 +50,7 @@ export function applyPixelScale(
     : ps.mode === 'native'
       ? `trained on ${ps.crop} px crops at source resolution`
       : `trained on images resized to ${ps.longSide} px (longer side)`;
-  const tiling =
-    tileSize > 0 ? `, tiled above ${tileSize} px (overlap ${tileOverlap})` : ', never tiled';
+  const tiling = tileSize > 0 ? `, tiled above ${tileSize} px (overlap ${tileOverlap})` : ', never tiled';
   if (o.resizeLongSide !== undefined) {
     const what = o.resizeLongSide > 0 ? `longer side resized to ${o.resizeLongSide} px` : 'source resolution';
     return {

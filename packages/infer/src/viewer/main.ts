@@ -9,8 +9,8 @@ import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
 import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import { detectPixels } from '../pipeline/detect.js';
 import { checkGraphNames, ortRunner } from '../pipeline/ort-runner.js';
-import { applyPixelScale } from '../pipeline/scale.js';
 import { type DetectionJson, toDetectionJson } from '../pipeline/results.js';
+import { applyPixelScale } from '../pipeline/scale.js';
 import type { DetectResult, NetworkRunner, RawPixels } from '../pipeline/types.js';
 
 const COLOURS = ['#E69F00', '#56B4E9', '#009E73', '#F0E442', '#0072B2', '#D55E00', '#CC79A7', '#000000'];
