@@ -15,16 +15,29 @@ import type { Sample } from './sample.js';
 
 /**
  * What happens to a sample, in this order: resize so the longer side is `size` times a random
- * `scale`, crop to at most `size` x `size` (random position when `crop` is set), flips, colour
- * jitter, HED stain jitter, pad right/bottom to a multiple of `multiple`, ImageNet normalisation.
+ * `scale` (or, with `sampling: 'crops'`, by the random `scale` alone), crop to at most `size` x
+ * `size` (random position when `crop` is set), flips, colour jitter, HED stain jitter, pad
+ * right/bottom to a multiple of `multiple`, ImageNet normalisation.
  */
 export interface AugmentConfig {
-  /** Target side: the longer image side is resized to it and the output is `size` x `size` (padded). */
+  /** Output side: the output is `size` x `size` (padded); in letterbox sampling the longer image side is resized to it. */
   readonly size?: number;
+  /**
+   * How images meet `size`. 'letterbox' (default): the longer side is resized to `size`, so
+   * cells shrink with the field. 'crops': source pixels are kept (only the random `scale`
+   * resizes, so set it around 1) and a `size` x `size` crop is cut: cells keep their source
+   * size whatever the field size, and a step's memory no longer depends on the image size.
+   */
+  readonly sampling?: 'letterbox' | 'crops';
   /** Random scale factor range on top of `size`, e.g. `[0.8, 1.25]`. */
   readonly scale?: readonly [number, number];
-  /** Random crop position when the scaled image exceeds `size`; boxes keep if `minVisible` (default 0.5) of their area stays. */
-  readonly crop?: { readonly minVisible?: number };
+  /**
+   * Random crop position when the scaled image exceeds `size`; boxes keep if `minVisible`
+   * (default 0.5) of their area stays. With probability `onBox` (default 0) the crop is drawn
+   * among the positions that contain the centre of a random box, so that crops of large,
+   * sparsely populated fields still show cells.
+   */
+  readonly crop?: { readonly minVisible?: number; readonly onBox?: number };
   /** Probability of a left-right flip. */
   readonly hflip?: number;
   /** Probability of a top-bottom flip (smears have no up). */
@@ -63,7 +76,7 @@ export function drawResize(
   height: number,
   cfg: AugmentConfig,
 ): { width: number; height: number } {
-  let f = cfg.size !== undefined ? cfg.size / Math.max(width, height) : 1;
+  let f = cfg.size !== undefined && cfg.sampling !== 'crops' ? cfg.size / Math.max(width, height) : 1;
   if (cfg.scale) f *= rng.uniform(cfg.scale[0], cfg.scale[1]);
   return { width: Math.max(1, Math.round(width * f)), height: Math.max(1, Math.round(height * f)) };
 }
@@ -86,8 +99,7 @@ export function augmentResized(rng: Rng, s: Sample, cfg: AugmentConfig): Sample 
   if (cfg.size !== undefined && (W > cfg.size || H > cfg.size)) {
     cw = Math.min(cfg.size, W);
     ch = Math.min(cfg.size, H);
-    x0 = cfg.crop ? rng.int(0, W - cw) : 0;
-    y0 = cfg.crop ? rng.int(0, H - ch) : 0;
+    if (cfg.crop) ({ x0, y0 } = drawCropOrigin(rng, s.boxes, W, H, cw, ch, cfg.crop.onBox ?? 0));
     ({ boxes, labels } = cropBoxes(s.boxes, s.labels, x0, y0, cw, ch, cfg.crop?.minVisible ?? 0.5));
   }
   const fx = cfg.hflip ? rng.bool(cfg.hflip) : false;
@@ -149,6 +161,36 @@ export function augmentResized(rng: Rng, s: Sample, cfg: AugmentConfig): Sample 
     boxes: Float32Array.from(boxes),
     labels: Int32Array.from(labels),
   };
+}
+
+/**
+ * Top-left corner of a `cw` x `ch` crop of a `W` x `H` image: uniform, or (with probability
+ * `onBox`, when there are boxes) uniform among the corners whose crop contains the centre of
+ * one box drawn at random, so every cell is equally likely to be the one shown.
+ */
+function drawCropOrigin(
+  rng: Rng,
+  boxes: Float32Array,
+  W: number,
+  H: number,
+  cw: number,
+  ch: number,
+  onBox: number,
+): { x0: number; y0: number } {
+  const n = boxes.length / 4;
+  if (onBox > 0 && n > 0 && rng.bool(onBox)) {
+    const k = rng.int(0, n - 1);
+    const cx = (boxes[4 * k]! + boxes[4 * k + 2]!) / 2;
+    const cy = (boxes[4 * k + 1]! + boxes[4 * k + 3]!) / 2;
+    const range = (c: number, size: number, full: number) => {
+      const lo = Math.min(Math.max(Math.floor(c - size) + 1, 0), full - size);
+      return rng.int(lo, Math.max(lo, Math.min(Math.floor(c), full - size)));
+    };
+    const x0 = range(cx, cw, W);
+    return { x0, y0: range(cy, ch, H) };
+  }
+  const x0 = rng.int(0, W - cw);
+  return { x0, y0: rng.int(0, H - ch) };
 }
 
 /** Copies the `cw` x `ch` region at `(x0, y0)` of a `W`-wide image into the top-left of `out` (`OW` wide), flipped as asked. */
