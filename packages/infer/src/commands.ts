@@ -27,7 +27,11 @@ export function registerInferCommands(program: Command): Command {
     .argument('<inputs...>', 'image files, folders (recursive) or globs')
     .requiredOption('-m, --model <file>', 'bmc ONNX detector (from bmc export)')
     .option('-o, --out <dir>', 'output folder', 'detections')
-    .option('--score <t>', 'score threshold (default: the model metadata)', num(0, 1))
+    .option(
+      '--score <t>',
+      "score threshold for counts, annotated images, crops and results.json (default: counts at the model's operating point, results.json keeps every candidate for AP)",
+      num(0, 1),
+    )
     .option('--iou <t>', 'NMS IoU threshold (default: the model metadata)', num(0, 1))
     .option('--max-detections <n>', 'detections per image (per tile when tiled)', int(1))
     .option(

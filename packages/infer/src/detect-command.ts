@@ -6,6 +6,12 @@ import { annotate, crops } from './annotate.js';
 import { decodeToPixels } from './image.js';
 import { expandInputs } from './inputs.js';
 import { type Detector, loadDetector } from './model.js';
+import {
+  atThreshold,
+  type CountingThreshold,
+  countingThreshold,
+  describeCountingThreshold,
+} from './pipeline/operating-point.js';
 import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
 import { applyPixelScale } from './pipeline/scale.js';
 import type { DetectOptions } from './pipeline/types.js';
@@ -44,6 +50,8 @@ export interface ImageSummary {
 
 export interface DetectCommandResult {
   processed: ImageSummary[];
+  /** The threshold `count`, counts.csv, annotated images and crops use (results.json keeps every candidate). */
+  counting: CountingThreshold;
   /** Images that could not be read or processed, with the reason. */
   failed: Array<{ file: string; error: string }>;
   /** Paths of the files written. */
@@ -64,9 +72,11 @@ const csvField = (v: string | number) => {
 
 /**
  * `bmc detect`: runs the detector over images, folders or globs and writes
- * - `results.json`: COCO results (`[{image_id, category_id, bbox: [x,y,w,h], score}]`),
+ * - `results.json`: COCO results (`[{image_id, category_id, bbox: [x,y,w,h], score}]`), every
+ *   candidate above the model's candidate threshold (0.05, what AP needs) or above `scoreThreshold`,
  * - `images.json`: the COCO `images` and `categories` those ids refer to,
- * - `counts.csv`: per image the number of cells, and per class,
+ * - `counts.csv`: per image the number of cells, and per class, at the counting threshold: the
+ *   model's operating point (best F1 on validation) unless `scoreThreshold` is given,
  * - `annotated/<name>.png`: boxes and scores drawn on each image (unless `annotate: false`),
  * - `crops/<name>/<k>_<class>.png`: one image per cell (with `crops: true`),
  * - `failed.csv`: images that could not be read, with the reason (only when there are any).
@@ -80,6 +90,8 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const meta = detector.meta;
   // Which pixel scale applies and why: the most common cause of a model that finds nothing.
   log(applyPixelScale(meta, opts).description);
+  const counting = countingThreshold(meta, opts.scoreThreshold);
+  log(`counting cells at ${describeCountingThreshold(counting, '--score')}`);
   const out = resolve(opts.out);
   const annotatedDir = join(out, 'annotated');
   const cropsDir = join(out, 'crops');
@@ -112,7 +124,8 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
       const t0 = performance.now();
       try {
         const image = await decodeToPixels(file);
-        const res = await detector.detect(image, opts);
+        const all = await detector.detect(image, opts);
+        const res = atThreshold(all, counting.scoreThreshold);
         const name = names[i]!;
         if (opts.annotate !== false) {
           await writeFileAtomic(join(annotatedDir, `${name}.png`), await annotate(image, res.detections));
@@ -130,7 +143,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
             ),
           );
         }
-        results.push(...toCocoResults(res.detections, id));
+        results.push(...toCocoResults(all.detections, id));
         cells += res.detections.length;
         processed.push({
           id,
@@ -203,7 +216,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
       (failed.length ? `, ${failed.length} skipped (see ${outputs.failed})` : '') +
       ` -> ${out}`,
   );
-  return { processed, failed, outputs };
+  return { processed, counting, failed, outputs };
 }
 
 /** Output names from file stems, suffixed where two inputs share a stem. */

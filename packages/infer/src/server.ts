@@ -7,6 +7,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { decodeToPixels } from './image.js';
 import { type Detector, loadDetector } from './model.js';
+import { atThreshold, countingThreshold, describeCountingThreshold } from './pipeline/operating-point.js';
 import { toDetectionJson } from './pipeline/results.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
 import type { DetectOptions } from './pipeline/types.js';
@@ -86,11 +87,12 @@ function numberParam(q: Record<string, unknown>, key: string, min: number, max: 
 /**
  * The detection service (fastify 5):
  * - `POST /v1/detect`: an image as the raw body (`image/*` or `application/octet-stream`) or as a
- *   multipart file field; answers the detections as JSON. Query `score`, `iou`, `max` override the
- *   model's thresholds. 400 for an unreadable image, 413 over the body limit, 415 for other content
+ *   multipart file field; answers the detections as JSON: those at the model's operating point
+ *   (best F1 on validation; the candidate threshold for models without one), and the `threshold`
+ *   used. Query `score`, `iou`, `max` override the model's thresholds. 400 for an unreadable image, 413 over the body limit, 415 for other content
  *   types, 503 when the queue is full or the deadline passes.
  * - `GET /healthz`: liveness plus queue state.
- * - `GET /v1/model`: the model's bmc metadata; `GET /v1/model.onnx`: the model file (the viewer runs it locally).
+ * - `GET /v1/model`: the model's bmc metadata and both thresholds (candidates for AP, count); `GET /v1/model.onnx`: the model file (the viewer runs it locally).
  * - `GET /`: the browser viewer, cross-origin isolated so onnxruntime-web can use threads.
  * The model is loaded once; detections go through a queue with a concurrency limit.
  */
@@ -133,10 +135,16 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     memory: { rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024 },
   }));
 
+  // `count` and `detections` default to the model's operating point; ?score= overrides per request.
+  const counting = countingThreshold(detector.meta, opts.detect?.scoreThreshold);
+  if (counting.source === 'candidates')
+    app.log.warn(`${basename(detector.path)}: counting at ${describeCountingThreshold(counting, '?score=')}`);
   app.get('/v1/model', async () => ({
     file: basename(detector.path),
     sizeBytes: detector.sizeBytes,
     metadata: detector.meta,
+    // Both thresholds: candidates (COCO results / AP) and the one `count` uses by default.
+    thresholds: { candidates: detector.meta.nms.scoreThreshold, count: counting },
     pixelScale,
   }));
 
@@ -167,6 +175,8 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
         maxDetections: numberParam(q, 'max', 1, 100_000),
       }),
     };
+    // Count and answer at the model's operating point unless ?score= says otherwise.
+    const threshold = countingThreshold(detector.meta, options.scoreThreshold);
     const t0 = performance.now();
     const result = await queue.run(async () => {
       const image = await decodeToPixels(bytes).catch((e: Error) => {
@@ -183,12 +193,15 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
         bytes: bytes.length,
         width: result.width,
         height: result.height,
-        count: result.detections.length,
+        count: atThreshold(result, threshold.scoreThreshold).detections.length,
         ms: Math.round(performance.now() - t0),
       },
       'detected',
     );
-    return toDetectionJson(result, detector.meta, name);
+    return {
+      ...toDetectionJson(atThreshold(result, threshold.scoreThreshold), detector.meta, name),
+      threshold,
+    };
   });
 
   const viewerDir = resolve(opts.viewerDir ?? defaultViewerDir());

@@ -10,6 +10,7 @@ import { type Detector, loadDetector } from '../src/model.js';
 import type { DetectionJson } from '../src/pipeline/results.js';
 import { createServer, type InferServer } from '../src/server.js';
 import { maxBoxDiff, PACKAGE_ROOT, TINY_MODEL, writeSmear } from './helpers.js';
+import { withOperatingPoint } from './operating-point-model.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(PACKAGE_ROOT, 'test-artifacts');
@@ -148,6 +149,38 @@ describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian
     console.log(
       `browser detect 512x384 (tiny model): ${info.threads} threads ${median(times).toFixed(1)} ms, 1 thread ${median(times1).toFixed(1)} ms (median of 5)`,
     );
+  });
+
+  it("starts the slider at the model's operating point and counts at it", async () => {
+    // Halfway between two candidate scores in the middle of the list: some cells above, some below.
+    const scores = nodeResult.map((d) => d.score);
+    let k = scores.length >> 1;
+    while (k + 1 < scores.length && scores[k]! - scores[k + 1]! < 2e-3) k++;
+    const op = (scores[k]! + scores[k + 1]!) / 2;
+    const model = await withOperatingPoint(TINY_MODEL, join(dir, 'with-op.onnx'), {
+      scoreThreshold: op,
+      precision: 0.9,
+      recall: 0.8,
+      f1: 0.85,
+      iou: 0.5,
+      split: 'val',
+      step: 10,
+    });
+    const s = await createServer({ model, port: 0, logger: false, viewerDir, threads: 1 });
+    try {
+      const { page, json, errors } = await openAndDetect(`${await s.listen()}/?threads=1`);
+      expect(errors).toEqual([]);
+      expect(Number(await page.locator('#threshold').inputValue())).toBeCloseTo(op, 3);
+      expect(await page.locator('#threshold-value').textContent()).toBe(op.toFixed(3));
+      const above = nodeResult.filter((d) => d.score >= op).length;
+      expect(above).toBeGreaterThan(0);
+      expect(above).toBeLessThan(nodeResult.length);
+      expect(json.count).toBe(above);
+      expect(await page.locator('#cells li').count()).toBe(above);
+      await page.close();
+    } finally {
+      await s.close();
+    }
   });
 
   it('works as a static build without the service: the user picks the model file', async () => {

@@ -1,4 +1,11 @@
 export { DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, detectPixels, mergeTiles } from './detect.js';
+export {
+  atThreshold,
+  type CountingThreshold,
+  countingThreshold,
+  describeCountingThreshold,
+  type ThresholdSource,
+} from './operating-point.js';
 export { checkGraphNames, ModelLoadError, ortRunner } from './ort-runner.js';
 export {
   anchorsFor,

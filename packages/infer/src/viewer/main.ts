@@ -8,6 +8,7 @@ import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
 // The runtime's .wasm is a hashed asset of this build, fetched from the page's own origin (works offline).
 import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import { detectPixels } from '../pipeline/detect.js';
+import { countingThreshold, describeCountingThreshold } from '../pipeline/operating-point.js';
 import { checkGraphNames, ortRunner } from '../pipeline/ort-runner.js';
 import { type DetectionJson, toDetectionJson } from '../pipeline/results.js';
 import { applyPixelScale } from '../pipeline/scale.js';
@@ -71,10 +72,15 @@ async function loadModel(bytes: Uint8Array, source: string) {
   checkGraphNames(source, meta, session.inputNames, session.outputNames);
   state.meta = meta;
   state.run = ortRunner(session, meta, ort.Tensor);
-  state.threshold = meta.nms.scoreThreshold;
+  // The slider starts at the model's operating point (best F1 on validation), or at the
+  // candidate threshold for a model exported without one.
+  const counting = countingThreshold(meta);
+  state.threshold = counting.scoreThreshold;
   const slider = $('threshold') as HTMLInputElement;
-  slider.value = String(meta.nms.scoreThreshold);
-  $('threshold-value').textContent = meta.nms.scoreThreshold.toFixed(2);
+  slider.min = String(Math.min(Number(slider.min), meta.nms.scoreThreshold));
+  slider.value = String(counting.scoreThreshold);
+  $('threshold-value').textContent = counting.scoreThreshold.toFixed(3);
+  slider.title = `starts at ${describeCountingThreshold(counting, 'the slider')}`;
   const name = typeof meta.model?.name === 'string' ? meta.model.name : source;
   status(
     `Model ${name} (${meta.classNames.length} class${meta.classNames.length > 1 ? 'es' : ''}, score ${meta.scoreMode}) ready; ` +
