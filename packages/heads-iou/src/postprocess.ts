@@ -28,6 +28,11 @@ export interface PostprocessOptions {
   imageSize?: readonly [number, number];
   /** BoxCoder weights; RetinaNet's (1, 1, 1, 1) by default. */
   boxCoderWeights?: readonly [number, number, number, number];
+  /**
+   * Keep boxes that clipping squeezed to zero width or height, as torchvision's RetinaNet does
+   * (its output then holds boxes that are no detection). Default false: they are dropped before NMS.
+   */
+  keepEmptyBoxes?: boolean;
 }
 
 /** One image's raw head outputs, flattened in anchor order (level, y, x, anchor). */
@@ -137,7 +142,7 @@ export function postprocessDetections(
   }
 
   const m = keptAnchor.length;
-  const boxes = new Float32Array(m * 4);
+  let boxes = new Float32Array(m * 4);
   for (let j = 0; j < m; j++)
     coder.decodeRow(outputs.boxDeltas, keptAnchor[j]!, anchors.boxes, keptAnchor[j]!, boxes, j);
   if (options.imageSize) {
@@ -148,6 +153,27 @@ export function postprocessDetections(
       boxes[j + 2] = clamp(boxes[j + 2]!, w);
       boxes[j + 3] = clamp(boxes[j + 3]!, h);
     }
+  }
+  // A box squeezed to zero width or height by clipping (every box of a 1x1 image, boxes wholly
+  // outside the content area) is no detection: drop it before NMS, keeping the order.
+  let n = 0;
+  for (let j = 0; j < m; j++) {
+    if (
+      !options.keepEmptyBoxes &&
+      !(boxes[4 * j + 2]! > boxes[4 * j]! && boxes[4 * j + 3]! > boxes[4 * j + 1]!)
+    )
+      continue;
+    if (n !== j) {
+      boxes.copyWithin(4 * n, 4 * j, 4 * j + 4);
+      keptScore[n] = keptScore[j]!;
+      keptLabel[n] = keptLabel[j]!;
+    }
+    n++;
+  }
+  if (n < m) {
+    boxes = boxes.slice(0, 4 * n);
+    keptScore.length = n;
+    keptLabel.length = n;
   }
   const keep = batchedNms(boxes, keptScore, keptLabel, {
     iouThreshold: options.nmsThreshold ?? 0.5,
