@@ -12,11 +12,14 @@ import { setUpEngine, train } from './train/trainer.js';
 /** Exit codes by kind of error (@bmc/core `errorKind`): 0 ok, 1 failed work, 2 bad usage or bad input. */
 export const EXIT = EXIT_CODES;
 
-const int = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got '${v}'`);
-  return n;
-};
+const int =
+  (name: string, min = Number.NEGATIVE_INFINITY) =>
+  (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got '${v}'`);
+    if (n < min) throw new InvalidArgumentError(`${name} must be at least ${min}, got ${n}`);
+    return n;
+  };
 
 const program = new Command('bmc')
   .description('Train, evaluate, export and run a bone marrow cell detector')
@@ -61,8 +64,8 @@ program
   .option('--config <file>', 'YAML or JSON config (keys override the preset)')
   .option('--set <key=value>', 'override one config key, e.g. --set optim.lr=0.01 (repeatable)', collect, [])
   .option('--data <path>', 'dataset folder or COCO JSON (format detected) instead of synthetic smears')
-  .option('--epochs <n>', 'epochs', int('--epochs'))
-  .option('--batch-size <n>', 'images per step', int('--batch-size'))
+  .option('--epochs <n>', 'epochs (at least 1)', int('--epochs', 1))
+  .option('--batch-size <n>', 'images per step', int('--batch-size', 1))
   .option('--time-budget <minutes>', 'stop cleanly (with a checkpoint) after this many minutes', Number)
   .option('--runs <dir>', 'parent folder for the run', 'runs')
   .option('--resume <runDir>', 'continue a run from its newest readable checkpoint')
@@ -78,8 +81,8 @@ program
           overrides: {
             ...(o.data ? { data: { format: detectFormat(o.data), path: o.data } } : {}),
             optim: {
-              ...(o.epochs ? { epochs: o.epochs } : {}),
-              ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+              ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
+              ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
             },
             ...(o.timeBudget !== undefined ? { run: { timeBudgetMin: o.timeBudget } } : {}),
           },

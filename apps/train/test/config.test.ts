@@ -71,3 +71,26 @@ describe('config loading', () => {
     expect(() => parseOverride('novalue')).toThrow(/key\.path=value/);
   });
 });
+
+describe('prototype keys (issue 22)', () => {
+  // Merging `{ __proto__: {...} }` with `out[k] = v` replaced the merged object's prototype, so the
+  // strict schema never saw the key: the config loaded as if the key were not there.
+  it.each([
+    ['YAML', 'c.yaml', 'preset: tiny\n__proto__:\n  polluted: 1\n', '__proto__'],
+    ['JSON', 'c.json', '{"preset": "tiny", "optim": {"__proto__": {"lr": 5}}}', 'optim.__proto__'],
+    ['nested constructor', 'd.yaml', 'preset: tiny\nmodel:\n  constructor:\n    x: 1\n', 'model.constructor'],
+    ['prototype', 'e.yaml', 'preset: tiny\nrun:\n  prototype: 1\n', 'run.prototype'],
+  ])('rejects %s as an unknown key', (_what, name, text, at) => {
+    const file = join(tmp, name);
+    writeFileSync(file, text);
+    expect(() => loadConfig({ file })).toThrow(new RegExp(`${at.replace('.', '\\.')}: unknown key`));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('rejects them in --set paths and values', () => {
+    expect(() => loadConfig({ preset: 'tiny', set: ['__proto__.x=1'] })).toThrow(/unknown key '__proto__'/);
+    expect(() => loadConfig({ preset: 'tiny', set: ['optim={__proto__: {lr: 3}}'] })).toThrow(
+      /optim\.__proto__: unknown key/,
+    );
+  });
+});

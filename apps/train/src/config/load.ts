@@ -12,6 +12,27 @@ export class ConfigError extends InputError {
 type Plain = Record<string, unknown>;
 const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * Keys that would reach an object's prototype instead of a config value when merged (`out[k] = v`
+ * with k = '__proto__' replaces the prototype, so zod never sees the key). They are not config
+ * keys, so they are reported like any unknown key, with where they were written.
+ */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function rejectPrototypeKeys(value: unknown, source: string, path: string[] = []): void {
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) rejectPrototypeKeys(v, source, [...path, String(i)]);
+    return;
+  }
+  if (!isPlain(value)) return;
+  for (const [k, v] of Object.entries(value)) {
+    const at = [...path, k];
+    if (PROTOTYPE_KEYS.has(k))
+      throw new ConfigError(`invalid config ${source}:\n  ${at.join('.')}: unknown key '${k}'`);
+    rejectPrototypeKeys(v, source, at);
+  }
+}
+
 /** Deep merge where `over` wins; arrays are replaced, not concatenated. */
 export function mergeConfig<T extends Plain>(base: T, over: Plain): T {
   const out: Plain = { ...base };
@@ -26,12 +47,15 @@ export function parseOverride(text: string): Plain {
   const eq = text.indexOf('=');
   if (eq <= 0) throw new ConfigError(`--set '${text}': expected key.path=value`);
   const path = text.slice(0, eq).split('.');
+  const bad = path.find((k) => PROTOTYPE_KEYS.has(k));
+  if (bad) throw new ConfigError(`--set '${text}': unknown key '${bad}'`);
   let value: unknown;
   try {
     value = parseYaml(text.slice(eq + 1));
   } catch (err) {
     throw new ConfigError(`--set '${text}': value is not valid YAML (${(err as Error).message})`);
   }
+  rejectPrototypeKeys(value, `--set '${text}'`, path);
   return path.reduceRight<unknown>((acc, key) => ({ [key]: acc }), value) as Plain;
 }
 
@@ -58,7 +82,8 @@ function readConfigFile(file: string): Plain {
       `config ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,
     );
   }
-  if (!isPlain(parsed)) throw new ConfigError(`config ${file}: expected a mapping at the top level`);
+  if (!isPlain(parsed)) throw new ConfigError(`config ${file}: expected a mapping at the top level`, file);
+  rejectPrototypeKeys(parsed, file);
   return parsed;
 }
 
@@ -84,7 +109,10 @@ export function loadConfig(options: LoadConfigOptions = {}): TrainConfig {
   }
   merged = mergeConfig(merged, fromFile);
   for (const s of options.set ?? []) merged = mergeConfig(merged, parseOverride(s));
-  if (options.overrides) merged = mergeConfig(merged, options.overrides as Plain);
+  if (options.overrides) {
+    rejectPrototypeKeys(options.overrides, '(command-line flags)');
+    merged = mergeConfig(merged, options.overrides as Plain);
+  }
   const result = configSchema.safeParse(merged);
   if (!result.success)
     throw new ConfigError(formatIssues(result.error, options.file ?? `(preset ${presetName ?? 'none'})`));
