@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
 import { mulberry32 } from '@bmc/test-utils';
-import { report } from '../../../tooling/bench-utils/src/index.mjs';
+import { report } from '@bmc/bench-utils';
 import { anchorFields, createAssigner } from '../dist/index.js';
 
 const SIZE = 512;

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { report } from '../../../tooling/bench-utils/src/index.mjs';
+import { report } from '@bmc/bench-utils';
 import { resnet } from '../dist/index.js';
 
 const size = Number(process.env.BMC_BENCH_SIZE ?? 256);

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { report } from '../../../tooling/bench-utils/src/index.mjs';
+import { report } from '@bmc/bench-utils';
 import { BatchLoader, datasetSource, defaultTrainAugment, generateSmear, readYolo } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { report } from '../../../tooling/bench-utils/src/index.mjs';
+import { report } from '@bmc/bench-utils';
 import {
   createOrtKernels,
   describeEngine,

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
-import { report } from '../../../tooling/bench-utils/src/index.mjs';
+import { report } from '@bmc/bench-utils';
 import { postprocessDetections } from '../dist/postprocess.js';
 
 const C = 11;
