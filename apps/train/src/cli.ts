@@ -7,6 +7,7 @@ import { demo, evaluateSplit, exportRunOnnx, loadRun } from './commands/pipeline
 import { loadConfig } from './config/load.js';
 import { presetNames } from './config/presets.js';
 import { writeRunReport } from './report/run-report.js';
+import { describeOperatingPoint } from './train/operating-point.js';
 import { setUpEngine, train } from './train/trainer.js';
 
 /** Exit codes by kind of error (@bmc/core `errorKind`): 0 ok, 1 failed work, 2 bad usage or bad input. */
@@ -134,6 +135,7 @@ program
       testSplit: run.splits[o.split as 'test'],
       backend: backend.name,
       peakRssMb: process.memoryUsage().rss / 2 ** 20,
+      ...(run.operatingPoint ? { operatingPoint: run.operatingPoint } : {}),
     });
     console.log(`report: ${report}`);
   });
@@ -149,6 +151,11 @@ program
     const out = o.out ?? `${run.paths.root}/model.onnx`;
     const bytes = exportRunOnnx(run, out);
     console.log(`wrote ${out} (${(bytes / 2 ** 20).toFixed(2)} MB) from ${run.weights}`);
+    console.log(
+      run.operatingPoint
+        ? `operating point: ${describeOperatingPoint(run.operatingPoint)} on validation at step ${run.operatingPoint.step}; AP threshold (COCO results) stays at the candidate threshold`
+        : 'no operating point in this checkpoint (not validated, or trained before bmc recorded one): counts will use the candidate threshold; validate and re-export to record one',
+    );
   });
 
 program

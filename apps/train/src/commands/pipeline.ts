@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from '@bmc/core';
 import { encodePng, generateSmear } from '@bmc/data';
-import { detectorMetadata, exportDetectorOnnx, restoreCheckpoint } from '@bmc/export';
+import { detectorMetadata, exportDetectorOnnx, type OperatingPoint, restoreCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../config/load.js';
@@ -23,6 +23,8 @@ export interface LoadedRun {
   detector: Detector;
   splits: { train: Split; val: Split; test: Split };
   weights: string;
+  /** The counting threshold measured on validation with these weights (absent in older runs). */
+  operatingPoint?: OperatingPoint;
 }
 
 /** Rebuilds a run's detector from its config and restores the best (or newest) checkpoint. */
@@ -39,7 +41,8 @@ export async function loadRun(runDir: string, which: WhichWeights = 'best'): Pro
   const restored = await restoreCheckpoint(weights, detector.model);
   // Evaluation and export need no optimizer state: the restore hands its tensors to us to free.
   if (restored.optimizer) tf.dispose(Object.values(restored.optimizer.slots));
-  return { paths, config, detector, splits, weights };
+  const { operatingPoint } = (restored.state?.train ?? {}) as { operatingPoint?: OperatingPoint };
+  return { paths, config, detector, splits, weights, ...(operatingPoint ? { operatingPoint } : {}) };
 }
 
 export async function evaluateSplit(
@@ -59,7 +62,10 @@ export async function evaluateSplit(
 }
 
 /** Writes the run's network as a self-describing ONNX file (atomic). Returns its size in bytes. */
-export function exportRunOnnx(run: Pick<LoadedRun, 'config' | 'detector' | 'splits'>, out: string): number {
+export function exportRunOnnx(
+  run: Pick<LoadedRun, 'config' | 'detector' | 'splits' | 'operatingPoint'>,
+  out: string,
+): number {
   const { detector, config } = run;
   const meta = detectorMetadata(
     { ...detector.config, inputSize: [config.data.imageSize, config.data.imageSize] },
@@ -73,7 +79,9 @@ export function exportRunOnnx(run: Pick<LoadedRun, 'config' | 'detector' | 'spli
       },
     },
   );
-  const { bytes } = exportDetectorOnnx(detector.model, meta);
+  // The counting threshold travels beside the AP threshold (nms.scoreThreshold).
+  const op = run.operatingPoint ? { operatingPoint: run.operatingPoint } : {};
+  const { bytes } = exportDetectorOnnx(detector.model, { ...meta, ...op });
   writeFileAtomic(out, bytes);
   return bytes.length;
 }
@@ -131,23 +139,25 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
     });
     writeFileSync(join(unseenDir, `smear_${first + i}.png`), await encodePng(smear.image));
   }
-  // Count cells at the operating point the test split measured (best F1 at IoU 0.5), not at the
-  // 0.05 candidate threshold, which would count every weak candidate up to maxDetections.
-  const operating =
-    evaluation.report.bestF1.find((r) => Math.abs(r.iouThr - 0.5) < 1e-9)?.scoreThreshold ?? 0.5;
+  // bmc detect counts at the operating point the export recorded (best F1 at IoU 0.5 on
+  // validation), not at the 0.05 candidate threshold, which would count weak candidates too.
   const { detectCommand } = await import('@bmc/infer');
   const detected = await detectCommand({
     inputs: [unseenDir],
     model: onnx,
     out: join(run.paths.root, 'detect'),
-    scoreThreshold: operating,
     progress: false,
     log: say,
   });
+  const operating = detected.counting.scoreThreshold;
+  const chosen =
+    detected.counting.source === 'operating-point'
+      ? 'the operating point chosen on validation'
+      : 'no operating point: every candidate';
   const cells = detected.processed.reduce((n, p) => n + p.count, 0);
   const ms = detected.processed.reduce((n, p) => n + p.ms, 0) / Math.max(1, detected.processed.length);
   say(
-    `bmc detect: ${detected.processed.length} unseen images, ${cells} cells at score >= ${operating.toFixed(3)} (best F1 on test), ${ms.toFixed(1)} ms/image (onnxruntime-node)`,
+    `bmc detect: ${detected.processed.length} unseen images, ${cells} cells at score >= ${operating.toFixed(3)} (${chosen}), ${ms.toFixed(1)} ms/image (onnxruntime-node)`,
   );
 
   const backend = trained.backend.name;
@@ -159,8 +169,9 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
     backend,
     peakRssMb: trained.peakRssMb,
     trainSeconds,
+    ...(run.operatingPoint ? { operatingPoint: run.operatingPoint } : {}),
     extraLines: [
-      `ONNX export: model.onnx, ${(bytes / 2 ** 20).toFixed(2)} MB; bmc detect on ${detected.processed.length} unseen images at score >= ${operating.toFixed(3)} (best F1 at IoU 0.5 on test): ${cells} cells, ${ms.toFixed(1)} ms/image with onnxruntime-node (outputs in detect/)`,
+      `ONNX export: model.onnx, ${(bytes / 2 ** 20).toFixed(2)} MB; bmc detect on ${detected.processed.length} unseen images at score >= ${operating.toFixed(3)} (${chosen}): ${cells} cells, ${ms.toFixed(1)} ms/image with onnxruntime-node (outputs in detect/)`,
       `total wall time ${((performance.now() - t0) / 60_000).toFixed(1)} min`,
     ],
   });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toBytes } from '@bmc/data';
+import type { OperatingPoint } from '@bmc/export';
 import { prCurves, prCurvesSvg, reportToJson, reportToMarkdown } from '@bmc/metrics';
 import { marked } from 'marked';
 import type { TrainConfig } from '../config/schema.js';
@@ -9,6 +10,7 @@ import { readJsonl } from '../run/jsonl-log.js';
 import type { RunPaths } from '../run/run-dir.js';
 import type { Split } from '../train/data.js';
 import type { Evaluation } from '../train/evaluate.js';
+import { describeOperatingPoint } from '../train/operating-point.js';
 import { drawBoxesPng } from './draw-boxes.js';
 import { lineChartSvg, smooth } from './svg-lines.js';
 
@@ -21,6 +23,8 @@ export interface RunReportInput {
   backend: string;
   peakRssMb: number;
   trainSeconds?: number;
+  /** The counting threshold of the reported weights (chosen on validation), when they have one. */
+  operatingPoint?: OperatingPoint;
   extraLines?: string[];
   /** How many test images to draw. */
   samples?: number;
@@ -68,6 +72,8 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
   );
   writeFileAtomic(join(dir, 'metrics.json'), reportToJson(r.test.report));
 
+  // Test images show what a user's counts contain: detections at the counting threshold.
+  const drawAt = r.operatingPoint?.scoreThreshold ?? 0.3;
   const sampleLines: string[] = [];
   const n = Math.min(r.samples ?? 4, r.testSplit.source.length);
   for (let i = 0; i < n; i++) {
@@ -84,7 +90,7 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
             box: dets.boxes.subarray(4 * k, 4 * k + 4),
             color: '#ff2020',
             label: dets.scores[k]!.toFixed(2),
-          })).filter((_, k) => dets.scores[k]! >= 0.3)
+          })).filter((_, k) => dets.scores[k]! >= drawAt)
         : []),
     ];
     const png = await drawBoxesPng(toBytes(s.image), s.image.width, s.image.height, boxes);
@@ -102,6 +108,10 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
     `- data: ${r.config.data.format}${r.config.data.path ? ` (${r.config.data.path})` : ''}, input ${r.config.data.imageSize}x${r.config.data.imageSize}, test images ${r.test.report.numImages}, test boxes ${r.test.report.numGt}`,
     `- steps: ${last?.step ?? 0}, backend: ${r.backend}${r.trainSeconds ? `, training time ${(r.trainSeconds / 60).toFixed(1)} min` : ''}, peak RSS ${r.peakRssMb.toFixed(0)} MB`,
     `- inference (network + post-processing, tfjs): ${r.test.predictions.msPerImage.toFixed(1)} ms/image`,
+    `- thresholds: AP and COCO results keep every candidate above ${r.config.inference.scoreThreshold}; counts (bmc detect, the service, the viewer) ` +
+      (r.operatingPoint
+        ? `${describeOperatingPoint(r.operatingPoint)}, the best F1 at IoU ${r.operatingPoint.iou} on ${r.operatingPoint.split} at step ${r.operatingPoint.step}`
+        : 'use the candidate threshold too (these weights have no operating point: not validated)'),
     ...(best
       ? [
           `- best/ (the default weights of eval and export) holds step ${best.step}, validation AP ${best.AP.toFixed(4)}`,
@@ -113,17 +123,19 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
     '',
     '## Validation during training',
     '',
-    '| step | AP | AP50 | AP75 |',
-    '|---|---|---|---|',
-    ...evals.map(
-      (e) => `| ${e.step} | ${e.AP!.toFixed(4)} | ${e.AP50!.toFixed(4)} | ${e.AP75!.toFixed(4)} |`,
-    ),
+    '| step | AP | AP50 | AP75 | count threshold (F1 at IoU 0.5) |',
+    '|---|---|---|---|---|',
+    ...evals.map((e) => {
+      const op = (e as unknown as { operatingPoint?: OperatingPoint }).operatingPoint;
+      const count = op ? `${op.scoreThreshold.toFixed(3)} (${op.f1.toFixed(3)})` : '-';
+      return `| ${e.step} | ${e.AP!.toFixed(4)} | ${e.AP50!.toFixed(4)} | ${e.AP75!.toFixed(4)} | ${count} |`;
+    }),
     '',
     '## Curves',
     '',
     '![loss](loss.svg) ![PR curves](pr-curves.svg)',
     '',
-    '## Test images (green: ground truth, red: detections with score >= 0.3)',
+    `## Test images (green: ground truth, red: detections with score >= ${drawAt.toFixed(3)}${r.operatingPoint ? ', the counting threshold' : ''})`,
     '',
     sampleLines.join(' '),
     '',

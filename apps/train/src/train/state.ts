@@ -1,4 +1,5 @@
 import type { BackendChoice } from '@bmc/core/backend';
+import type { OperatingPoint } from '@bmc/export';
 import type { Detector } from '@bmc/heads-iou';
 import type { RunPaths } from '../run/run-dir.js';
 import type { Split } from './data.js';
@@ -13,6 +14,11 @@ export interface TrainState {
   batchInEpoch: number;
   bestAp: number;
   bestStep: number;
+  /**
+   * Counting threshold of the weights last validated (best F1 at IoU 0.5 on validation); the
+   * copy in `best/` is the one measured with best/'s weights, and `bmc export` records it.
+   */
+  operatingPoint?: OperatingPoint;
   badSteps: number;
 }
 

@@ -5,6 +5,7 @@ import type { CheckpointWriter } from './checkpoints.js';
 import { evalLoader, type Split } from './data.js';
 import { postprocessOptions } from './detector.js';
 import { type Evaluation, evaluatePredictions, predictLoader } from './evaluate.js';
+import { describeOperatingPoint, operatingPointOf } from './operating-point.js';
 import type { TrainState } from './state.js';
 
 /** The part of the config validation reads. */
@@ -44,6 +45,10 @@ export class Validator {
     );
     const ev = evaluatePredictions(preds, `${this.config.name}: validation`);
     const [ap, ap50, ap75] = ev.result.stats as [number, number, number];
+    // The counting threshold of these weights; best/ keeps the one measured with its own weights.
+    const operatingPoint = operatingPointOf(ev, state.step);
+    if (operatingPoint) state.operatingPoint = operatingPoint;
+    else delete state.operatingPoint;
     this.lastStep = state.step;
     this.log.write({
       event: 'eval',
@@ -53,9 +58,10 @@ export class Validator {
       AP: ap,
       AP50: ap50,
       AP75: ap75,
+      ...(operatingPoint ? { operatingPoint } : {}),
     });
     this.say(
-      `validation at step ${state.step} (epoch ${state.epoch}): AP ${ap.toFixed(4)}  AP50 ${ap50.toFixed(4)}  AP75 ${ap75.toFixed(4)}`,
+      `validation at step ${state.step} (epoch ${state.epoch}): AP ${ap.toFixed(4)}  AP50 ${ap50.toFixed(4)}  AP75 ${ap75.toFixed(4)}; ${describeOperatingPoint(operatingPoint)}`,
     );
     if (ap > state.bestAp) {
       state.bestAp = ap;
