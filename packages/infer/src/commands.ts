@@ -1,4 +1,6 @@
+import { UsageError } from '@bmc/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { MAX_RESIZE_LONG_SIDE } from './limits.js';
 
 const num =
   (min: number, max = Number.POSITIVE_INFINITY) =>
@@ -8,11 +10,13 @@ const num =
       throw new InvalidArgumentError(`expected a number in [${min}, ${max}]`);
     return n;
   };
-const int = (min: number) => (v: string) => {
-  const n = num(min)(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
-  return n;
-};
+const int =
+  (min: number, max = Number.POSITIVE_INFINITY) =>
+  (v: string) => {
+    const n = num(min, max)(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
+    return n;
+  };
 
 /**
  * Adds `detect` and `serve` to a commander 14 program (the `bmc` binary of
@@ -36,8 +40,8 @@ export function registerInferCommands(program: Command): Command {
     .option('--max-detections <n>', 'detections per image (per tile when tiled)', int(1))
     .option(
       '--resize <px>',
-      "resize so the longer side is <px> before detection (0: source resolution; default: the model's recorded pixel scale)",
-      int(0),
+      `resize so the longer side is <px> before detection, at most ${MAX_RESIZE_LONG_SIDE} (0: source resolution; default: the model's recorded pixel scale)`,
+      int(0, MAX_RESIZE_LONG_SIDE),
     )
     .option(
       '--tile <px>',
@@ -51,6 +55,10 @@ export function registerInferCommands(program: Command): Command {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
     .addOption(new Option('--no-progress', 'no progress bar'))
     .action(async (inputs: string[], o) => {
+      if (o.tile > 0 && o.tileOverlap !== undefined && o.tileOverlap >= o.tile)
+        throw new UsageError(
+          `--tile ${o.tile} --tile-overlap ${o.tileOverlap}: the overlap must be smaller than the tile`,
+        );
       const { detectCommand } = await import('./detect-command.js');
       const res = await detectCommand({
         inputs,
@@ -84,8 +92,8 @@ export function registerInferCommands(program: Command): Command {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
     .option(
       '--resize <px>',
-      "resize so the longer side is <px> before detection (0: source resolution; default: the model's recorded pixel scale)",
-      int(0),
+      `resize so the longer side is <px> before detection, at most ${MAX_RESIZE_LONG_SIDE} (0: source resolution; default: the model's recorded pixel scale)`,
+      int(0, MAX_RESIZE_LONG_SIDE),
     )
     .option(
       '--tile <px>',

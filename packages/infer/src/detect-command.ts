@@ -1,11 +1,14 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve } from 'node:path';
-import { writeFileAtomic } from '@bmc/data';
+import { UsageError } from '@bmc/core';
+import { writeFileAtomic as writeAtomic } from '@bmc/data';
 import cliProgress from 'cli-progress';
 import { annotate, crops } from './annotate.js';
 import { decodeToPixels } from './image.js';
 import { expandInputs } from './inputs.js';
+import { MAX_RESIZE_LONG_SIDE } from './limits.js';
 import { type Detector, loadDetector } from './model.js';
+import { outputWriteError, prepareOutputDir } from './output-dir.js';
 import {
   atThreshold,
   type CountingThreshold,
@@ -13,7 +16,7 @@ import {
   describeCountingThreshold,
 } from './pipeline/operating-point.js';
 import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
-import { applyPixelScale } from './pipeline/scale.js';
+import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
 import type { DetectOptions } from './pipeline/types.js';
 
 export interface DetectCommandOptions extends DetectOptions {
@@ -84,20 +87,30 @@ const csvField = (v: string | number) => {
  */
 export async function detectCommand(opts: DetectCommandOptions): Promise<DetectCommandResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (opts.resizeLongSide !== undefined && !(opts.resizeLongSide <= MAX_RESIZE_LONG_SIDE))
+    throw new UsageError(`--resize ${opts.resizeLongSide}: at most ${MAX_RESIZE_LONG_SIDE} px`);
   const files = await expandInputs(opts.inputs);
   const detector =
     typeof opts.model === 'string' ? await loadDetector(opts.model, { threads: opts.threads }) : opts.model;
   const meta = detector.meta;
   // Which pixel scale applies and why: the most common cause of a model that finds nothing.
-  log(applyPixelScale(meta, opts).description);
+  const applied = applyPixelScale(meta, opts);
+  checkTiling(applied, meta.input.sizeMultiple);
+  log(applied.description);
   const counting = countingThreshold(meta, opts.scoreThreshold);
   log(`counting cells at ${describeCountingThreshold(counting, '--score')}`);
   const out = resolve(opts.out);
   const annotatedDir = join(out, 'annotated');
   const cropsDir = join(out, 'crops');
-  await mkdir(out, { recursive: true });
-  if (opts.annotate !== false) await mkdir(annotatedDir, { recursive: true });
-  if (opts.crops) await mkdir(cropsDir, { recursive: true });
+  await prepareOutputDir(out, [
+    ...(opts.annotate !== false ? ['annotated'] : []),
+    ...(opts.crops ? ['crops'] : []),
+  ]);
+  // A write that fails for the folder (full disk, read-only) stops the run with one message.
+  const writeFileAtomic = (file: string, data: string | Uint8Array) =>
+    writeAtomic(file, data).catch((e: unknown) => {
+      throw outputWriteError(e, out) ?? e;
+    });
 
   const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
   const bar = showBar
@@ -156,6 +169,8 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
           ms: performance.now() - t0,
         });
       } catch (e) {
+        const fatal = outputWriteError(e, out);
+        if (fatal) throw fatal;
         const error = (e as Error).message.startsWith(file)
           ? (e as Error).message.slice(file.length + 2)
           : (e as Error).message;
@@ -217,6 +232,24 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
       ` -> ${out}`,
   );
   return { processed, counting, failed, outputs };
+}
+
+/**
+ * Tiles must overlap less than their side, by at least the model's size multiple when images run
+ * at source resolution: checked once, before any image, so a bad pair is a usage error rather than
+ * a failure of every image.
+ */
+function checkTiling(s: AppliedScale, sizeMultiple: number): void {
+  if (s.tileSize <= 0) return;
+  if (s.tileOverlap >= s.tileSize)
+    throw new UsageError(
+      `--tile ${s.tileSize} --tile-overlap ${s.tileOverlap}: the overlap must be smaller than the tile`,
+    );
+  const align = s.resizeLongSide ? 1 : sizeMultiple;
+  if (Math.floor((s.tileSize - s.tileOverlap) / align) * align <= 0)
+    throw new UsageError(
+      `--tile ${s.tileSize} --tile-overlap ${s.tileOverlap}: tiles must advance by at least the model's size multiple (${align} px)`,
+    );
 }
 
 /** Output names from file stems, suffixed where two inputs share a stem. */

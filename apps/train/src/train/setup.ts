@@ -14,8 +14,8 @@ import { stringify as toYaml } from 'yaml';
 import type { TrainConfig } from '../config/schema.js';
 import { writeFileAtomic } from '../run/atomic.js';
 import { JsonlLog } from '../run/jsonl-log.js';
+import { resumeCheckpoint } from '../run/resume.js';
 import { createRunDir, type RunPaths, runPaths } from '../run/run-dir.js';
-import { newestGoodCheckpoint } from './checkpoints.js';
 import { loadSplits, type Split } from './data.js';
 import { lossOptions, toDetectorConfig } from './detector.js';
 import { createOptimizer, type Optimizer } from './optimizer.js';
@@ -72,7 +72,7 @@ function withAbsoluteDataPaths(config: TrainConfig): TrainConfig {
 
 /** Restores weights, optimizer slots and train state from the newest readable checkpoint of a run. */
 async function resumeFrom(s: Omit<TrainSession, 'state' | 'step'>): Promise<TrainState> {
-  const dir = newestGoodCheckpoint(s.paths, s.say);
+  const dir = resumeCheckpoint(s.paths, s.say);
   if (!dir)
     throw new TrainingError(`--resume ${s.paths.root}: no readable checkpoint in ${s.paths.checkpoints}`);
   const restored = await restoreCheckpoint(dir, s.detector.model);
