@@ -4,7 +4,8 @@ import { xywhToXyxy } from '@bmc/core';
 import { type BoxCheckOptions, checkBox } from './box-check.js';
 import type { Category, Dataset, DatasetImage } from './dataset.js';
 import { DataError, lineColumn } from './errors.js';
-import { checkImageFiles } from './image-check.js';
+import { fsErrorText, isInside, regularFileProblem } from './file-check.js';
+import { checkImageFiles, type ImageCheckMode } from './image-check.js';
 import { writeFileAtomic } from './image-io.js';
 import { type ValidationPolicy, Validator } from './validation.js';
 
@@ -12,11 +13,19 @@ export interface ReadOptions extends BoxCheckOptions {
   readonly policy?: ValidationPolicy;
   /** Check each image file exists, decodes and matches the annotated size. Default true. */
   readonly checkImages?: boolean;
+  /** How far `checkImages` decodes: the header only (default) or every pixel. */
+  readonly imageCheck?: ImageCheckMode;
 }
 
 export interface CocoReadOptions extends ReadOptions {
   /** Folder that `file_name` is relative to. Default: the JSON file's folder. */
   readonly imageRoot?: string;
+  /**
+   * Read images whose `file_name` (absolute, or with `..`) lies outside the image root. Default
+   * false: such an image is a problem (dropped under `lenient`), so an annotation file cannot make
+   * a tool read arbitrary files.
+   */
+  readonly allowOutsideRoot?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -147,7 +156,18 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
     img.difficult.push(a.difficult === 1 || a.difficult === true ? 1 : 0);
   });
 
-  let out: DatasetImage[] = [...drafts.values()].map((d) => ({
+  const inRoot = [...drafts.values()].filter((d) => {
+    const path = resolve(root, d.fileName);
+    if (opts.allowOutsideRoot || isInside(root, path)) return true;
+    v.problem(
+      file,
+      `image id ${d.id}`,
+      `file_name "${d.fileName}" resolves to ${path}, outside the dataset folder ${resolve(root)} (allow it with --allow-outside-root / allowOutsideRoot)`,
+      'dropped-image',
+    );
+    return false;
+  });
+  let out: DatasetImage[] = inRoot.map((d) => ({
     id: d.id,
     file: isAbsolute(d.fileName) ? d.fileName : resolve(root, d.fileName),
     width: d.width,
@@ -159,7 +179,7 @@ export async function parseCoco(text: string, file: string, opts: CocoReadOption
     source: file,
   }));
   if (opts.checkImages ?? true) {
-    out = await checkImageFiles(out, v, (img) => ({ file, where: `image id ${img.id}` }));
+    out = await checkImageFiles(out, v, (img) => ({ file, where: `image id ${img.id}` }), opts.imageCheck);
   }
   return { categories, images: out, report: v.report() };
 }
@@ -212,11 +232,14 @@ export async function writeCoco(dataset: Dataset, file: string, opts: CocoWriteO
 }
 
 export async function readText(file: string): Promise<string> {
+  // Checked before opening: reading a FIFO blocks until a writer appears.
+  const bad = await regularFileProblem(file);
+  if (bad)
+    throw new DataError(file, undefined, bad === 'not found' ? 'file not found' : `cannot read file: ${bad}`);
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DataError(file, undefined, code === 'ENOENT' ? 'file not found' : `cannot read file (${code})`);
+    throw new DataError(file, undefined, `cannot read file: ${fsErrorText(e)}`);
   }
 }
 

@@ -1,8 +1,39 @@
-import { access } from 'node:fs/promises';
+import sharp from 'sharp';
 import type { DatasetImage } from './dataset.js';
 import { DataError } from './errors.js';
-import { imageSize } from './image-io.js';
+import { regularFileProblem } from './file-check.js';
+import { imageSize, reason } from './image-io.js';
 import type { Validator } from './validation.js';
+
+/**
+ * How far image files are checked: `header` reads the size from the header (fast, but a
+ * truncated or corrupt body passes); `full` decodes every pixel, so a truncated JPEG fails here
+ * rather than in the middle of training.
+ */
+export type ImageCheckMode = 'header' | 'full';
+
+/**
+ * Size of an image file after EXIF orientation, checked as `mode` says. The file must be a
+ * regular file (a FIFO, socket, device or folder is refused without opening it). Throws a
+ * {@link DataError} naming the file and the problem.
+ */
+export async function probeImage(
+  file: string,
+  mode: ImageCheckMode = 'header',
+): Promise<{ width: number; height: number }> {
+  const bad = await regularFileProblem(file);
+  if (bad) throw new DataError(file, undefined, bad);
+  const size = await imageSize(file);
+  if (mode === 'full') {
+    try {
+      // Decodes every pixel without keeping them (libvips streams the statistics).
+      await sharp(file, { failOn: 'truncated' }).stats();
+    } catch (e) {
+      throw new DataError(file, undefined, `cannot decode image: ${reason(e)}`);
+    }
+  }
+  return size;
+}
 
 /** Runs `fn` over `items` with at most `limit` in flight (sharp works in libuv's thread pool). */
 export async function mapLimit<T, R>(
@@ -23,7 +54,8 @@ export async function mapLimit<T, R>(
 }
 
 /**
- * Checks that every image exists, decodes (header) and has the size the annotation claims.
+ * Checks that every image exists, is a regular file, decodes (header, or fully with
+ * `mode: 'full'`) and has the size the annotation claims.
  * Lenient mode drops images that fail. Issues are reported in image order, whatever order the
  * reads finish in, so reports are reproducible.
  */
@@ -31,15 +63,15 @@ export async function checkImageFiles(
   images: readonly DatasetImage[],
   v: Validator,
   where: (img: DatasetImage) => { file: string; where: string | undefined },
+  mode: ImageCheckMode = 'header',
 ): Promise<DatasetImage[]> {
-  const found = await mapLimit(images, 8, async (img) => {
+  // Full decodes hold a decoded image each: fewer at once keeps memory near one image per core.
+  const found = await mapLimit(images, mode === 'full' ? 4 : 8, async (img) => {
+    const bad = await regularFileProblem(img.file);
+    if (bad === 'not found') return { kind: 'missing' as const };
+    if (bad) return { kind: 'bad' as const, why: bad };
     try {
-      await access(img.file);
-    } catch {
-      return { kind: 'missing' as const };
-    }
-    try {
-      return { kind: 'ok' as const, size: await imageSize(img.file) };
+      return { kind: 'ok' as const, size: await probeImage(img.file, mode) };
     } catch (e) {
       return { kind: 'bad' as const, why: e instanceof DataError ? e.problem : String(e) };
     }

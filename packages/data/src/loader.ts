@@ -1,3 +1,4 @@
+import { errorKind, InputError } from '@bmc/core';
 import { type AugmentConfig, augmentResized, drawResize } from './augment.js';
 import type { Dataset } from './dataset.js';
 import { DataError } from './errors.js';
@@ -72,6 +73,28 @@ export interface LoaderOptions {
   readonly prefetch?: number;
   /** Drop the last incomplete batch. Default false. */
   readonly dropLast?: boolean;
+  /**
+   * Skip samples that fail to load with a bad-input error (an image that does not decode, a
+   * size that does not match its annotation): the batch goes on without them, `onBadSample`
+   * hears of each once, and the loader stops with an {@link InputError} only when more than this
+   * share of the source's samples has failed. Undefined (default): the first failure ends the
+   * epoch, as for evaluation, where a skipped image would bias the metrics.
+   */
+  readonly maxBadShare?: number;
+  /** Told once per failing sample (first failure), with the number failed so far. */
+  readonly onBadSample?: (bad: BadSample, failed: number) => void;
+  /** Name of the setting behind `maxBadShare`, quoted when the loader stops (e.g. `data.maxBadImageShare`). */
+  readonly maxBadShareName?: string;
+}
+
+/** A sample that could not be loaded. */
+export interface BadSample {
+  /** Position in the source. */
+  readonly index: number;
+  /** The file, when the error names one. */
+  readonly file?: string;
+  /** What went wrong (the error's message). */
+  readonly problem: string;
 }
 
 export interface LoaderStats {
@@ -94,6 +117,7 @@ export class BatchLoader {
   private startedAt = 0;
   private lastAt = 0;
   private waited = 0;
+  private readonly bad = new Map<number, BadSample>();
 
   constructor(
     readonly source: SampleSource,
@@ -113,6 +137,32 @@ export class BatchLoader {
     const idx = Array.from({ length: this.source.length }, (_, i) => i);
     if (this.options.shuffle ?? true) new Rng(mixSeed(this.options.seed ?? 0, epoch)).shuffle(idx);
     return idx;
+  }
+
+  /** Samples that failed to load so far (each once, across epochs), when `maxBadShare` is set. */
+  get badSamples(): BadSample[] {
+    return [...this.bad.values()];
+  }
+
+  /** Records a failed sample; throws when it is not skippable or the share is exceeded. */
+  private skip(index: number, e: unknown): void {
+    const share = this.options.maxBadShare;
+    if (share === undefined || errorKind(e) !== 'input') throw e;
+    if (!this.bad.has(index)) {
+      const file = (e as { file?: unknown }).file;
+      const bad = { index, ...(typeof file === 'string' ? { file } : {}), problem: (e as Error).message };
+      this.bad.set(index, bad);
+      this.options.onBadSample?.(bad, this.bad.size);
+    }
+    const n = this.source.length;
+    if (this.bad.size > share * n) {
+      const name = this.options.maxBadShareName ? ` (${this.options.maxBadShareName})` : '';
+      throw new InputError(
+        `${this.bad.size} of ${n} images failed to load, more than the allowed share ${share}${name}; ` +
+          `the latest: ${(e as Error).message}`,
+        (e as { file?: string }).file,
+      );
+    }
   }
 
   /** Throughput of the current (or last) epoch. */
@@ -162,16 +212,24 @@ export class BatchLoader {
       startMore();
       const n = Math.min(batchSize, total - b * batchSize);
       const samples: Sample[] = [];
+      const indices: number[] = [];
       for (let k = 0; k < n; k++) {
-        samples.push(await pending[consumed]!);
+        const index = order[consumed]!;
+        try {
+          samples.push(await pending[consumed]!);
+          indices.push(index);
+        } catch (e) {
+          this.skip(index, e);
+        }
         pending[consumed] = undefined as unknown as Promise<Sample>;
         consumed++;
         startMore();
       }
-      const batch = stack(samples, order.slice(b * batchSize, b * batchSize + n));
+      if (!samples.length) continue; // every image of this batch failed: nothing to train on
+      const batch = stack(samples, indices);
       this.lastAt = performance.now();
       this.waited += this.lastAt - t0;
-      this.counted += n;
+      this.counted += samples.length;
       yield batch;
     }
   }

@@ -110,7 +110,12 @@ export async function readVoc(root: string, opts: VocReadOptions = {}): Promise<
     };
   });
   if (opts.checkImages ?? true) {
-    images = await checkImageFiles(images, v, (img) => ({ file: img.source!, where: '<filename>' }));
+    images = await checkImageFiles(
+      images,
+      v,
+      (img) => ({ file: img.source!, where: '<filename>' }),
+      opts.imageCheck,
+    );
   }
   return { categories, images, report: v.report() };
 }

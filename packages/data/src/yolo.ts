@@ -5,8 +5,7 @@ import { checkBox } from './box-check.js';
 import { type ReadOptions, readText } from './coco.js';
 import type { Category, Dataset, DatasetImage } from './dataset.js';
 import { DataError, lineColumn } from './errors.js';
-import { mapLimit } from './image-check.js';
-import { imageSize } from './image-io.js';
+import { mapLimit, probeImage } from './image-check.js';
 import { Validator } from './validation.js';
 
 export interface YoloReadOptions extends Omit<ReadOptions, 'checkImages'> {
@@ -135,7 +134,7 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
   }
 
   const loaded = await mapLimit(files, 8, async (file) => {
-    const size = await imageSize(file).catch((e: DataError) => e);
+    const size = await probeImage(file, opts.imageCheck).catch((e: DataError) => e);
     const labelFile = labelPathFor(file);
     const text = await readText(labelFile).catch(() => undefined);
     return { file, size, labelFile, text };
