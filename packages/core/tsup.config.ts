@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/tf.ts', 'src/backend.ts'],
+  entry: ['src/index.ts', 'src/tf.ts', 'src/backend.ts', 'src/node.ts'],
   format: ['esm'],
   dts: true,
   clean: true,

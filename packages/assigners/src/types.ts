@@ -1,9 +1,7 @@
 import type { NumericArray } from '@bmc/core';
 
-/** `gtIndex` / `labels` value of an anchor that trains as background (torchvision `Matcher.BELOW_LOW_THRESHOLD`). */
-export const BACKGROUND = -1;
-/** `gtIndex` / `labels` value of an anchor that takes no part in the classification loss (`Matcher.BETWEEN_THRESHOLDS`). */
-export const IGNORE = -2;
+/** The assignment codes (background, ignore) are @bmc/core's, shared with the detection loss. */
+export { BACKGROUND, IGNORE } from '@bmc/core';
 
 /**
  * What every assigner reads. One shape for all four, so a training loop switches

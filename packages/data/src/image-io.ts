@@ -1,4 +1,4 @@
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFileAtomic as writeFileAtomicSync } from '@bmc/core/node';
 import sharp from 'sharp';
 import { DataError } from './errors.js';
 
@@ -80,11 +80,12 @@ export async function encodePng(image: ImageHWC): Promise<Buffer> {
     .toBuffer();
 }
 
-/** Writes `data` to `file` through a temporary name and a rename, so readers never see half a file. */
+/**
+ * Writes `data` to `file` through a temporary name, fsync and a rename, so readers never see half a
+ * file: @bmc/core/node's `writeFileAtomic` (the one copy), kept async here for existing callers.
+ */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, file);
+  writeFileAtomicSync(file, data);
 }
 
 function nameOf(input: string | Buffer): string {

@@ -1,3 +1,5 @@
+// The crash-safe writers live in @bmc/core/node (one copy for every package); re-exported here as before.
+export { writeDirAtomic, writeFileAtomic } from '@bmc/core/node';
 export {
   type CheckpointContents,
   type LoadedCheckpoint,
@@ -15,7 +17,6 @@ export {
   type ManifestEntry,
   sha256Hex,
 } from './checkpoint/manifest.js';
-export { writeDirAtomic, writeFileAtomic } from './fs/atomic.js';
 export * from './metadata.js';
 export { SUPPORTED_ACTIVATIONS, UnsupportedLayerError } from './onnx/activations.js';
 export {

@@ -1,11 +1,10 @@
-import { BoxCoder, InvalidInputError } from '@bmc/core';
+import { BACKGROUND, BoxCoder, IGNORE, InvalidInputError } from '@bmc/core';
 import { alignedGiouTensor, alignedIouTensor, decodeDeltasTensor } from '@bmc/core/tf';
 import * as tf from '@tensorflow/tfjs';
 import { bceWithLogits, sigmoidFocalLoss } from './focal-loss.js';
 
-/** Matched-index codes, as torchvision's `Matcher`. */
-export const BACKGROUND = -1;
-export const IGNORE = -2;
+/** Matched-index codes, as torchvision's `Matcher`: @bmc/core's, the ones the assigners write. */
+export { BACKGROUND, IGNORE };
 
 /**
  * One image's assignment, from any assigner, as plain arrays: which ground

@@ -1,3 +1,4 @@
+import { OUTPUT_NAMES } from '@bmc/core';
 import * as tf from '@tensorflow/tfjs';
 
 export interface HeadOptions {
@@ -14,8 +15,8 @@ export interface HeadOptions {
   prefix?: string;
 }
 
-/** Output names of the detector model, in this order (the ONNX exporter reuses them). */
-export const OUTPUT_NAMES = { cls: 'cls_logits', box: 'box_deltas', iou: 'iou_logits' } as const;
+/** Output names of the detector model, in this order: @bmc/core's, the ones the ONNX export writes. */
+export { OUTPUT_NAMES };
 
 export interface HeadOutputs {
   /** `[N, A, numClasses]` classification logits, anchors in (level, y, x, anchor) order. */

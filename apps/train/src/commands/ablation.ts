@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '@bmc/core/node';
 import { loadConfig } from '../config/load.js';
 import type { TrainConfigInput } from '../config/schema.js';
-import { writeFileAtomic } from '../run/atomic.js';
 import { train } from '../train/trainer.js';
 import { evaluateSplit, loadRun } from './pipeline.js';
 

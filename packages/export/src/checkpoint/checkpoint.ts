@@ -11,9 +11,10 @@
  *   optimizer.json   {config, slots: [...]} + optimizer.bin (when an optimizer state is saved)
  *   state.json       step, epoch, lr schedule position, RNG state, config, ...
  */
+
+import { writeDirAtomic, writeFileSynced } from '@bmc/core/node';
 import * as tf from '@tensorflow/tfjs';
 import pkg from '../../package.json';
-import { writeDirAtomic, writeFileSynced } from '../fs/atomic.js';
 import {
   CHECKPOINT_FORMAT,
   CheckpointError,

@@ -1,4 +1,4 @@
-import { DEFAULT_XFORM_CLIP } from '@bmc/core';
+import { DEFAULT_XFORM_CLIP, DETECTOR_OUTPUTS, OUTPUT_NAMES } from '@bmc/core';
 import pkg from '../../package.json';
 import { type BmcMetadata, bmcMetadataProps } from '../metadata.js';
 import {
@@ -12,7 +12,8 @@ import { appendPostprocess, POSTPROCESS_OUTPUTS } from './postprocess-graph.js';
 /** The bmc version written into `bmc.version` (this package's version). */
 export const BMC_VERSION: string = pkg.version;
 
-export const DETECTOR_OUTPUTS = ['cls_logits', 'box_deltas', 'iou_logits'] as const;
+/** The detector's raw output names in model-output order: @bmc/core's, the ones the head builds. */
+export { DETECTOR_OUTPUTS };
 
 export type DetectorMetadataInput = Omit<BmcMetadata, 'version' | 'outputs' | 'input'> & {
   input: Omit<BmcMetadata['input'], 'name' | 'layout' | 'channelOrder'>;
@@ -67,9 +68,9 @@ export function exportDetectorOnnx(
     version: meta.version ?? BMC_VERSION,
     input: { name: inputName, layout: 'NCHW', channelOrder: 'RGB', ...meta.input },
     outputs: {
-      clsLogits: 'cls_logits',
-      boxDeltas: 'box_deltas',
-      ...(outputNames.includes('iou_logits') ? { iouLogits: 'iou_logits' } : {}),
+      clsLogits: OUTPUT_NAMES.cls,
+      boxDeltas: OUTPUT_NAMES.box,
+      ...(outputNames.includes(OUTPUT_NAMES.iou) ? { iouLogits: OUTPUT_NAMES.iou } : {}),
       ...(options.withPostprocess ? { detections: { ...POSTPROCESS_OUTPUTS } } : {}),
     },
   };
@@ -85,9 +86,9 @@ export function exportDetectorOnnx(
               g,
               {
                 image: io.inputs[0]!,
-                clsLogits: 'cls_logits',
-                boxDeltas: 'box_deltas',
-                ...(outputNames.includes('iou_logits') ? { iouLogits: 'iou_logits' } : {}),
+                clsLogits: OUTPUT_NAMES.cls,
+                boxDeltas: OUTPUT_NAMES.box,
+                ...(outputNames.includes(OUTPUT_NAMES.iou) ? { iouLogits: OUTPUT_NAMES.iou } : {}),
                 numClasses: full.classNames.length,
               },
               full,
