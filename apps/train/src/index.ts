@@ -6,6 +6,8 @@ export * from './run/jsonl-log.js';
 export * from './train/data.js';
 export * from './train/detector.js';
 export * from './train/evaluate.js';
+export * from './train/lean-forward.js';
+export * from './train/memory-plan.js';
 export * from './train/optimizer.js';
 export * from './train/replicas.js';
 export * from './train/schedule.js';

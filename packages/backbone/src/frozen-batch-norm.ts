@@ -50,7 +50,7 @@ export class FrozenBatchNorm extends tf.layers.Layer {
       const x = Array.isArray(inputs) ? inputs[0]! : inputs;
       const scale = tf.mul(this.gamma!.read(), tf.rsqrt(tf.add(this.movingVariance!.read(), this.epsilon)));
       const shift = tf.sub(this.beta!.read(), tf.mul(this.movingMean!.read(), scale));
-      return tf.add(tf.mul(x, scale), shift);
+      return frozenAffine(x, scale, shift);
     });
   }
 
@@ -64,3 +64,21 @@ export class FrozenBatchNorm extends tf.layers.Layer {
 }
 
 tf.serialization.registerClass(FrozenBatchNorm);
+
+/**
+ * `x * scale + shift` as one differentiable op whose gradient is `dy * scale`: the same values as the
+ * separate Mul and Add (whose gradients reduce to exactly that product), but it keeps only `scale` for
+ * the backward pass. Mul and Add would each keep their full-size inputs (the convolution output and the
+ * product), two activation-sized tensors per BatchNorm that the gradient never reads.
+ */
+function frozenAffine(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor): tf.Tensor {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([scale]);
+    return {
+      value: tf.add(tf.mul(input, scale), shift),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.mul(dy as tf.Tensor, saved[0]!),
+    };
+  });
+  return op(x) as tf.Tensor;
+}

@@ -26,6 +26,12 @@ export {
   registerWasmFilterGrad,
 } from './engine.js';
 export {
+  leanGradients,
+  leanVariableGrads,
+  registerLeanReluGradient,
+  withoutTape,
+} from './lean-gradients.js';
+export {
   decodeModel,
   encodeModel,
   type OnnxAttr,

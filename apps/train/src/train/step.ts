@@ -1,9 +1,11 @@
 import type { Assigner } from '@bmc/assigners';
 import { type Anchors, BoxCoder } from '@bmc/core';
 import type { Batch } from '@bmc/data';
+import { leanVariableGrads, registerLeanReluGradient } from '@bmc/engine';
 import { type DetectionLoss, detectionLoss, type ImageTargets, type LossOptions } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { GradientSum } from './gradient-sum.js';
+import { applyForTraining } from './lean-forward.js';
 import type { Optimizer } from './optimizer.js';
 import { clipGradNorm, type Param } from './sgd.js';
 
@@ -26,6 +28,13 @@ export interface StepContext {
    * one 512x512 image of the thesis model's activations, not two.
    */
   microBatch?: number;
+  /**
+   * How long forward tensors live (default 'lean'): 'lean' frees each layer output once read, runs
+   * frozen layers off the gradient tape and frees saved tensors and intermediate gradients during the
+   * backward pass (see memory-plan.ts; same gradients); 'tfjs' is tfjs' own `model.apply` +
+   * `tf.variableGrads`, which keep everything to the end of the step (for comparison).
+   */
+  memory?: 'lean' | 'tfjs';
 }
 
 export interface StepResult {
@@ -141,8 +150,13 @@ function lossAndGrads(ctx: LossContext, batch: Batch, variables: tf.Variable[]) 
   const x = tf.tensor4d(batch.images, [batch.batchSize, batch.height, batch.width, 3]);
   let parts: Omit<LossParts, 'total'> = { cls: 0, box: 0, iou: 0, numPositives: 0 };
   let assignMs = 0;
-  const { value, grads } = tf.variableGrads(() => {
-    const out = headOutputs(ctx.model.apply(x, { training: true }) as tf.Tensor[]);
+  const lean = (ctx.memory ?? 'lean') === 'lean';
+  if (lean) registerLeanReluGradient();
+  const grad = lean ? leanVariableGrads : tf.variableGrads;
+  const { value, grads } = grad(() => {
+    const out = headOutputs(
+      lean ? applyForTraining(ctx.model, x) : (ctx.model.apply(x, { training: true }) as tf.Tensor[]),
+    );
     const t0 = performance.now();
     const targets = assignBatch(ctx, batch, out.clsLogits, out.boxDeltas);
     assignMs = performance.now() - t0;
