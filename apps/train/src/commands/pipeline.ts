@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from '@bmc/core';
 import { encodePng, generateSmear } from '@bmc/data';
-import { detectorMetadata, exportDetectorOnnx, type OperatingPoint, restoreCheckpoint } from '@bmc/export';
+import { exportDetectorOnnx, type OperatingPoint, restoreCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../config/load.js';
@@ -10,9 +10,10 @@ import type { TrainConfig, TrainConfigInput } from '../config/schema.js';
 import { writeRunReport } from '../report/run-report.js';
 import { writeFileAtomic } from '../run/atomic.js';
 import { listCheckpoints, type RunPaths, runPaths } from '../run/run-dir.js';
-import { evalLoader, loadSplits, type Split } from '../train/data.js';
-import { postprocessOptions, toDetectorConfig } from '../train/detector.js';
-import { type Evaluation, evaluatePredictions, predictLoader } from '../train/evaluate.js';
+import { loadSplits, type Split } from '../train/data.js';
+import { toDetectorConfig } from '../train/detector.js';
+import { type Evaluation, evaluatePredictions, predictSplit } from '../train/evaluate.js';
+import { inProcessMetadata, runMetadata } from '../train/model-metadata.js';
 import { setUpEngine, train } from '../train/trainer.js';
 
 export type WhichWeights = 'best' | 'last';
@@ -49,15 +50,8 @@ export async function evaluateSplit(
   run: Pick<LoadedRun, 'config' | 'detector'>,
   split: Split,
 ): Promise<Evaluation> {
-  const classes = split.classes;
-  const preds = await predictLoader(
-    run.detector.model,
-    evalLoader(run.config, split),
-    run.detector.anchorsFor,
-    classes.length,
-    classes,
-    postprocessOptions(run.config),
-  );
+  const meta = runMetadata(run.config, run.detector.config, split.classes, split.scale.scale);
+  const preds = await predictSplit(run.detector.model, split, inProcessMetadata(meta));
   return evaluatePredictions(preds, `${run.config.name}: ${split.name}`);
 }
 
@@ -67,18 +61,7 @@ export function exportRunOnnx(
   out: string,
 ): number {
   const { detector, config } = run;
-  const meta = detectorMetadata(
-    { ...detector.config, inputSize: [config.data.imageSize, config.data.imageSize] },
-    {
-      classNames: run.splits.train.classes,
-      model: {
-        preset: config.preset ?? null,
-        name: config.name,
-        depth: config.model.backbone.depth,
-        neck: config.model.neck.type,
-      },
-    },
-  );
+  const meta = runMetadata(config, detector.config, run.splits.train.classes, run.splits.train.scale.scale);
   // The counting threshold travels beside the AP threshold (nms.scoreThreshold).
   const op = run.operatingPoint ? { operatingPoint: run.operatingPoint } : {};
   const { bytes } = exportDetectorOnnx(detector.model, { ...meta, ...op });
@@ -133,9 +116,11 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
   mkdirSync(unseenDir, { recursive: true });
   const first = syn.train + syn.val + syn.test;
   for (let i = 0; i < (o.unseen ?? 8); i++) {
+    // The same fields the synthetic splits hold (size and density), so large fields are detected as trained.
     const smear = generateSmear(syn.seed, first + i, {
-      width: config.data.imageSize,
-      height: config.data.imageSize,
+      width: syn.width ?? config.data.imageSize,
+      height: syn.height ?? config.data.imageSize,
+      density: 0.3 * syn.density,
     });
     writeFileSync(join(unseenDir, `smear_${first + i}.png`), await encodePng(smear.image));
   }

@@ -112,13 +112,28 @@ export const dataSchema = z
     trainSplit: z.string().default('train'),
     valSplit: z.string().default('val'),
     testSplit: z.string().default('test'),
-    /** Network input side (images are letterboxed to it); a multiple of 32. */
+    /**
+     * Network input side, a multiple of 32: the crop side in 'crops' sampling, the side the
+     * longer image side is resized to in 'letterbox' sampling.
+     */
     imageSize: z
       .number()
       .int()
       .positive()
       .refine((v) => v % 32 === 0, 'must be a multiple of 32')
       .default(512),
+    /**
+     * How training images meet `imageSize`. 'crops': random imageSize x imageSize crops at the
+     * source resolution (scale jitter `augment.scale` around 1), so cells keep their size and a
+     * step's memory does not depend on the field size; validation, test and `bmc detect` tile the
+     * full images at the same scale. 'letterbox': each image's longer side is resized to
+     * imageSize (and `bmc detect` resizes the same way). 'auto': crops when the training images
+     * are larger than imageSize (median longer side), letterbox otherwise. Exported models record
+     * the choice (bmc.pixel_scale).
+     */
+    sampling: z.enum(['auto', 'crops', 'letterbox']).default('auto'),
+    /** Use at most this many images of each split (the first ones); 0: all. For quick checks. */
+    limit: z.number().int().min(0).default(0),
     /** Collapse every category into one foreground class (the published setting). */
     classAgnostic: z.boolean().default(true),
     augment: z
@@ -128,6 +143,8 @@ export const dataSchema = z
         scale: z.tuple([z.number().positive(), z.number().positive()]).default([0.8, 1.2]),
         colorJitter: z.number().min(0).default(0.1),
         hed: z.number().min(0).default(0.03),
+        /** 'crops' sampling: probability that a crop is drawn to contain a random box's centre (the rest are uniform). */
+        cropOnCell: z.number().min(0).max(1).default(0.5),
       })
       .strict()
       .prefault({}),
@@ -138,6 +155,12 @@ export const dataSchema = z
         test: z.number().int().positive().default(60),
         seed: z.number().int().default(1),
         density: z.number().positive().default(1),
+        /**
+         * Field size in pixels (default: imageSize x imageSize). Cells keep their size in pixels, so
+         * e.g. 1920 x 1080 gives microscope-like fields with many cells, trained on crops.
+         */
+        width: z.number().int().positive().optional(),
+        height: z.number().int().positive().optional(),
       })
       .strict()
       .prefault({}),

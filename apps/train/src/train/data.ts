@@ -11,6 +11,7 @@ import {
 import { readDataset } from '../commands/data.js';
 import { ConfigError } from '../config/load.js';
 import type { TrainConfig } from '../config/schema.js';
+import { type RunScale, runPixelScale } from './pixel-scale.js';
 
 export interface Split {
   name: string;
@@ -19,17 +20,46 @@ export interface Split {
   classes: string[];
   /** The dataset behind a file-based split (absent for synthetic data). */
   dataset?: Dataset;
+  /**
+   * The run's pixel scale (the same on every split: decided from the training images), which
+   * training, evaluation and the exported model share.
+   */
+  scale: RunScale;
 }
 
-/** Train / val / test sources for a config: the synthetic generator or a dataset on disk. */
+/** The first `n` samples of a source (all when n is 0). */
+function firstOf(source: SampleSource, n: number): SampleSource {
+  if (!(n > 0) || n >= source.length) return source;
+  return { length: n, size: (i) => source.size(i), load: (i, w, h) => source.load(i, w, h) };
+}
+
+/**
+ * Train / val / test sources for a config: the synthetic generator or a dataset on disk, cut
+ * to `data.limit` images each, with the run's pixel scale (`data.sampling` resolved).
+ */
 export async function loadSplits(config: TrainConfig): Promise<{ train: Split; val: Split; test: Split }> {
+  const raw = await readSplits(config);
+  const cut = (s: Omit<Split, 'scale'>) => ({ ...s, source: firstOf(s.source, config.data.limit) });
+  const train = cut(raw.train);
+  const scale = runPixelScale(config.data, train.source);
+  return { train: { ...train, scale }, val: { ...cut(raw.val), scale }, test: { ...cut(raw.test), scale } };
+}
+
+type RawSplits = Record<'train' | 'val' | 'test', Omit<Split, 'scale'>>;
+
+async function readSplits(config: TrainConfig): Promise<RawSplits> {
   const d = config.data;
   if (d.format === 'synthetic') {
     const s = d.synthetic;
+    const width = s.width ?? d.imageSize;
+    const height = s.height ?? d.imageSize;
     const common = {
       seed: s.seed,
-      width: d.imageSize,
-      height: d.imageSize,
+      width,
+      height,
+      // Fields larger than a crop are reused by many crops: keep their 8-bit pixels instead of
+      // regenerating a 1920 x 1080 field (seconds) for every crop.
+      cache: width * height > d.imageSize * d.imageSize,
       density: 0.3 * s.density,
       categories: config.data.classAgnostic ? ('cell' as const) : ('type' as const),
     };
@@ -46,7 +76,7 @@ export async function loadSplits(config: TrainConfig): Promise<{ train: Split; v
     };
   }
   if (!d.path) throw new ConfigError(`data.path: required for format '${d.format}'`);
-  const read = async (split: string, path = d.path!): Promise<Split> => {
+  const read = async (split: string, path = d.path!): Promise<Omit<Split, 'scale'>> => {
     let ds = await readDataset(path, {
       format: d.format as 'coco' | 'voc' | 'yolo',
       split,
@@ -63,25 +93,22 @@ export async function loadSplits(config: TrainConfig): Promise<{ train: Split; v
   return { train: await read(d.trainSplit), val: await read(d.valSplit), test: await read(d.testSplit) };
 }
 
-/** The loader's augmentation for training, from the config's `data.augment`. */
-export function trainAugment(config: Pick<TrainConfig, 'data'>): AugmentConfig {
+/** The loader's augmentation for training, from the config's `data.augment` and the run's pixel scale. */
+export function trainAugment(config: Pick<TrainConfig, 'data'>, scale: RunScale['scale']): AugmentConfig {
   const a = config.data.augment;
   const j = a.colorJitter;
+  const crops = scale.mode === 'native';
   return {
     size: config.data.imageSize,
+    ...(crops ? { sampling: 'crops' as const } : {}),
     scale: a.scale,
-    crop: { minVisible: 0.5 },
+    crop: { minVisible: 0.5, ...(crops ? { onBox: a.cropOnCell } : {}) },
     hflip: a.hflip,
     vflip: a.vflip,
     ...(j > 0 ? { colorJitter: { brightness: j, contrast: j, saturation: j, hue: j / 5 } } : {}),
     ...(a.hed > 0 ? { hed: { sigma: a.hed, bias: a.hed } } : {}),
     normalize: true,
   };
-}
-
-/** Evaluation: letterbox (resize the longer side, pad right/bottom) and normalise only. */
-export function evalAugment(config: Pick<TrainConfig, 'data'>): AugmentConfig {
-  return { size: config.data.imageSize, normalize: true };
 }
 
 export function trainLoader(
@@ -91,19 +118,10 @@ export function trainLoader(
 ): BatchLoader {
   return new BatchLoader(split.source, {
     batchSize: config.optim.batchSize,
-    augment: trainAugment(config),
+    augment: trainAugment(config, split.scale.scale),
     shuffle: true,
     seed,
     prefetch: 2,
     dropLast: split.source.length > config.optim.batchSize,
-  });
-}
-
-export function evalLoader(config: Pick<TrainConfig, 'data'>, split: Split, batchSize = 4): BatchLoader {
-  return new BatchLoader(split.source, {
-    batchSize,
-    augment: evalAugment(config),
-    shuffle: false,
-    prefetch: 1,
   });
 }

@@ -1,6 +1,7 @@
-import type { Anchors } from '@bmc/core';
-import type { BatchLoader } from '@bmc/data';
-import { type Detections, type PostprocessOptions, postprocessBatch } from '@bmc/heads-iou';
+import { toBytes } from '@bmc/data';
+import type { BmcMetadata } from '@bmc/export';
+import type { Detections } from '@bmc/heads-iou';
+import { detectPixels, type NetworkRunner } from '@bmc/infer/pipeline';
 import {
   buildReport,
   type CocoAnnotation,
@@ -12,6 +13,7 @@ import {
   evaluateCoco,
 } from '@bmc/metrics';
 import * as tf from '@tensorflow/tfjs';
+import type { Split } from './data.js';
 
 export interface Predictions {
   /** Ground truth of the split in original image pixels, as COCO. */
@@ -38,18 +40,34 @@ export async function predictRaw(model: tf.LayersModel, images: tf.Tensor4D) {
 }
 
 /**
- * Runs the model over a loader (inference mode: letterbox + normalise only),
- * post-processes, and maps boxes back to each image's original pixels by the
- * letterbox scale, so metrics compare with the annotations as written.
+ * `model` as @bmc/infer's `NetworkRunner`: the pipeline hands NCHW float32, tfjs
+ * layers models take NHWC. Every tensor is freed before the outputs are returned.
  */
-export async function predictLoader(
+export function tfjsRunner(model: tf.LayersModel): NetworkRunner {
+  return async (input, height, width) => {
+    const x = tf.tidy(() => tf.tensor4d(input, [1, 3, height, width]).transpose<tf.Tensor4D>([0, 2, 3, 1]));
+    try {
+      return await predictRaw(model, x);
+    } finally {
+      x.dispose();
+    }
+  };
+}
+
+/**
+ * Detects on every image of a split the way `bmc detect` does on the exported
+ * model: the full source image as 8-bit pixels through @bmc/infer's
+ * `detectPixels` (the same resize or tiling, the same pre- and post-processing),
+ * with the network run by tfjs. `meta` is the description the export writes
+ * (`runMetadata`), so evaluation and detection differ only in the runtime's
+ * arithmetic. Ground truth and detections are in source pixels.
+ */
+export async function predictSplit(
   model: tf.LayersModel,
-  loader: BatchLoader,
-  anchorsFor: (h: number, w: number) => Anchors,
-  numClasses: number,
-  classes: readonly string[],
-  post: PostprocessOptions,
+  split: Pick<Split, 'source' | 'classes'>,
+  meta: BmcMetadata,
 ): Promise<Predictions> {
+  const { source, classes } = split;
   const images: CocoImage[] = [];
   const annotations: CocoAnnotation[] = [];
   const gt: CocoGroundTruth = {
@@ -59,66 +77,58 @@ export async function predictLoader(
   };
   const dt: CocoDetection[] = [];
   const perImage = new Map<number, Detections>();
+  const run = tfjsRunner(model);
+  const load = (i: number) => {
+    const { width, height } = source.size(i);
+    return source.load(i, width, height);
+  };
   let annId = 1;
   let ms = 0;
-  let count = 0;
-  for await (const batch of loader.epoch(0)) {
-    const t0 = performance.now();
-    const x = tf.tensor4d(batch.images, [batch.batchSize, batch.height, batch.width, 3]);
-    const raw = await predictRaw(model, x);
-    x.dispose();
-    const anchors = anchorsFor(batch.height, batch.width);
-    const dets = postprocessBatch(raw, batch.batchSize, anchors, numClasses, {
-      ...post,
-      imageSize: [batch.height, batch.width],
-    });
-    ms += performance.now() - t0;
-    count += batch.batchSize;
-    for (let b = 0; b < batch.batchSize; b++) {
-      const index = batch.indices[b]!;
-      const imageId = index + 1;
-      const orig = loader.source.size(index);
-      // The letterbox resized the longer side; undo it per axis (rounding makes sx and sy differ slightly).
-      const f = Math.max(orig.width, orig.height) / loader.options.augment.size!;
-      const sx = orig.width / Math.round(orig.width / f);
-      const sy = orig.height / Math.round(orig.height / f);
-      images.push({ id: imageId, width: orig.width, height: orig.height });
-      const g = batch.boxes[b]!;
-      for (let k = 0; k < g.length / 4; k++) {
-        const w = (g[4 * k + 2]! - g[4 * k]!) * sx;
-        const h = (g[4 * k + 3]! - g[4 * k + 1]!) * sy;
-        annotations.push({
-          id: annId++,
-          image_id: imageId,
-          category_id: batch.labels[b]![k]! + 1,
-          bbox: [g[4 * k]! * sx, g[4 * k + 1]! * sy, w, h],
-          area: w * h,
-          iscrowd: 0,
-        });
-      }
-      const d = dets[b]!;
-      const boxes = new Float32Array(d.boxes.length);
-      for (let k = 0; k < d.scores.length; k++) {
-        boxes[4 * k] = d.boxes[4 * k]! * sx;
-        boxes[4 * k + 1] = d.boxes[4 * k + 1]! * sy;
-        boxes[4 * k + 2] = d.boxes[4 * k + 2]! * sx;
-        boxes[4 * k + 3] = d.boxes[4 * k + 3]! * sy;
-        dt.push({
-          image_id: imageId,
-          category_id: d.labels[k]! + 1,
-          bbox: [
-            boxes[4 * k]!,
-            boxes[4 * k + 1]!,
-            boxes[4 * k + 2]! - boxes[4 * k]!,
-            boxes[4 * k + 3]! - boxes[4 * k + 1]!,
-          ],
-          score: d.scores[k]!,
-        });
-      }
-      perImage.set(index, { boxes, scores: d.scores, labels: d.labels });
+  // The next image decodes (libvips, off the JS thread) while the network runs on this one.
+  let next = source.length > 0 ? load(0) : undefined;
+  for (let index = 0; index < source.length; index++) {
+    const sample = await next!;
+    next = index + 1 < source.length ? load(index + 1) : undefined;
+    next?.catch(() => {}); // surfaced when awaited
+    const imageId = index + 1;
+    const { width, height } = sample.image;
+    images.push({ id: imageId, width, height });
+    const g = sample.boxes;
+    for (let k = 0; k < g.length / 4; k++) {
+      const w = g[4 * k + 2]! - g[4 * k]!;
+      const h = g[4 * k + 3]! - g[4 * k + 1]!;
+      annotations.push({
+        id: annId++,
+        image_id: imageId,
+        category_id: sample.labels[k]! + 1,
+        bbox: [g[4 * k]!, g[4 * k + 1]!, w, h],
+        area: w * h,
+        iscrowd: 0,
+      });
     }
+    // The 8-bit pixels `bmc detect` decodes from the file (the sources hold bytes / 255).
+    const pixels = { data: toBytes(sample.image), width, height, channels: 3 as const };
+    const t0 = performance.now();
+    const res = await detectPixels(run, meta, pixels);
+    ms += performance.now() - t0;
+    const n = res.detections.length;
+    const boxes = new Float32Array(4 * n);
+    const scores = new Float32Array(n);
+    const labels = new Int32Array(n);
+    res.detections.forEach((d, k) => {
+      boxes.set(d.box, 4 * k);
+      scores[k] = d.score;
+      labels[k] = d.classId;
+      dt.push({
+        image_id: imageId,
+        category_id: d.classId + 1,
+        bbox: [d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]],
+        score: d.score,
+      });
+    });
+    perImage.set(index, { boxes, scores, labels });
   }
-  return { gt, dt, perImage, msPerImage: count ? ms / count : 0 };
+  return { gt, dt, perImage, msPerImage: source.length ? ms / source.length : 0 };
 }
 
 export interface Evaluation {

@@ -106,6 +106,7 @@ export async function setUpTraining(input: TrainConfig, options: TrainOptions): 
   const backend = await setUpEngine(config.run, say, replicas > 1 ? threadsPerReplica(replicas) : undefined);
 
   const splits = await loadSplits(config);
+  say(splits.train.scale.description);
   const classes = splits.train.classes;
   const detector = buildDetector(toDetectorConfig(config, classes.length));
   const size = config.data.imageSize;

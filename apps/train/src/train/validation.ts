@@ -2,9 +2,9 @@ import type { Detector } from '@bmc/heads-iou';
 import type { TrainConfig } from '../config/schema.js';
 import type { JsonlLog } from '../run/jsonl-log.js';
 import type { CheckpointWriter } from './checkpoints.js';
-import { evalLoader, type Split } from './data.js';
-import { postprocessOptions } from './detector.js';
-import { type Evaluation, evaluatePredictions, predictLoader } from './evaluate.js';
+import type { Split } from './data.js';
+import { type Evaluation, evaluatePredictions, predictSplit } from './evaluate.js';
+import { inProcessMetadata, runMetadata } from './model-metadata.js';
 import { describeOperatingPoint, operatingPointOf } from './operating-point.js';
 import type { TrainState } from './state.js';
 
@@ -35,14 +35,8 @@ export class Validator {
   }
 
   async run(state: TrainState): Promise<Evaluation> {
-    const preds = await predictLoader(
-      this.detector.model,
-      evalLoader(this.config, this.split),
-      this.detector.anchorsFor,
-      this.classes.length,
-      this.classes,
-      postprocessOptions(this.config),
-    );
+    const meta = runMetadata(this.config, this.detector.config, this.classes, this.split.scale.scale);
+    const preds = await predictSplit(this.detector.model, this.split, inProcessMetadata(meta));
     const ev = evaluatePredictions(preds, `${this.config.name}: validation`);
     const [ap, ap50, ap75] = ev.result.stats as [number, number, number];
     // The counting threshold of these weights; best/ keeps the one measured with its own weights.
