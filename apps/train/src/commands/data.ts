@@ -95,13 +95,22 @@ export async function dataConvert(path: string, out: string, o: ReadDatasetOptio
 
 export async function dataSynth(
   out: string,
-  o: { train: number; val: number; test: number; seed: number; size: number; categories: 'cell' | 'type' },
+  o: {
+    train: number;
+    val: number;
+    test: number;
+    seed: number;
+    size: number;
+    width?: number;
+    height?: number;
+    categories: 'cell' | 'type';
+  },
 ): Promise<string> {
   const splits = await writeSmearDataset(out, {
     seed: o.seed,
     splits: { train: o.train, val: o.val, test: o.test },
-    width: o.size,
-    height: o.size,
+    width: o.width ?? o.size,
+    height: o.height ?? o.size,
     categories: o.categories,
   });
   return Object.entries(splits)
