@@ -187,9 +187,13 @@ const data = program.command('data').description('dataset tools: check, convert,
 
 data
   .command('check <path>')
-  .description('validate annotations and images; lists every problem with file and line/object')
+  .description(
+    'validate annotations and images (decoded fully); lists every problem with file and line/object',
+  )
   .addOption(formatOption())
   .option('--split <name>', 'VOC ImageSets / YOLO split')
+  .option('--fast', 'read image headers only (a truncated or corrupt image body is not found)')
+  .option('--allow-outside-root', 'read COCO images whose file_name lies outside the dataset folder')
   .addOption(
     new Option('--policy <policy>', 'strict: stop at the first problem')
       .choices(['strict', 'lenient'])
@@ -207,6 +211,7 @@ data
   .description('convert VOC / YOLO / COCO to one COCO JSON')
   .requiredOption('--out <file>', 'COCO JSON to write')
   .addOption(formatOption())
+  .option('--allow-outside-root', 'read COCO images whose file_name lies outside the dataset folder')
   .option('--split <name>', 'VOC ImageSets / YOLO split')
   .option('--single-class', 'collapse all categories into one "cell" class')
   .action(async (path: string, o) => console.log(await dataConvert(path, o.out, o)));

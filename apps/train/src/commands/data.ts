@@ -1,10 +1,12 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '@bmc/core';
 import {
   countBoxes,
   type Dataset,
   formatReport,
+  fsErrorText,
+  type ImageCheckMode,
   mapCategories,
   readCoco,
   readVoc,
@@ -18,8 +20,17 @@ export type DatasetFormat = 'coco' | 'voc' | 'yolo';
 
 /** VOC folders have `Annotations/`, YOLO ones a `data.yaml`, COCO is a `.json` file. */
 export function detectFormat(path: string): DatasetFormat {
-  if (!existsSync(path)) throw new InputError(`${path}: no such file or folder`, path);
-  if (statSync(path).isFile()) {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    // A symlink loop is not "no such file".
+    const why = fsErrorText(e);
+    throw new InputError(`${path}: ${why === 'not found' ? 'no such file or folder' : why}`, path);
+  }
+  if (!st.isFile() && !st.isDirectory())
+    throw new InputError(`${path}: not a regular file or folder (a FIFO, socket or device)`, path);
+  if (st.isFile()) {
     if (path.endsWith('.json')) return 'coco';
     if (/\.ya?ml$/.test(path)) return 'yolo';
     throw new InputError(
@@ -40,18 +51,31 @@ export interface ReadDatasetOptions {
   split?: string;
   policy?: ValidationPolicy;
   checkImages?: boolean;
+  /** How far images are checked when they are: the header only or a full decode. */
+  imageCheck?: ImageCheckMode;
+  /** Read COCO images whose file_name lies outside the dataset folder. */
+  allowOutsideRoot?: boolean;
   singleClass?: boolean;
 }
 
 /** Reads any supported dataset; the split selects VOC ImageSets, YOLO images/<split>, or is ignored for COCO. */
 export async function readDataset(path: string, o: ReadDatasetOptions = {}): Promise<Dataset> {
   const format = o.format ?? detectFormat(path);
-  const common = { policy: o.policy ?? 'lenient', checkImages: o.checkImages ?? false } as const;
+  const common = {
+    policy: o.policy ?? 'lenient',
+    checkImages: o.checkImages ?? false,
+    ...(o.imageCheck ? { imageCheck: o.imageCheck } : {}),
+  } as const;
   let ds: Dataset;
   if (format === 'voc') ds = await readVoc(path, { ...common, ...(o.split ? { split: o.split } : {}) });
   else if (format === 'yolo')
-    ds = await readYolo(path, { policy: common.policy, ...(o.split ? { split: o.split } : {}) });
-  else ds = await readCoco(path, common);
+    ds = await readYolo(path, {
+      policy: common.policy,
+      // YOLO reads every image's size from its header anyway; a check decodes it fully.
+      ...(o.checkImages && o.imageCheck ? { imageCheck: o.imageCheck } : {}),
+      ...(o.split ? { split: o.split } : {}),
+    });
+  else ds = await readCoco(path, { ...common, ...(o.allowOutsideRoot ? { allowOutsideRoot: true } : {}) });
   return o.singleClass ? mapCategories(ds, 'single') : ds;
 }
 
@@ -78,12 +102,22 @@ export function formatStats(ds: Dataset, label: string): string {
   ].join('\n');
 }
 
-export async function dataCheck(path: string, o: ReadDatasetOptions): Promise<{ ok: boolean; text: string }> {
-  const ds = await readDataset(path, { ...o, checkImages: true });
+/**
+ * `bmc data check`: every annotation problem, and every image that is missing, not a regular
+ * file, or does not decode: fully (every pixel, so a truncated JPEG is found) unless `fast`, which
+ * reads the headers only.
+ */
+export async function dataCheck(
+  path: string,
+  o: ReadDatasetOptions & { fast?: boolean },
+): Promise<{ ok: boolean; text: string }> {
+  const mode: ImageCheckMode = o.fast ? 'header' : 'full';
+  const ds = await readDataset(path, { ...o, checkImages: true, imageCheck: mode });
   const issues = ds.report.issues;
+  const checked = mode === 'full' ? 'decoded fully' : 'headers only (--fast)';
   const text = issues.length
     ? `${issues.length} problem(s), fixed under the lenient policy:\n${formatReport(ds.report)}`
-    : `no problems in ${ds.images.length} images`;
+    : `no problems in ${ds.images.length} images (images: ${checked})`;
   return { ok: issues.length === 0, text };
 }
 

@@ -136,6 +136,26 @@ export const dataSchema = z
     limit: z.number().int().min(0).default(0),
     /** Collapse every category into one foreground class (the published setting). */
     classAgnostic: z.boolean().default(true),
+    /**
+     * A COCO JSON given alone (no `valPath`) is split into train / val / test by these shares
+     * with this seed (stated in the log and the report), so validation and test never see a
+     * training image.
+     */
+    autoSplit: z
+      .object({
+        val: z.number().min(0).max(0.5).default(0.15),
+        test: z.number().min(0).max(0.5).default(0.15),
+        seed: z.number().int().default(0),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Training skips an image that fails to decode (logged once); it stops with an error only when
+     * more than this share of the training images failed.
+     */
+    maxBadImageShare: z.number().min(0).max(1).default(0.01),
+    /** Read COCO images whose `file_name` lies outside the dataset folder (absolute or `../`). */
+    allowOutsideRoot: z.boolean().default(false),
     augment: z
       .object({
         hflip: z.number().min(0).max(1).default(0.5),

@@ -35,12 +35,30 @@ function stepRecords(paths: RunPaths) {
   const byStep = new Map<number, Record<string, number>>();
   const evals: Array<Record<string, number>> = [];
   let best: { step: number; AP: number } | undefined;
+  // What the data reading and loading changed (see train/data-checks.ts), said again in the report.
+  const data = new Map<string, string>();
   for (const e of readJsonl(readFileSync(paths.log, 'utf8'))) {
+    if (e.event === 'data-split') data.set('split', `data split: ${e.description}`);
+    if (e.event === 'data-problems')
+      data.set(
+        `problems ${e.split}`,
+        `data problems (${e.split}): ${e.droppedBoxes} box(es) dropped, ${e.clippedBoxes} clipped, ${e.droppedImages} image(s) dropped while reading`,
+      );
+    if (e.event === 'bad-image')
+      data.set(
+        'bad-image',
+        `training images skipped (failed to decode): ${e.failed}, the latest ${e.file ?? e.problem}`,
+      );
     if (e.event === 'step') byStep.set(e.step as number, e as unknown as Record<string, number>);
     if (e.event === 'eval') evals.push(e as unknown as Record<string, number>);
     if (e.event === 'best') best = e as unknown as { step: number; AP: number };
   }
-  return { steps: [...byStep.values()].sort((a, b) => a.step! - b.step!), evals, best };
+  return {
+    steps: [...byStep.values()].sort((a, b) => a.step! - b.step!),
+    evals,
+    best,
+    dataLines: [...data.values()],
+  };
 }
 
 /**
@@ -50,7 +68,7 @@ function stepRecords(paths: RunPaths) {
  */
 export async function writeRunReport(r: RunReportInput): Promise<string> {
   const dir = r.paths.report;
-  const { steps, evals, best } = stepRecords(r.paths);
+  const { steps, evals, best, dataLines } = stepRecords(r.paths);
   const k = Math.max(1, Math.round(steps.length / 50));
   const x = steps.map((s) => s.step!);
   const lossSvg = lineChartSvg(
@@ -117,6 +135,7 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
           `- best/ (the default weights of eval and export) holds step ${best.step}, validation AP ${best.AP.toFixed(4)}`,
         ]
       : []),
+    ...dataLines.map((l) => `- ${l}`),
     ...(r.extraLines ?? []).map((l) => `- ${l}`),
     '',
     reportToMarkdown(r.test.report),

@@ -11,6 +11,8 @@ import {
 import { readDataset } from '../commands/data.js';
 import { ConfigError } from '../config/load.js';
 import type { TrainConfig } from '../config/schema.js';
+import type { JsonlLog } from '../run/jsonl-log.js';
+import { autoSplit } from './data-checks.js';
 import { type RunScale, runPixelScale } from './pixel-scale.js';
 
 export interface Split {
@@ -81,14 +83,21 @@ async function readSplits(config: TrainConfig): Promise<RawSplits> {
       format: d.format as 'coco' | 'voc' | 'yolo',
       split,
       policy: 'lenient',
+      allowOutsideRoot: d.allowOutsideRoot,
     });
     if (d.classAgnostic) ds = mapCategories(ds, 'single');
     return { name: split, source: datasetSource(ds), classes: ds.categories.map((c) => c.name), dataset: ds };
   };
   if (d.format === 'coco') {
     const train = await read(d.trainSplit);
-    const val = d.valPath ? await read(d.valSplit, d.valPath) : train;
-    return { train, val, test: val };
+    if (d.valPath) {
+      const val = await read(d.valSplit, d.valPath);
+      return { train, val, test: val };
+    }
+    // Alone, the file is split (seeded) so validation and test never score training images.
+    const parts = autoSplit(train.dataset!, d.autoSplit);
+    const part = (name: string, ds: Dataset) => ({ ...train, name, source: datasetSource(ds), dataset: ds });
+    return { train: part('train', parts.train), val: part('val', parts.val), test: part('test', parts.test) };
   }
   return { train: await read(d.trainSplit), val: await read(d.valSplit), test: await read(d.testSplit) };
 }
@@ -115,8 +124,16 @@ export function trainLoader(
   config: Pick<TrainConfig, 'data' | 'optim'>,
   split: Split,
   seed: number,
+  /** Where a training image that fails to decode is reported (it is skipped, see data.maxBadImageShare). */
+  io?: { say: (line: string) => void; log: Pick<JsonlLog, 'write'> },
 ): BatchLoader {
   return new BatchLoader(split.source, {
+    maxBadShare: config.data.maxBadImageShare,
+    maxBadShareName: 'data.maxBadImageShare',
+    onBadSample: (bad, failed) => {
+      io?.say(`warning: skipped ${bad.problem} (${failed} image(s) skipped so far)`);
+      io?.log.write({ event: 'bad-image', ...bad, failed });
+    },
     batchSize: config.optim.batchSize,
     augment: trainAugment(config, split.scale.scale),
     shuffle: true,

@@ -17,6 +17,7 @@ import { JsonlLog } from '../run/jsonl-log.js';
 import { resumeCheckpoint } from '../run/resume.js';
 import { createRunDir, type RunPaths, runPaths } from '../run/run-dir.js';
 import { loadSplits, type Split } from './data.js';
+import { checkSplits } from './data-checks.js';
 import { lossOptions, toDetectorConfig } from './detector.js';
 import { createOptimizer, type Optimizer } from './optimizer.js';
 import { threadsPerReplica } from './replicas.js';
@@ -107,6 +108,7 @@ export async function setUpTraining(input: TrainConfig, options: TrainOptions): 
 
   const splits = await loadSplits(config);
   say(splits.train.scale.description);
+  checkSplits(splits, config, { say, log });
   const classes = splits.train.classes;
   const detector = buildDetector(toDetectorConfig(config, classes.length));
   const size = config.data.imageSize;

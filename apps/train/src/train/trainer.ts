@@ -52,7 +52,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       {
         state: s.state,
         step: s.step,
-        loader: trainLoader(s.config, s.splits.train, s.config.run.seed),
+        loader: trainLoader(s.config, s.splits.train, s.config.run.seed, s),
         checkpoints,
         validator,
         log: s.log,
