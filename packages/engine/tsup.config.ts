@@ -9,5 +9,5 @@ export default defineConfig({
   treeshake: true,
   target: 'es2022',
   // onnxruntime-node is a native addon loaded through createRequire at run time.
-  external: [/^@tensorflow\//, 'onnxruntime-node', /^protobufjs/],
+  external: [/^@tensorflow\//, 'onnxruntime-node', /^@bmc\//],
 });

@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/metadata.ts'],
+  // onnx-proto: the ONNX schema as protobufjs types, for @bmc/engine's kernel graphs (one copy of onnx.proto).
+  entry: { index: 'src/index.ts', metadata: 'src/metadata.ts', 'onnx-proto': 'src/onnx/proto.ts' },
   format: ['esm'],
   dts: true,
   clean: true,

@@ -1,22 +1,13 @@
 /**
  * Encodes small ONNX graphs (a handful of nodes, float32 graph inputs, int64
  * initialisers for shapes) as ModelProto bytes. The schema is the onnx
- * project's own `onnx.proto` (proto/onnx.proto, converted to a protobufjs JSON
- * descriptor by scripts/gen-onnx-descriptor.mjs), encoded by protobufjs.
+ * project's own `onnx.proto` as protobufjs types, from `@bmc/export/onnx-proto`
+ * (the one copy in the workspace), encoded by protobufjs.
  */
-import protobuf from 'protobufjs/light.js';
-import descriptor from './onnx-descriptor.json';
+import { AttributeType, DataType, ModelProto } from '@bmc/export/onnx-proto';
 
-const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
-const ModelProto = root.lookupType('onnx.ModelProto');
-
-// Enum values from onnx.proto (TensorProto.DataType, AttributeProto.AttributeType).
-const FLOAT = 1;
-const INT64 = 7;
-const ATTR_FLOAT = 1;
-const ATTR_INT = 2;
-const ATTR_STRING = 3;
-const ATTR_INTS = 7;
+const { FLOAT, INT64 } = DataType;
+const { FLOAT: ATTR_FLOAT, INT: ATTR_INT, STRING: ATTR_STRING, INTS: ATTR_INTS } = AttributeType;
 
 /** An attribute value: `int`, `float`, `ints` (int64 list) or `string`. */
 export type OnnxAttr = { int: number } | { float: number } | { ints: readonly number[] } | { string: string };
