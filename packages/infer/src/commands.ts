@@ -86,9 +86,50 @@ export function registerInferCommands(program: Command): Command {
     .option('--host <host>', 'address to bind (0.0.0.0 exposes the service to the network)', '127.0.0.1')
     .option('-p, --port <port>', 'port', int(0), 8080)
     .option('--concurrency <n>', 'detections running at once', int(1), 1)
-    .option('--max-queue <n>', 'requests allowed to wait', int(0), 64)
-    .option('--body-limit <mb>', 'largest accepted image in MiB', num(0.001), 32)
-    .option('--timeout <ms>', 'per-request deadline', int(1), 30_000)
+    .option(
+      '--max-queue <n>',
+      'requests allowed to wait (upload or queue); more get 503 + Retry-After before their body is read',
+      int(0),
+      32,
+    )
+    .option('--body-limit <mb>', 'largest accepted image file in MiB (more: 413)', num(0.001), 32)
+    .option(
+      '--max-pixels <mp>',
+      'largest accepted image in megapixels, read from its header before decoding (more: 413)',
+      num(0.000001),
+      50,
+    )
+    .option(
+      '--timeout <ms>',
+      'per-request deadline, queue wait + detection (past it: 503, work stopped)',
+      int(1),
+      30_000,
+    )
+    .option(
+      '--max-connections <n>',
+      'open connections; over it the longest idle one is closed, or the new one if all are busy',
+      int(1),
+      256,
+    )
+    .option(
+      '--headers-timeout <ms>',
+      'time to send the request headers (slower: 408, closed)',
+      int(1),
+      10_000,
+    )
+    .option(
+      '--request-timeout <ms>',
+      'time to send a whole request, headers and body (slower: 408, closed)',
+      int(1),
+      60_000,
+    )
+    .option('--keep-alive-timeout <ms>', 'idle keep-alive connections are closed after this', int(1), 5_000)
+    .option(
+      '--reject-delay <ms>',
+      'a request refused for a full queue gets its 503 after this (0: at once), so tight retry loops cannot starve the work',
+      int(0),
+      1_000,
+    )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
     .option(
       '--resize <px>',
@@ -110,7 +151,13 @@ export function registerInferCommands(program: Command): Command {
         concurrency: o.concurrency,
         maxQueue: o.maxQueue,
         bodyLimit: Math.round(o.bodyLimit * 1024 * 1024),
+        maxPixels: Math.round(o.maxPixels * 1e6),
         timeoutMs: o.timeout,
+        maxConnections: o.maxConnections,
+        headersTimeoutMs: o.headersTimeout,
+        requestTimeoutMs: o.requestTimeout,
+        keepAliveTimeoutMs: o.keepAliveTimeout,
+        rejectDelayMs: o.rejectDelay,
         threads: o.threads,
         detect: {
           ...(o.tile !== undefined ? { tileSize: o.tile } : {}),

@@ -6,9 +6,16 @@ export {
   detectCommand,
   type ImageSummary,
 } from './detect-command.js';
-export { decodeToPixels, IMAGE_EXTENSIONS } from './image.js';
+export { checkImageSize, decodeToPixels, IMAGE_EXTENSIONS, ImageTooLargeError } from './image.js';
 export { expandInputs } from './inputs.js';
 export { type Detector, type LoadModelOptions, loadDetector, ModelLoadError } from './model.js';
 export * from './pipeline/index.js';
-export { JobQueue, QueueFullError, TimeoutError } from './queue.js';
+export {
+  CancelledError,
+  JobQueue,
+  QueueFullError,
+  type Reservation,
+  type RunOptions,
+  TimeoutError,
+} from './queue.js';
 export { createServer, type InferServer, type ServerOptions } from './server.js';

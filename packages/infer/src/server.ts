@@ -1,17 +1,25 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataError } from '@bmc/data';
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { decodeToPixels } from './image.js';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
+import { capConnections } from './connections.js';
+import { checkImageSize, decodeToPixels, ImageTooLargeError } from './image.js';
 import { type Detector, loadDetector } from './model.js';
 import { atThreshold, countingThreshold, describeCountingThreshold } from './pipeline/operating-point.js';
 import { toDetectionJson } from './pipeline/results.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
 import type { DetectOptions } from './pipeline/types.js';
-import { JobQueue, QueueFullError, TimeoutError } from './queue.js';
+import { CancelledError, JobQueue, QueueFullError, type Reservation, TimeoutError } from './queue.js';
 
 export interface ServerOptions {
   /** A bmc ONNX detector path, or an already loaded detector (shared, not disposed on close). */
@@ -22,12 +30,31 @@ export interface ServerOptions {
   port?: number;
   /** Detections running at once. Default 1 (onnxruntime already uses every core per run). */
   concurrency?: number;
-  /** Requests allowed to wait; more get 503. Default 64. */
+  /**
+   * Requests allowed to wait (body being received or queued); more get 503 with
+   * `Retry-After` before their body is read. Default 32.
+   */
   maxQueue?: number;
   /** Largest accepted body (raw or multipart file) in bytes; larger gets 413. Default 32 MiB. */
   bodyLimit?: number;
-  /** Per-request deadline (queue wait + detection) in ms; past it, 503. Default 30 s. */
+  /** Largest accepted image in pixels (width x height, read from its header before decoding); larger gets 413. Default 50 M. */
+  maxPixels?: number;
+  /** Per-request deadline (queue wait + detection) in ms; past it, 503 and the work stops at its next tile. Default 30 s. */
   timeoutMs?: number;
+  /** Open connections allowed; over it the longest idle one is closed (or the new one when all are busy). Default 256. */
+  maxConnections?: number;
+  /** Time for a client to send its request headers, from connecting, in ms; slower: 408 and closed. Default 10 s. */
+  headersTimeoutMs?: number;
+  /** Time for a client to send a whole request (headers and body) in ms; slower: 408 and closed. Default 60 s. */
+  requestTimeoutMs?: number;
+  /** Idle keep-alive connections are closed after this many ms. Default 5 s. */
+  keepAliveTimeoutMs?: number;
+  /**
+   * A request refused because the queue is full gets its 503 after this many ms (0: at once), so
+   * clients retrying in a tight loop cannot spend the CPU the admitted work needs. Default 1000
+   * (Retry-After is at least 1 s anyway).
+   */
+  rejectDelayMs?: number;
   /** onnxruntime threads. Default: all cores. */
   threads?: number;
   /** Detection settings applied to every request (query parameters may override thresholds). */
@@ -51,7 +78,9 @@ export interface InferServer {
   close(): Promise<void>;
 }
 
-const RAW_TYPES = /^(image\/[\w.+-]+|application\/octet-stream)$/;
+// Matched against the media type with its parameters (`image/png; charset=binary`): the
+// parameters are allowed and ignored.
+const RAW_TYPES = /^(image\/[\w.+-]+|application\/octet-stream)\s*(;|$)/i;
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -101,10 +130,30 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     typeof opts.model === 'string' ? await loadDetector(opts.model, { threads: opts.threads }) : opts.model;
   const bodyLimit = opts.bodyLimit ?? 32 * 1024 * 1024;
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const queue = new JobQueue(opts.concurrency ?? 1, opts.maxQueue ?? 64);
-  const app = Fastify({ logger: opts.logger ?? true, bodyLimit });
-  // Only images, octet-stream and multipart are accepted: JSON or text bodies get fastify's 415.
+  const maxPixels = opts.maxPixels ?? 50_000_000;
+  const queue = new JobQueue(opts.concurrency ?? 1, opts.maxQueue ?? 32);
   const pixelScale = applyPixelScale(detector.meta, opts.detect);
+  const requestTimeout = opts.requestTimeoutMs ?? 60_000;
+  const app = Fastify({
+    logger: opts.logger ?? true,
+    bodyLimit,
+    // Node's HTTP timeouts, checked every second: slow or idle clients are answered 408 and closed.
+    // No socket inactivity timeout (connectionTimeout): a detection may run longer than any idle
+    // period, and the request and keep-alive timeouts already bound idle sockets.
+    requestTimeout,
+    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5_000,
+    connectionTimeout: 0,
+    http: {
+      requestTimeout,
+      headersTimeout: Math.min(opts.headersTimeoutMs ?? 10_000, requestTimeout),
+      connectionsCheckingInterval: 1_000,
+    },
+    // One log line per request (onResponse below) instead of fastify's two, and none for
+    // refusals under overload: a flood would cost more to log than to refuse (/healthz counts them).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  const connections = capConnections(app.server, opts.maxConnections ?? 256);
+  // Only images, octet-stream and multipart are accepted: JSON or text bodies get fastify's 415.
   app.removeAllContentTypeParsers();
   await app.register(multipart, { limits: { fileSize: bodyLimit, files: 1, fields: 8 } });
   app.addContentTypeParser(RAW_TYPES, { parseAs: 'buffer', bodyLimit }, (_req, body, done) =>
@@ -119,18 +168,40 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    let status = err.statusCode ?? 500;
+    let status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500;
     if (err instanceof DataError) status = 400;
+    if (err instanceof ImageTooLargeError) status = 413;
     if (err instanceof QueueFullError || err instanceof TimeoutError) status = 503;
-    if (status >= 500) req.log.error({ err }, 'request failed');
-    else req.log.info({ status, reason: err.message }, 'request rejected');
+    if (err instanceof CancelledError) {
+      // Nobody is listening any more; the log says the work was stopped.
+      req.log.info({ reason: err.message }, 'cancelled');
+      return reply.status(499).send({ error: err.message });
+    }
+    if (status === 503) reply.header('Retry-After', String(queue.retryAfterSeconds()));
+    if (status >= 500 && status !== 503) {
+      // An unexpected failure: the details (and stack) go to the log, never to the client.
+      req.log.error({ err }, 'request failed');
+      return reply.status(500).send({ error: 'internal server error', requestId: req.id });
+    }
+    req.log.info({ status, reason: err.message }, 'request rejected');
     reply.status(status).send({ error: err.message, ...(err.code ? { code: err.code } : {}) });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ error: `not found: ${req.method} ${req.url.split('?')[0]}` });
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if (!refused.has(req))
+      req.log.info(
+        { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        'request completed',
+      );
   });
 
   app.get('/healthz', async () => ({
     status: 'ok',
     model: basename(detector.path),
     queue: queue.stats,
+    connections: connections.stats(),
     // Peak resident set since start (resourceUsage reports KiB): what a deployment must provision.
     memory: { rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024 },
   }));
@@ -153,13 +224,52 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     return readFile(detector.path);
   });
 
-  app.post('/v1/detect', async (req, reply) => {
+  // Admission before the body is read: a request that finds the queue full costs no buffer, no
+  // decode and no log line. The refusal is sent after `rejectDelayMs`, during which the connection
+  // counts as idle (the connection cap may close it): a client that retries at once in a loop
+  // (Retry-After ignored) is held to one refusal per delay and connection, so refusals cannot eat
+  // the CPU the admitted work needs. A body over the limit is not drained: that connection closes.
+  const reservations = new WeakMap<object, Reservation>();
+  const refused = new WeakSet<object>();
+  const rejectDelayMs = opts.rejectDelayMs ?? 1_000;
+  const admit = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    const r = queue.reserve();
+    if (!r) {
+      refused.add(req);
+      connections.idle(req.raw.socket);
+      const retryAfter = String(queue.retryAfterSeconds());
+      const refuse = () => {
+        if (req.raw.socket.destroyed) return;
+        if (Number(req.headers['content-length']) > bodyLimit) reply.header('Connection', 'close');
+        reply
+          .status(503)
+          .header('Retry-After', retryAfter)
+          .send({ error: `busy: queue full (${queue.capacity} requests in progress), retry later` });
+      };
+      if (rejectDelayMs > 0) setTimeout(refuse, rejectDelayMs);
+      else refuse();
+      return;
+    }
+    reservations.set(req, r);
+    // However the request ends (answered, failed, client gone), its place is given back.
+    reply.raw.once('close', r.release);
+    done();
+  };
+
+  app.post('/v1/detect', { onRequest: admit }, async (req, reply) => {
     let bytes: Buffer;
     let name: string | undefined;
     if (req.isMultipart()) {
-      const file = await req.file();
+      // busboy reports a malformed body (no boundary, truncated parts) as a plain Error: the
+      // client's fault, so 400; its own limit errors carry their status (413).
+      const asClientError = (e: Error & { statusCode?: number }) => {
+        throw e.statusCode
+          ? e
+          : Object.assign(e, { statusCode: 400, message: `multipart body: ${e.message}` });
+      };
+      const file = await req.file().catch(asClientError);
       if (!file) return reply.status(400).send({ error: 'multipart body has no file field' });
-      bytes = await file.toBuffer();
+      bytes = await file.toBuffer().catch(asClientError);
       name = file.filename;
     } else {
       if (!Buffer.isBuffer(req.body) || req.body.length === 0)
@@ -178,16 +288,23 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     // Count and answer at the model's operating point unless ?score= says otherwise.
     const threshold = countingThreshold(detector.meta, options.scoreThreshold);
     const t0 = performance.now();
-    const result = await queue.run(async () => {
-      const image = await decodeToPixels(bytes).catch((e: Error) => {
-        throw new DataError(
-          name ?? 'request body',
-          undefined,
-          e instanceof DataError ? e.problem : e.message,
-        );
-      });
-      return detector.detect(image, options);
-    }, timeoutMs);
+    // Header only, before queueing: an image too large to decode safely costs nothing.
+    await checkImageSize(bytes, maxPixels, name ?? 'request body');
+    const result = await queue.run(
+      async (signal) => {
+        const image = await decodeToPixels(bytes).catch((e: Error) => {
+          throw new DataError(
+            name ?? 'request body',
+            undefined,
+            e instanceof DataError ? e.problem : e.message,
+          );
+        });
+        // Decoding cannot be interrupted; the detection stops at its next tile once aborted.
+        signal.throwIfAborted();
+        return detector.detect(image, { ...options, signal });
+      },
+      { timeoutMs, signal: abandoned(req.raw, reply.raw), reservation: reservations.get(req) },
+    );
     req.log.info(
       {
         bytes: bytes.length,
@@ -207,10 +324,13 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
   const viewerDir = resolve(opts.viewerDir ?? defaultViewerDir());
   if (opts.viewer ?? existsSync(join(viewerDir, 'index.html'))) {
     app.get('/*', async (req, reply) => {
-      const url = decodeURIComponent((req.params as { '*': string })['*'] || 'index.html');
+      // The router has already percent-decoded the path (decoding again would fail on a literal '%').
+      const url = (req.params as { '*': string })['*'] || 'index.html';
       const file = normalize(join(viewerDir, url));
-      if (!file.startsWith(viewerDir + sep) || !existsSync(file))
-        return reply.status(404).send({ error: `not found: /${url}` });
+      // Regular files inside the viewer folder only: a folder (`/assets/`, `/x/../`), anything
+      // outside it or an invalid path is 404, never a read error.
+      const st = file.startsWith(viewerDir + sep) ? await stat(file).catch(() => undefined) : undefined;
+      if (!st?.isFile()) return reply.status(404).send({ error: `not found: /${url}` });
       reply.type(MIME[extname(file)] ?? 'application/octet-stream');
       return readFile(file);
     });
@@ -229,6 +349,22 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
       if (typeof opts.model === 'string') await detector.dispose();
     },
   };
+}
+
+/**
+ * Aborts when the client goes away before its answer is sent (the connection
+ * closes early). fastify's `request.signal` listens to the request stream's
+ * 'close', which Node also emits once the body has been read, so it cannot
+ * tell an abandoned request from a finished upload.
+ */
+function abandoned(req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const control = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) control.abort(new CancelledError('client closed the connection'));
+  };
+  if (req.socket.destroyed) onClose();
+  else res.once('close', onClose);
+  return control.signal;
 }
 
 function defined<T extends object>(o: T): Partial<T> {

@@ -45,6 +45,8 @@ export async function detectPixels(
 
   const parts: RawDetections[] = [];
   for (const tile of tiles) {
+    // A network pass cannot be interrupted, so cancellation is honoured between tiles.
+    options.signal?.throwIfAborted();
     let t = now();
     const input = prepareInput(image, meta.input.normalization, meta.input.sizeMultiple, scale, tile);
     timings.preprocessMs += now() - t;

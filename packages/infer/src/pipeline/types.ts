@@ -81,4 +81,9 @@ export interface DetectOptions extends PostprocessOverrides {
    * Default 128, or a quarter of the tile size when that is smaller.
    */
   tileOverlap?: number;
+  /**
+   * Checked before each tile: once aborted, detection stops there and rejects with
+   * the signal's reason (the service cancels work whose request was abandoned).
+   */
+  signal?: AbortSignal;
 }
