@@ -63,8 +63,8 @@ const RETINANET_POSTPROCESS = { scoreThreshold: 0.05, topK: 1000, nmsThreshold: 
  * The presets. baseline: torchvision's RetinaNet R50-FPN (P3-P7, P6 from
  * P5, no IoU branch, L1 box loss, plain scores). thesis: the published
  * design (R50, N2-N5 PAN-attn, IoU branch, GIoU, sqrt(cls*iou)). tiny: a
- * ResNet18 at width 1/4 with N3-N5 PAN-attn and a 2-conv, 32-channel head,
- * for tests, demos and CPU training.
+ * ResNet18 at width 1/4 with N3-N5 PAN-attn and a 2-conv, 48-channel head,
+ * for tests, demos and CPU training (the `bmc` app's `tiny` preset takes its network from here).
  */
 export function detectorConfig(preset: DetectorPreset, overrides: DetectorOverrides = {}): DetectorConfig {
   const base: Record<DetectorPreset, Omit<DetectorConfig, 'anchors'>> = {
@@ -93,7 +93,8 @@ export function detectorConfig(preset: DetectorPreset, overrides: DetectorOverri
     tiny: {
       inputSize: null,
       backbone: { depth: 18, widthMultiplier: 0.25, frozenStages: -1, frozenBatchNorm: false },
-      neck: { kind: 'pan-attn', levels: [3, 4, 5], channels: 32, extraFrom: 'p5', attentionReduction: 8 },
+      // 48 channels: the network `bmc demo` trains and its README figures were measured with.
+      neck: { kind: 'pan-attn', levels: [3, 4, 5], channels: 48, extraFrom: 'p5', attentionReduction: 8 },
       head: { numClasses: 1, numConvs: 2, iouBranch: true, priorProbability: 0.01 },
       loss: { boxLoss: 'giou', boxWeight: 1, iouWeight: 1 },
       postprocess: { ...RETINANET_POSTPROCESS, scoreMode: 'sqrt(cls*iou)' },

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@bmc/core/node';
 import { loadConfig } from '../config/load.js';
+import { ABLATION_GRID } from '../config/presets.js';
 import type { TrainConfigInput } from '../config/schema.js';
 import { train } from '../train/trainer.js';
 import { evaluateSplit, loadRun } from './pipeline.js';
@@ -10,17 +11,12 @@ export interface AblationVariant {
   overrides: TrainConfigInput;
 }
 
-/** The published grid (PAN-attn on/off x IoU branch on/off) and the assigner comparison. */
+/** The published grid (PAN-attn on/off x IoU branch on/off, as the `ablation-*` presets) and the assigner comparison. */
 export function ablationVariants(): AblationVariant[] {
-  const grid: AblationVariant[] = [];
-  for (const neck of ['fpn', 'pan-attn'] as const) {
-    for (const iou of [false, true]) {
-      grid.push({
-        name: `${neck}${iou ? ' + IoU branch' : ''}`,
-        overrides: { model: { neck: { type: neck }, head: { iouBranch: iou } } },
-      });
-    }
-  }
+  const grid: AblationVariant[] = ABLATION_GRID.map((cell) => ({
+    name: cell.label,
+    overrides: { model: { neck: { type: cell.neck }, head: { iouBranch: cell.iouBranch } } },
+  }));
   for (const type of ['maxiou', 'atss', 'paa', 'ota'] as const) {
     grid.push({ name: `assigner ${type}`, overrides: { assigner: { type } } });
   }

@@ -1,4 +1,41 @@
+import { type DetectorPreset, detectorConfig } from '@bmc/heads-iou';
 import type { TrainConfigInput } from './schema.js';
+
+/** The network of @bmc/heads-iou's preset of that name, in training-config terms (one definition of it). */
+function networkOf(preset: DetectorPreset): NonNullable<TrainConfigInput['model']> {
+  const { backbone, neck, head } = detectorConfig(preset);
+  return {
+    backbone: { ...backbone },
+    neck: {
+      type: neck.kind,
+      levels: [...neck.levels],
+      channels: neck.channels,
+      extraFrom: neck.extraFrom,
+      attentionReduction: neck.attentionReduction,
+    },
+    head: { numConvs: head.numConvs, iouBranch: head.iouBranch },
+  };
+}
+
+/** One cell of the published ablation: PAN-attn on/off x IoU branch on/off. */
+export interface AblationCell {
+  neck: 'fpn' | 'pan-attn';
+  iouBranch: boolean;
+  /** `fpn-noiou`, `pan-attn-iou`, ...: the preset is `ablation-<key>`. */
+  key: string;
+  /** `fpn`, `pan-attn + IoU branch`, ...: the row of `bmc ablation`'s table. */
+  label: string;
+}
+
+/** The published ablation grid, defined once: the `ablation-*` presets and `bmc ablation` both run it. */
+export const ABLATION_GRID: readonly AblationCell[] = (['fpn', 'pan-attn'] as const).flatMap((neck) =>
+  [false, true].map((iouBranch) => ({
+    neck,
+    iouBranch,
+    key: `${neck}-${iouBranch ? 'iou' : 'noiou'}`,
+    label: `${neck}${iouBranch ? ' + IoU branch' : ''}`,
+  })),
+);
 
 /**
  * Named starting points. `thesis` is the published design and schedule;
@@ -41,11 +78,8 @@ export const PRESETS: Record<string, TrainConfigInput> = {
   },
   tiny: {
     name: 'tiny',
-    model: {
-      backbone: { depth: 18, widthMultiplier: 0.25, frozenStages: -1, frozenBatchNorm: false },
-      neck: { type: 'pan-attn', levels: [3, 4, 5], channels: 48, attentionReduction: 8 },
-      head: { numConvs: 2, iouBranch: true },
-    },
+    // @bmc/heads-iou's tiny network: R18 x0.25, N3-N5 PAN-attn with 48 channels (the demo's figures), 2-conv head.
+    model: networkOf('tiny'),
     assigner: { type: 'atss' },
     // From scratch on CPU in minutes: AdamW learns several times faster than the published SGD here.
     optim: {
@@ -68,20 +102,18 @@ export const PRESETS: Record<string, TrainConfigInput> = {
   },
 };
 
-// The published ablation: PAN-attn on/off x IoU branch on/off on the thesis model.
-for (const neck of ['fpn', 'pan-attn'] as const) {
-  for (const iou of [false, true]) {
-    PRESETS[`ablation-${neck}-${iou ? 'iou' : 'noiou'}`] = {
-      ...PRESETS.thesis,
-      name: `ablation-${neck}-${iou ? 'iou' : 'noiou'}`,
-      model: {
-        ...PRESETS.thesis!.model,
-        neck: { type: neck, levels: [2, 3, 4, 5] },
-        head: { iouBranch: iou },
-      },
-      inference: { scoreMode: iou ? 'sqrt(cls*iou)' : 'cls' },
-    };
-  }
+// The published ablation on the thesis model.
+for (const cell of ABLATION_GRID) {
+  PRESETS[`ablation-${cell.key}`] = {
+    ...PRESETS.thesis,
+    name: `ablation-${cell.key}`,
+    model: {
+      ...PRESETS.thesis!.model,
+      neck: { type: cell.neck, levels: [2, 3, 4, 5] },
+      head: { iouBranch: cell.iouBranch },
+    },
+    inference: { scoreMode: cell.iouBranch ? 'sqrt(cls*iou)' : 'cls' },
+  };
 }
 
 export function presetNames(): string[] {

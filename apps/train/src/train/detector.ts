@@ -1,12 +1,11 @@
-import {
-  type DetectorConfig,
-  detectorConfig,
-  type LossOptions,
-  type PostprocessOptions,
-} from '@bmc/heads-iou';
+import type { DetectorConfig, LossOptions, PostprocessOptions } from '@bmc/heads-iou';
 import type { TrainConfig } from '../config/schema.js';
 
-/** The network, loss and post-processing settings of a training config, in @bmc/heads-iou's terms. */
+/**
+ * The network, loss and post-processing settings of a training config, in @bmc/heads-iou's terms.
+ * Every field comes from the config (whose preset already filled it): no heads-iou preset underneath,
+ * so nothing of the thesis design leaks into a config that does not ask for it.
+ */
 export function toDetectorConfig(config: TrainConfig, numClasses: number): DetectorConfig {
   const m = config.model;
   const anchors = {
@@ -17,7 +16,7 @@ export function toDetectorConfig(config: TrainConfig, numClasses: number): Detec
     })),
     aspectRatios: m.head.aspectRatios,
   };
-  return detectorConfig('thesis', {
+  return {
     inputSize: null,
     backbone: {
       depth: m.backbone.depth,
@@ -36,7 +35,7 @@ export function toDetectorConfig(config: TrainConfig, numClasses: number): Detec
     anchors,
     loss: lossOptions(config),
     postprocess: postprocessOptions(config),
-  });
+  };
 }
 
 export function lossOptions(config: Pick<TrainConfig, 'model' | 'loss'>): LossOptions {
