@@ -70,6 +70,11 @@ program
   .option('--time-budget <minutes>', 'stop cleanly (with a checkpoint) after this many minutes', Number)
   .option('--runs <dir>', 'parent folder for the run', 'runs')
   .option('--resume <runDir>', 'continue a run from its newest readable checkpoint')
+  .option(
+    '--init <source>',
+    'start from a whole detector: a run folder (its best/ or newest checkpoint), a checkpoint folder or a model name',
+  )
+  .option('--freeze-backbone-steps <n>', 'keep the backbone frozen for the first n steps (model.backbone.freezeSteps)')
   .option('--no-progress', 'no progress bar')
   .action(async (o) => {
     const { detectFormat } = await import('./commands/data.js');
@@ -81,6 +86,9 @@ program
           set: o.set,
           overrides: {
             ...(o.data ? { data: { format: detectFormat(o.data), path: o.data } } : {}),
+            ...(o.freezeBackboneSteps !== undefined
+              ? { model: { backbone: { freezeSteps: Number(o.freezeBackboneSteps) } } }
+              : {}),
             optim: {
               ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
               ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
@@ -91,6 +99,7 @@ program
     const out = await train(cfg, {
       runsDir: o.runs,
       ...(o.resume ? { resume: o.resume } : {}),
+      ...(o.init ? { init: o.init } : {}),
       progress: o.progress && Boolean(process.stdout.isTTY),
       signal: stopOnSignals(),
     });

@@ -166,8 +166,15 @@ export function importTorchWeights(
     else report.unexpected.push(key);
   }
   if (shapeErrors.length > 0) {
+    const others =
+      (options.strict ?? true)
+        ? `, ${report.missing.length} missing, ${report.unexpected.length} unexpected`
+        : '';
     throw new WeightImportError(
-      `shape mismatch for ${shapeErrors.length} weight(s):\n  ${shapeErrors.join('\n  ')}`,
+      `shape mismatch for ${shapeErrors.length} weight(s)${others}:\n  ${shapeErrors.join('\n  ')}` +
+        ((options.strict ?? true)
+          ? listing('missing', report.missing) + listing('unexpected', report.unexpected)
+          : ''),
     );
   }
   if ((options.strict ?? true) && (report.missing.length > 0 || report.unexpected.length > 0)) {
@@ -186,10 +193,11 @@ export function importTorchWeights(
   return report;
 }
 
+/** One line per key (the first 40), so a caller can show the first few lines. */
 function listing(what: string, keys: string[]): string {
-  if (keys.length === 0) return '';
-  const shown = keys.slice(0, 40).join(', ');
-  return `\n  ${what}: ${shown}${keys.length > 40 ? `, ... (${keys.length - 40} more)` : ''}`;
+  const lines = keys.slice(0, 40).map((k) => `\n  ${what}: ${k}`);
+  if (keys.length > 40) lines.push(`\n  ${what}: ... (${keys.length - 40} more)`);
+  return lines.join('');
 }
 
 type Converter = (data: Float32Array) => Float32Array;

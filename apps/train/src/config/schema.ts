@@ -15,8 +15,14 @@ export const modelSchema = z
         /** Frozen stages, mmdetection's count: -1 none, 0 stem, 1 stem + layer1 (detection default), up to 4. */
         frozenStages: z.number().int().min(-1).max(4).default(1),
         frozenBatchNorm: z.boolean().default(true),
-        /** Optional safetensors file with torchvision/timm ResNet names. */
+        /**
+         * A torchvision / timm ResNet checkpoint of this depth (widthMultiplier 1) loaded before the first
+         * step: the `.pth` torchvision downloads (read without executing anything in it) or `.safetensors`.
+         * `fc.*` (the ImageNet classifier) is ignored; other names or shapes that do not fit are an error.
+         */
         weights: z.string().optional(),
+        /** Backbone frozen (no update, no weight decay) for the first N optimizer steps, then trained. */
+        freezeSteps: z.number().int().min(0).default(0),
       })
       .strict()
       .prefault({}),

@@ -19,6 +19,7 @@ import { createRunDir, type RunPaths, runPaths } from '../run/run-dir.js';
 import { loadSplits, type Split } from './data.js';
 import { checkSplits } from './data-checks.js';
 import { lossOptions, toDetectorConfig } from './detector.js';
+import { applyStartingWeights } from './init-weights.js';
 import { createOptimizer, type Optimizer } from './optimizer.js';
 import { threadsPerReplica } from './replicas.js';
 import { initialTrainState, TrainingError, type TrainOptions, type TrainState } from './state.js';
@@ -142,5 +143,10 @@ export async function setUpTraining(input: TrainConfig, options: TrainOptions): 
     state = initialTrainState();
     log.write({ event: 'start', config, backend: backend.name, classes, anchors: anchors.boxes.length / 4 });
   }
+  // Before the first step (and before replicas copy the weights): --init, backbone weights, freeze.
+  await applyStartingWeights(
+    { config, model: detector.model, step, state, io: { say, log } },
+    { resumed: Boolean(options.resume), ...(options.init ? { init: options.init } : {}) },
+  );
   return { ...session, state };
 }

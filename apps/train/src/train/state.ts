@@ -36,6 +36,8 @@ export interface TrainOptions {
   runsDir?: string;
   /** Continue an existing run folder. */
   resume?: string;
+  /** Start a new run from a whole detector: a run folder, a checkpoint folder or a shipped model's name. */
+  init?: string;
   /** Print a progress bar (default: when stdout is a TTY). */
   progress?: boolean;
   /** Receives one line per notable event (default console.log). */
