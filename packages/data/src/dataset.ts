@@ -33,6 +33,11 @@ export interface Dataset {
   readonly images: readonly DatasetImage[];
   /** What lenient validation changed; empty under `strict`. */
   readonly report: ValidationReport;
+  /**
+   * What the reader had to assume, which a user should hear about although nothing in the data is
+   * wrong: e.g. a YOLO folder without class names, whose classes are then named by id.
+   */
+  readonly warnings?: readonly string[];
 }
 
 /** Total boxes, and boxes per category name. */

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -17,6 +18,11 @@ export interface YoloConfig {
   /** Absolute image folder (or `.txt` image list) per split. */
   readonly splits: Record<string, string>;
   readonly names: string[];
+  /**
+   * Where to look when a split's folder does not exist: Roboflow writes `train: ../train/images`
+   * into a data.yaml that sits next to `train/`; Ultralytics then drops the `../`, and so do we.
+   */
+  readonly fallbacks?: Record<string, string>;
 }
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.tif', '.tiff', '.webp', '.bmp']);
@@ -59,14 +65,83 @@ export function parseDataYaml(text: string, file: string): YoloConfig {
   }
   const base = resolve(dirname(file), typeof y.path === 'string' ? y.path : '.');
   const splits: Record<string, string> = {};
+  const fallbacks: Record<string, string> = {};
   for (const k of ['train', 'val', 'test']) {
     const p = y[k];
     if (p === undefined || p === null) continue;
     if (typeof p !== 'string') v.fail(file, at(k), `"${k}" is not a folder or image-list path`);
     splits[k] = resolve(base, p);
+    if (typeof y.path !== 'string' && p.startsWith('../')) fallbacks[k] = resolve(dirname(file), p.slice(3));
   }
   if (Object.keys(splits).length === 0) v.fail(file, undefined, 'no train/val/test folder listed');
-  return { splits, names };
+  return { splits, names, ...(Object.keys(fallbacks).length ? { fallbacks } : {}) };
+}
+
+/** Split folders of the Darknet / Roboflow layout, and the split each stands for (`valid` is validation). */
+const SPLIT_FOLDERS: ReadonlyArray<readonly [folder: string, split: string]> = [
+  ['train', 'train'],
+  ['valid', 'val'],
+  ['val', 'val'],
+  ['test', 'test'],
+];
+
+/** Files holding one class name per line, looked for (after data.yaml) in this order. */
+export const CLASS_NAME_FILES = ['classes.txt', 'obj.names'] as const;
+
+const isDirSync = (p: string) => existsSync(p) && statSync(p).isDirectory();
+const hasImages = (dir: string) =>
+  isDirSync(dir) && readdirSync(dir).some((n) => IMAGE_EXT.has(extname(n).toLowerCase()));
+
+/**
+ * The image folder of each split of a YOLO dataset laid out without a data.yaml: the Roboflow /
+ * Darknet layout `<root>/{train,valid,test}/images` (labels in `.../labels`), the same with images
+ * and label files side by side in `<root>/{train,valid,test}`, or Ultralytics' `<root>/images/{train,val,test}`.
+ * `valid` (or `val`) is the `val` split. Undefined when `root` has none of these.
+ */
+export function findYoloSplits(root: string): Record<string, string> | undefined {
+  const splits: Record<string, string> = {};
+  for (const [folder, split] of SPLIT_FOLDERS) {
+    if (splits[split]) continue;
+    const candidates = [join(root, folder, 'images'), join(root, 'images', folder), join(root, folder)];
+    const dir = candidates.find(hasImages);
+    if (dir) splits[split] = dir;
+  }
+  return Object.keys(splits).length ? splits : undefined;
+}
+
+/** Class names from a `classes.txt` / `obj.names` file: one per line, blank lines ignored. */
+export function parseClassNames(text: string, file: string): string[] {
+  const names = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  if (names.length === 0) throw new DataError(file, undefined, 'no class names in the file (one per line)');
+  const seen = new Set<string>();
+  for (const [i, n] of names.entries()) {
+    if (seen.has(n)) throw new DataError(file, `line ${i + 1}`, `class name "${n}" appears twice`);
+    seen.add(n);
+  }
+  return names;
+}
+
+/**
+ * Class names of a YOLO folder without data.yaml: the first of `classes.txt`, `obj.names` in the
+ * root, then a `classes.txt` next to a split's labels (where labelImg writes it). Undefined when
+ * there is none.
+ */
+export async function readClassNames(
+  root: string,
+  splits: Record<string, string>,
+): Promise<{ names: string[]; file: string } | undefined> {
+  const candidates = [
+    ...CLASS_NAME_FILES.map((n) => join(root, n)),
+    ...Object.values(splits).map((dir) => join(dirname(labelPathFor(join(dir, 'x.jpg'))), 'classes.txt')),
+  ];
+  for (const file of candidates) {
+    if (!existsSync(file)) continue;
+    return { names: parseClassNames(await readText(file), file), file };
+  }
+  return undefined;
 }
 
 /**
@@ -108,16 +183,19 @@ export function labelPathFor(image: string): string {
  * convention for background images).
  */
 export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {}): Promise<Dataset> {
-  const yamlFile = (await isDir(dataYamlOrRoot)) ? join(dataYamlOrRoot, 'data.yaml') : dataYamlOrRoot;
-  const cfg = parseDataYaml(await readText(yamlFile), yamlFile);
+  const cfg = await yoloConfig(dataYamlOrRoot);
+  const yamlFile = cfg.source;
   const v: Validator = new Validator(opts.policy);
-  const splitNames = opts.split ? [opts.split] : Object.keys(cfg.splits);
-  const categories: Category[] = cfg.names.map((name, i) => ({ id: i, name }));
+  // Roboflow calls the validation split `valid`.
+  const wanted = opts.split === 'valid' && !cfg.splits.valid ? 'val' : opts.split;
+  const splitNames = wanted ? [wanted] : Object.keys(cfg.splits);
   const files: string[] = [];
   for (const s of splitNames) {
-    const dir = cfg.splits[s];
+    let dir = cfg.splits[s];
     if (!dir)
       v.fail(yamlFile, undefined, `split "${s}" is not listed (have: ${Object.keys(cfg.splits).join(', ')})`);
+    const fallback = cfg.fallbacks?.[s];
+    if (fallback && !existsSync(dir) && existsSync(fallback)) dir = fallback;
     if (extname(dir).toLowerCase() === '.txt') {
       files.push(...(await readImageList(dir, yamlFile, s)));
       continue;
@@ -139,6 +217,25 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
     const text = await readText(labelFile).catch(() => undefined);
     return { file, size, labelFile, text };
   });
+  const warnings: string[] = [];
+  let names = cfg.names;
+  if (!names) {
+    // No names anywhere: name the classes by id, as many as the labels use, and say so.
+    let max = -1;
+    for (const { text } of loaded)
+      for (const line of text?.split(/\r?\n/) ?? []) {
+        const id = Number(line.trim().split(/\s+/)[0]);
+        if (line.trim() !== '' && Number.isInteger(id) && id >= 0 && id < 10_000) max = Math.max(max, id);
+      }
+    names = Array.from({ length: max + 1 }, (_, i) => `class_${i}`);
+    warnings.push(
+      `${cfg.source}: no data.yaml, ${CLASS_NAME_FILES.join(' or ')} found, so the ${names.length} class(es) the labels use ` +
+        `are named by id (${names.length ? `${names[0]}..${names[names.length - 1]}` : 'none'}); ` +
+        `put a ${CLASS_NAME_FILES[0]} with one name per line in ${cfg.root} to name them`,
+    );
+  }
+  const categories: Category[] = names.map((name, i) => ({ id: i, name }));
+  const namesFrom = cfg.namesFrom;
 
   const images: DatasetImage[] = [];
   for (const { file, size, labelFile, text } of loaded) {
@@ -164,11 +261,11 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
         return;
       }
       const cls = Number(f[0]);
-      if (!Number.isInteger(cls) || cls < 0 || cls >= cfg.names.length) {
+      if (!Number.isInteger(cls) || cls < 0 || cls >= names.length) {
         v.problem(
           labelFile,
           where,
-          `unknown class id "${f[0]}" (data.yaml has ${cfg.names.length} names)`,
+          `unknown class id "${f[0]}" (${namesFrom ?? 'the labels'} ${namesFrom ? 'has' : 'use'} ${names.length} class(es))`,
           'dropped-box',
         );
         return;
@@ -201,7 +298,51 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
       source: labelFile,
     });
   }
-  return { categories, images, report: v.report() };
+  return { categories, images, report: v.report(), ...(warnings.length ? { warnings } : {}) };
+}
+
+interface ResolvedYolo extends Omit<YoloConfig, 'names'> {
+  /** The file (data.yaml) or folder messages about the layout name. */
+  source: string;
+  root: string;
+  /** Undefined: no names anywhere (classes are then named by id). */
+  names?: string[];
+  /** Where the names came from (`data.yaml`, `classes.txt`, `obj.names`). */
+  namesFrom?: string;
+}
+
+/** A data.yaml (given, or in the folder), else the folder layout with names from a names file. */
+async function yoloConfig(dataYamlOrRoot: string): Promise<ResolvedYolo> {
+  if (!(await isDir(dataYamlOrRoot))) {
+    const cfg = parseDataYaml(await readText(dataYamlOrRoot), dataYamlOrRoot);
+    return {
+      ...cfg,
+      source: dataYamlOrRoot,
+      root: dirname(dataYamlOrRoot),
+      namesFrom: basename(dataYamlOrRoot),
+    };
+  }
+  const root = dataYamlOrRoot;
+  for (const y of ['data.yaml', 'data.yml']) {
+    const file = join(root, y);
+    if (existsSync(file))
+      return { ...parseDataYaml(await readText(file), file), source: file, root, namesFrom: y };
+  }
+  const splits = findYoloSplits(root);
+  if (!splits)
+    throw new DataError(
+      root,
+      undefined,
+      'not a YOLO dataset: no data.yaml, and no train/valid/test folders with images ' +
+        '(train/images, images/train or images beside their label files)',
+    );
+  const found = await readClassNames(root, splits);
+  return {
+    splits,
+    source: root,
+    root,
+    ...(found ? { names: found.names, namesFrom: basename(found.file) } : {}),
+  };
 }
 
 /** Label files with no image are usually a renamed or deleted image: worth a line in the report. */
