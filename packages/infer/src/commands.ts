@@ -1,6 +1,14 @@
 import { UsageError } from '@bmc/core';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { DefaultModelResolver } from './default-model.js';
 import { MAX_RESIZE_LONG_SIDE } from './limits.js';
+
+export type { DefaultModel, DefaultModelResolver } from './default-model.js';
+
+export interface InferCommandOptions {
+  /** The model used without `-m` (the `bmc` binary passes @bmc/models' default); without it `-m` is required. */
+  defaultModel?: DefaultModelResolver;
+}
 
 const num =
   (min: number, max = Number.POSITIVE_INFINITY) =>
@@ -24,12 +32,17 @@ const int =
  * modules (onnxruntime-node, sharp, fastify) load only when a command runs, so
  * importing this from `@bmc/infer/commands` keeps `bmc --help` fast.
  */
-export function registerInferCommands(program: Command): Command {
+export function registerInferCommands(program: Command, options: InferCommandOptions = {}): Command {
+  const modelHelp = `bmc ONNX detector (from bmc export)${options.defaultModel ? '; default: the shipped blood-smear model (@bmc/models)' : ''}`;
+  const model = async (m: string | undefined) => {
+    const { resolveModel } = await import('./default-model.js');
+    return resolveModel(m, options.defaultModel, (line) => process.stderr.write(`${line}\n`));
+  };
   program
     .command('detect')
     .description('detect cells in images, folders or globs with an exported bmc ONNX model')
     .argument('<inputs...>', 'image files, folders (recursive) or globs')
-    .requiredOption('-m, --model <file>', 'bmc ONNX detector (from bmc export)')
+    .option('-m, --model <file>', modelHelp)
     .option('-o, --out <dir>', 'output folder', 'detections')
     .option(
       '--score <t>',
@@ -62,7 +75,7 @@ export function registerInferCommands(program: Command): Command {
       const { detectCommand } = await import('./detect-command.js');
       const res = await detectCommand({
         inputs,
-        model: o.model,
+        model: await model(o.model),
         out: o.out,
         scoreThreshold: o.score,
         iouThreshold: o.iou,
@@ -82,7 +95,7 @@ export function registerInferCommands(program: Command): Command {
   program
     .command('serve')
     .description('HTTP detection service (POST /v1/detect) and the browser viewer')
-    .requiredOption('-m, --model <file>', 'bmc ONNX detector (from bmc export)')
+    .option('-m, --model <file>', modelHelp)
     .option('--host <host>', 'address to bind (0.0.0.0 exposes the service to the network)', '127.0.0.1')
     .option('-p, --port <port>', 'port', int(0), 8080)
     .option('--concurrency <n>', 'detections running at once', int(1), 1)
@@ -126,7 +139,7 @@ export function registerInferCommands(program: Command): Command {
     .option('--keep-alive-timeout <ms>', 'idle keep-alive connections are closed after this', int(1), 5_000)
     .option(
       '--reject-delay <ms>',
-      'a request refused for a full queue gets its 503 after this (0: at once), so tight retry loops cannot starve the work',
+      'a request refused for a full queue gets its 503 after this (0: at once; doubled per refusal in a row on a connection, up to 8x), so retry loops cannot starve the work',
       int(0),
       1_000,
     )
@@ -145,7 +158,7 @@ export function registerInferCommands(program: Command): Command {
     .action(async (o) => {
       const { createServer } = await import('./server.js');
       const server = await createServer({
-        model: o.model,
+        model: await model(o.model),
         host: o.host,
         port: o.port,
         concurrency: o.concurrency,
