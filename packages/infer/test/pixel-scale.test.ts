@@ -119,3 +119,24 @@ describe('detectPixels applies the recorded scale by default', () => {
     ]);
   });
 });
+
+describe('bmc serve reports the scale it applies', () => {
+  it('GET /v1/model: the model without a recorded scale runs as before; an explicit resize says so', async () => {
+    const { createServer } = await import('../src/server.js');
+    const { TINY_MODEL } = await import('./helpers.js');
+    const plain = await createServer({ model: TINY_MODEL, port: 0, logger: false, viewer: false });
+    const m = (await plain.app.inject({ method: 'GET', url: '/v1/model' })).json();
+    expect(m.pixelScale).toMatchObject({ resizeLongSide: 0, tileSize: 1024, source: 'unrecorded' });
+    expect(m.pixelScale.description).toMatch(/records no pixel scale/);
+    await plain.close();
+    const resized = await createServer({
+      model: TINY_MODEL,
+      port: 0,
+      logger: false,
+      viewer: false,
+      detect: { resizeLongSide: 512 },
+    });
+    expect(resized.pixelScale).toMatchObject({ resizeLongSide: 512, source: 'override' });
+    await resized.close();
+  });
+});
