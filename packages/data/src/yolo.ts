@@ -220,13 +220,9 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
   const warnings: string[] = [];
   let names = cfg.names;
   if (!names) {
-    // No names anywhere: name the classes by id, as many as the labels use, and say so.
-    let max = -1;
-    for (const { text } of loaded)
-      for (const line of text?.split(/\r?\n/) ?? []) {
-        const id = Number(line.trim().split(/\s+/)[0]);
-        if (line.trim() !== '' && Number.isInteger(id) && id >= 0 && id < 10_000) max = Math.max(max, id);
-      }
+    // No names anywhere: name the classes by id, as many as the labels of every split use (so
+    // that all splits agree on the classes), and say so.
+    const max = await maxClassId(Object.values(cfg.splits));
     names = Array.from({ length: max + 1 }, (_, i) => `class_${i}`);
     warnings.push(
       `${cfg.source}: no data.yaml, ${CLASS_NAME_FILES.join(' or ')} found, so the ${names.length} class(es) the labels use ` +
@@ -299,6 +295,27 @@ export async function readYolo(dataYamlOrRoot: string, opts: YoloReadOptions = {
     });
   }
   return { categories, images, report: v.report(), ...(warnings.length ? { warnings } : {}) };
+}
+
+/** The largest class id in the label files of these image folders (-1 when there is none). */
+async function maxClassId(imageDirs: string[]): Promise<number> {
+  let max = -1;
+  for (const dir of imageDirs) {
+    const labelDir = dirname(labelPathFor(join(dir, 'x.jpg')));
+    const names = await readdir(labelDir).catch(() => [] as string[]);
+    const texts = await mapLimit(
+      names.filter((n) => n.endsWith('.txt') && n !== 'classes.txt'),
+      8,
+      (n) => readText(join(labelDir, n)).catch(() => ''),
+    );
+    for (const text of texts)
+      for (const line of text.split(/\r?\n/)) {
+        const id = Number(line.trim().split(/\s+/)[0]);
+        // Malformed lines are reported when the labels are read; an absurd id would name absurdly many classes.
+        if (line.trim() !== '' && Number.isInteger(id) && id >= 0 && id < 10_000) max = Math.max(max, id);
+      }
+  }
+  return max;
 }
 
 interface ResolvedYolo extends Omit<YoloConfig, 'names'> {

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataError, findYoloSplits, parseClassNames, readClassNames, readYolo } from '../src/index.js';
 import { sharedDataDir } from './shared-data.js';
@@ -42,6 +43,29 @@ describe('class names from classes.txt / obj.names', () => {
     expect((await readClassNames(root, splits))!.names).toEqual(['from-darknet']);
     await writeFile(join(root, 'classes.txt'), 'from-classes\n');
     expect((await readClassNames(root, splits))!.names).toEqual(['from-classes']);
+  });
+});
+
+describe('classes named by id', () => {
+  it('count the ids of every split, so a split that lacks a class still has all of them', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'bmc-byid-'));
+    dirs.push(root);
+    const png = await sharp({ create: { width: 40, height: 20, channels: 3, background: '#ccc' } })
+      .png()
+      .toBuffer();
+    for (const [split, label] of [
+      ['train', '2 0.5 0.5 0.5 0.5\n'],
+      ['test', '0 0.5 0.5 0.5 0.5\n'],
+    ] as const) {
+      await mkdir(join(root, split, 'images'), { recursive: true });
+      await mkdir(join(root, split, 'labels'), { recursive: true });
+      await writeFile(join(root, split, 'images', 'a.png'), png);
+      await writeFile(join(root, split, 'labels', 'a.txt'), label);
+    }
+    const test = await readYolo(root, { split: 'test', policy: 'strict' });
+    expect(test.categories.map((c) => c.name)).toEqual(['class_0', 'class_1', 'class_2']);
+    expect(Array.from(test.images[0]!.boxes)).toEqual([10, 5, 30, 15]);
+    expect(test.warnings![0]).toContain(`put a classes.txt with one name per line in ${root}`);
   });
 });
 
