@@ -4,8 +4,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { countParameters } from '@bmc/backbone';
+import { modelStats } from '@bmc/metrics/model-stats';
 import * as tf from '@tensorflow/tfjs';
-import { buildDetector, detectorConfig, modelStats } from '../dist/index.js';
+import { buildDetector, detectorConfig } from '../dist/index.js';
 
 await tf.setBackend('cpu');
 const size = Number(process.env.BMC_STATS_SIZE ?? 512);
@@ -53,7 +54,11 @@ const rows = [];
 for (const preset of ['baseline', 'thesis', 'tiny']) {
   const cfg = detectorConfig(preset, { inputSize: [size, size], head: { numClasses: classes } });
   const { model } = buildDetector(cfg);
-  const s = modelStats(model);
+  // PyTorch-convention parameters (@bmc/backbone) and conv/dense MACs per image (@bmc/metrics).
+  const s = {
+    ...countParameters(model),
+    macs: modelStats(model, { inputShape: [size, size, 3], convention: 'macs' }).macs,
+  };
   rows.push({ preset, stats: s, parts: breakdown(model), cfg });
   console.log(
     `${preset.padEnd(9)} params ${exact(s.parameters).padStart(11)}  trainable ${M(s.trainable).padStart(11)}  ` +

@@ -1,4 +1,4 @@
-import { countParameters, type ResNetDepth, resnet } from '@bmc/backbone';
+import { type ResNetDepth, resnet } from '@bmc/backbone';
 import {
   type AnchorConfig,
   type Anchors,
@@ -200,37 +200,4 @@ export function buildDetector(config: DetectorConfig | DetectorPreset = 'thesis'
       for (const v of variables) if (!v.isDisposed) v.dispose();
     },
   };
-}
-
-export interface ModelStats {
-  /** PyTorch-convention parameter count (frozen BN statistics and affine terms are buffers). */
-  parameters: number;
-  trainable: number;
-  buffers: number;
-  /** Multiply-accumulates of convolutions and dense layers for one image of the model's fixed input size. */
-  macs: number;
-}
-
-/**
- * Parameters and multiply-accumulates. MACs need static shapes: build with
- * `inputSize`. Shared head layers count once per level they run on.
- * (mmdetection's "GFLOPs" figures are MACs; FLOPs = 2 x MACs.)
- */
-export function modelStats(model: tf.LayersModel): ModelStats {
-  let macs = 0;
-  for (const layer of model.layers) {
-    const cls = layer.getClassName();
-    if (cls !== 'Conv2D' && cls !== 'Dense') continue;
-    const kernel = layer.getWeights()[0]!.shape; // Conv2D [kh, kw, in, out]; Dense [in, out]
-    const perOutput = kernel.slice(0, -1).reduce((a, d) => a * d, 1);
-    for (const node of layer.inboundNodes) {
-      const shape = (Array.isArray(node.outputShapes[0]) ? node.outputShapes[0] : node.outputShapes) as Array<
-        number | null
-      >;
-      if (shape.slice(1).some((d) => d == null))
-        throw new Error(`modelStats: layer ${layer.name} has a dynamic shape; build with inputSize`);
-      macs += perOutput * (shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
-    }
-  }
-  return { ...countParameters(model), macs };
 }

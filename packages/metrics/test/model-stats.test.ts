@@ -71,6 +71,23 @@ describe('modelStats on a hand-computed tiny conv net (input 8x10x3)', () => {
     expect(b.flops).toBe(4 * (8640 + 320 + 320 + 640 + 320) + 48 * 6 * 36);
   });
 
+  it('a layer applied several times counts once per application (hand-computed)', () => {
+    const input = tf.input({ shape: [10, 12, 3] });
+    const conv = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same' });
+    const a = conv.apply(input) as tf.SymbolicTensor;
+    const pooled = tf.layers.maxPooling2d({ poolSize: 2 }).apply(a) as tf.SymbolicTensor;
+    const shared = tf.layers.conv2d({ filters: 8, kernelSize: 1 });
+    const b = shared.apply(a) as tf.SymbolicTensor;
+    const c = shared.apply(pooled) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: [b, c] });
+    const s = modelStats(model as unknown as ModelLike, { inputShape: [10, 12, 3], convention: 'macs' });
+    // 10*12*8 outputs x 27 MACs; the shared 1x1 conv: 10*12*8 x 8 and 5*6*8 x 8.
+    expect(s.macs).toBe(10 * 12 * 8 * 27 + 10 * 12 * 8 * 8 + 5 * 6 * 8 * 8);
+    // Its weights count once.
+    expect(s.params).toBe(3 * 3 * 3 * 8 + 8 + 8 * 8 + 8);
+    model.dispose();
+  });
+
   it('walks nested models and strided convolutions', () => {
     const inner = tinyNet(null, null);
     const input = tf.input({ shape: [null, null, 3] });
