@@ -26,6 +26,7 @@ export {
   registerWasmFilterGrad,
 } from './engine.js';
 export {
+  installLeanTape,
   leanGradients,
   leanVariableGrads,
   registerLeanReluGradient,

@@ -240,3 +240,59 @@ export function registerLeanReluGradient(): void {
   });
   reluSavesOutput = true;
 }
+
+/** Kernels whose tfjs gradient reads only the shapes of the tensors it saves (Add_grad.js etc. in 4.22). */
+const SHAPE_ONLY_GRADIENTS = new Set(['Add', 'Sub', 'PadV2', 'Reshape', 'Concat', 'AddN']);
+
+interface TapeHooks {
+  runKernel(name: string, inputs: unknown, attrs?: Record<string, unknown>): unknown;
+  addTapeNode(
+    kernelName: string,
+    inputs: unknown,
+    outputs: tf.Tensor[],
+    gradientsFunc: unknown,
+    saved: tf.Tensor[],
+    attrs: unknown,
+  ): void;
+}
+
+let tapeHooked = false;
+
+/**
+ * Makes the gradient tape keep less (idempotent; gradients unchanged):
+ * - {@link registerLeanReluGradient};
+ * - the tensors saved for `Add`, `Sub`, `PadV2`, `Reshape`, `Concat` and `AddN` are released as soon as
+ *   the op is recorded: their gradients read only the saved tensors' shapes, which a released tensor
+ *   keeps (an addition in a residual block would otherwise keep both full-size inputs, a padding its input);
+ * - the output that `tf.fused.conv2d` saves is released when the convolution's activation is linear: its
+ *   gradient reads the output only to differentiate a non-linear activation (`getFusedDyActivation`).
+ *   The activation is taken from the `FusedConv2D` kernel call the op makes just before it is recorded.
+ */
+export function installLeanTape(): void {
+  registerLeanReluGradient();
+  if (tapeHooked) return;
+  const engine = tf.engine() as unknown as TapeHooks;
+  if (typeof engine.runKernel !== 'function' || typeof engine.addTapeNode !== 'function') {
+    throw new Error(
+      '@bmc/engine installLeanTape: this @tensorflow/tfjs-core has no engine.runKernel/addTapeNode',
+    );
+  }
+  const runKernel = engine.runKernel;
+  const addTapeNode = engine.addTapeNode;
+  let fusedActivation: string | undefined;
+  engine.runKernel = function (this: TapeHooks, name, inputs, attrs) {
+    if (name === 'FusedConv2D') fusedActivation = (attrs?.activation as string | undefined) ?? 'linear';
+    return runKernel.call(this, name, inputs, attrs);
+  };
+  engine.addTapeNode = function (this: TapeHooks, kernelName, inputs, outputs, gradientsFunc, saved, attrs) {
+    if (SHAPE_ONLY_GRADIENTS.has(kernelName)) {
+      for (const t of saved) t.dispose();
+    } else if (kernelName.startsWith('fusedConv2d') && saved.length >= 3) {
+      // saved = [filter, x, y(, bias)] (tfjs-core ops/fused/conv2d.ts)
+      if (fusedActivation === 'linear') saved[2]!.dispose();
+      fusedActivation = undefined;
+    }
+    return addTapeNode.call(this, kernelName, inputs, outputs, gradientsFunc, saved, attrs);
+  };
+  tapeHooked = true;
+}

@@ -1,7 +1,7 @@
 import type { Assigner } from '@bmc/assigners';
 import { type Anchors, BoxCoder } from '@bmc/core';
 import type { Batch } from '@bmc/data';
-import { leanVariableGrads, registerLeanReluGradient } from '@bmc/engine';
+import { installLeanTape, leanVariableGrads } from '@bmc/engine';
 import { type DetectionLoss, detectionLoss, type ImageTargets, type LossOptions } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { GradientSum } from './gradient-sum.js';
@@ -151,7 +151,7 @@ function lossAndGrads(ctx: LossContext, batch: Batch, variables: tf.Variable[]) 
   let parts: Omit<LossParts, 'total'> = { cls: 0, box: 0, iou: 0, numPositives: 0 };
   let assignMs = 0;
   const lean = (ctx.memory ?? 'lean') === 'lean';
-  if (lean) registerLeanReluGradient();
+  if (lean) installLeanTape();
   const grad = lean ? leanVariableGrads : tf.variableGrads;
   const { value, grads } = grad(() => {
     const out = headOutputs(
