@@ -1,4 +1,5 @@
 export * from './frozen-batch-norm.js';
+export * from './parameter-counts.js';
 export { PickleError } from './pickle.js';
 export * from './pth.js';
 export * from './resnet.js';
