@@ -8,7 +8,7 @@ import {
   WeightImportError,
 } from '@bmc/backbone';
 import { InputError, UsageError } from '@bmc/core';
-import { loadCheckpoint, verifyCheckpoint } from '@bmc/export';
+import { verifyCheckpoint } from '@bmc/export';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.js';
 import type { JsonlLog } from '../run/jsonl-log.js';
@@ -140,56 +140,94 @@ export interface InitReport {
  */
 export async function initFromDetector(model: tf.LayersModel, spec: string, io: InitIo): Promise<InitReport> {
   const dir = await resolveInitCheckpoint(spec);
-  const saved = await loadCheckpoint(dir);
-  try {
-    const source = new Map(saved.model.weights.map((w) => [w.originalName, w]));
-    const report: InitReport = { checkpoint: dir, loaded: [], reinitialised: [], skipped: [] };
-    const mismatches: string[] = [];
-    const copies: Array<[tf.LayerVariable, tf.LayerVariable]> = [];
-    let classes: [number, number] | undefined;
-    for (const w of model.weights) {
-      const name = w.originalName;
-      const s = source.get(name);
-      source.delete(name);
-      const same = s && s.shape.join('x') === w.shape.join('x');
-      if (same) {
-        copies.push([w, s]);
-        report.loaded.push(name);
-      } else if (REINIT_LAYERS.includes(layerOf(name))) {
-        report.reinitialised.push(name);
-        if (s && name.endsWith('cls_logits/bias')) classes = [s.shape[0]!, w.shape[0]!];
-      } else {
-        mismatches.push(
-          s
-            ? `${name}: [${s.shape}] in the checkpoint, [${w.shape}] in this model`
-            : `${name}: not in the checkpoint`,
-        );
-      }
-    }
-    for (const name of source.keys()) {
-      if (REINIT_LAYERS.includes(layerOf(name))) report.skipped.push(name);
-      else mismatches.push(`${name}: in the checkpoint, not in this model`);
-    }
-    if (mismatches.length > 0) {
-      throw new InputError(
-        `--init ${spec} (${dir}): the checkpoint's architecture differs from this config ` +
-          `(model.backbone depth/width, model.neck, model.head); first mismatching tensors:\n${firstLines(mismatches)}`,
-        spec,
+  const source = savedWeights(dir);
+  const report: InitReport = { checkpoint: dir, loaded: [], reinitialised: [], skipped: [] };
+  const mismatches: string[] = [];
+  const copies: Array<[tf.LayerVariable, SavedWeight]> = [];
+  let classes: [number, number] | undefined;
+  for (const w of model.weights) {
+    const name = w.originalName;
+    const s = source.get(name);
+    source.delete(name);
+    if (s && s.shape.join('x') === w.shape.join('x')) {
+      copies.push([w, s]);
+      report.loaded.push(name);
+    } else if (REINIT_LAYERS.includes(layerOf(name))) {
+      report.reinitialised.push(name);
+      if (s && name.endsWith('cls_logits/bias')) classes = [s.shape[0]!, w.shape[0]!];
+    } else {
+      mismatches.push(
+        s
+          ? `${name}: [${s.shape}] in the checkpoint, [${w.shape}] in this model`
+          : `${name}: not in the checkpoint`,
       );
     }
-    for (const [w, s] of copies) w.write(s.read());
-    const classNote = classes ? `; class count differs (${classCounts(classes, model)})` : '';
-    io.say(
-      `init from ${dir}: ${report.loaded.length} tensors loaded, ${report.reinitialised.length} re-initialised` +
-        `${report.reinitialised.length ? ` (${report.reinitialised.join(', ')})` : ''}, ` +
-        `${report.skipped.length} skipped${report.skipped.length ? ` (${report.skipped.join(', ')})` : ''}${classNote}`,
-    );
-    io.log.write({ event: 'init', from: spec, ...report });
-    return report;
-  } finally {
-    saved.model.dispose();
-    if (saved.optimizer) tf.dispose(Object.values(saved.optimizer.slots));
   }
+  for (const name of source.keys()) {
+    if (REINIT_LAYERS.includes(layerOf(name))) report.skipped.push(name);
+    else mismatches.push(`${name}: in the checkpoint, not in this model`);
+  }
+  if (mismatches.length > 0) {
+    throw new InputError(
+      `--init ${spec} (${dir}): the checkpoint's architecture differs from this config ` +
+        `(model.backbone depth/width, model.neck, model.head); first mismatching tensors:\n${firstLines(mismatches)}`,
+      spec,
+    );
+  }
+  for (const [w, s] of copies) {
+    const t = tf.tensor(s.data, s.shape, s.dtype);
+    w.write(t);
+    t.dispose();
+  }
+  const classNote = classes ? `; class count differs (${classCounts(classes, model)})` : '';
+  io.say(
+    `init from ${dir}: ${report.loaded.length} tensors loaded, ${report.reinitialised.length} re-initialised` +
+      `${report.reinitialised.length ? ` (${report.reinitialised.join(', ')})` : ''}, ` +
+      `${report.skipped.length} skipped${report.skipped.length ? ` (${report.skipped.join(', ')})` : ''}${classNote}`,
+  );
+  io.log.write({ event: 'init', from: spec, ...report });
+  return report;
+}
+
+interface SavedWeight {
+  shape: number[];
+  dtype: 'float32' | 'int32';
+  data: Float32Array | Int32Array;
+}
+
+/**
+ * A checkpoint's model weights by name as plain arrays: `model.json`'s index into `weights.bin`
+ * (@bmc/export's format), after every file's size and SHA-256 are verified. No model is rebuilt
+ * and no tensor created, so nothing of the source outlives the call.
+ */
+function savedWeights(dir: string): Map<string, SavedWeight> {
+  verifyCheckpoint(dir);
+  const bad = (what: string) => new InputError(`checkpoint ${dir}: ${what}`, dir);
+  let index: Array<{ name: string; shape: number[]; dtype: string; offset: number }>;
+  try {
+    index = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')).weights;
+  } catch (e) {
+    throw bad(`model.json is not readable JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(index)) throw bad("model.json has no 'weights' index");
+  const blob = readFileSync(join(dir, 'weights.bin'));
+  const out = new Map<string, SavedWeight>();
+  for (const e of index) {
+    const n = Array.isArray(e?.shape) ? e.shape.reduce((a, d) => a * d, 1) : Number.NaN;
+    if (typeof e?.name !== 'string' || !Number.isInteger(n) || (e.dtype !== 'float32' && e.dtype !== 'int32'))
+      throw bad(`weight entry ${JSON.stringify(e).slice(0, 120)} is malformed`);
+    if (!Number.isInteger(e.offset) || e.offset < 0 || e.offset + 4 * n > blob.length)
+      throw bad(`weight '${e.name}' lies outside weights.bin`);
+    // A copy: the file buffer's offset need not be 4-byte aligned.
+    const bytes = blob.subarray(e.offset, e.offset + 4 * n);
+    const buf = new Uint8Array(bytes).buffer;
+    out.set(e.name, {
+      shape: e.shape,
+      dtype: e.dtype,
+      data: e.dtype === 'float32' ? new Float32Array(buf) : new Int32Array(buf),
+    });
+  }
+  return out;
 }
 
 /** "1 -> 5 classes" from the classifier bias lengths (anchors x classes). */
