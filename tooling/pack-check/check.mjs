@@ -30,6 +30,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { isBuiltin } from 'node:module';
@@ -158,6 +159,8 @@ for (const [name, m] of manifests) {
 
 // --- 2. install --------------------------------------------------------------------------------
 const deps = { ...REGISTRY_DEPS };
+// The models check loads the shipped ONNX file the way a user would (@bmc/infer brings it too).
+if (tarballs.has('@bmc/models')) deps['onnxruntime-node'] = '1.30.0';
 for (const [name, tgz] of tarballs) deps[name] = `file:${tgz}`;
 writeFileSync(
   join(proj, 'package.json'),
@@ -297,6 +300,32 @@ if (inst.code === 0) {
     const r = run(process.execPath, ['--input-type=module', '-e', code], { cwd: proj, timeout: 60_000 });
     record(`import ${name}`, r.code === 0, r.code === 0 ? specs.join(', ') : tail(r.out));
   }
+}
+
+// @bmc/models from its tarball: small enough, and modelPath() is an ONNX file that onnxruntime-node
+// (installed with @bmc/infer) loads and runs; checkpointDir() holds a checkpoint manifest.
+if (inst.code === 0 && tarballs.has('@bmc/models')) {
+  const mb = statSync(tarballs.get('@bmc/models')).size / 2 ** 20;
+  const code = `
+    import { existsSync } from 'node:fs';
+    import { join } from 'node:path';
+    import * as ort from 'onnxruntime-node';
+    import { checkpointDir, listModels, modelPath } from '@bmc/models';
+    if (!modelPath().startsWith(process.cwd())) throw new Error('modelPath() outside the project: ' + modelPath());
+    if (!existsSync(join(checkpointDir(), 'manifest.json'))) throw new Error('no checkpoint manifest');
+    const s = await ort.InferenceSession.create(modelPath(), { intraOpNumThreads: 1 });
+    const x = new ort.Tensor('float32', new Float32Array(3 * 64 * 64), [1, 3, 64, 64]);
+    const out = await s.run({ [s.inputNames[0]]: x });
+    console.log(listModels().map((m) => m.name).join(','), Object.keys(out).length);`;
+  const r = run(process.execPath, ['--input-type=module', '-e', code], { cwd: proj, timeout: 60_000 });
+  const problems = [];
+  if (mb >= 20) problems.push(`tarball ${mb.toFixed(1)} MB (limit 20)`);
+  if (r.code !== 0) problems.push(tail(r.out));
+  record(
+    '@bmc/models: modelPath() loads in onnxruntime-node',
+    problems.length === 0,
+    problems.join('; ') || `${r.stdout.trim()} outputs; tarball ${mb.toFixed(1)} MB`,
+  );
 }
 
 // --- examples -------------------------------------------------------------------------------
