@@ -1,12 +1,9 @@
+import { libraryBuild } from '@bmc/tsconfig/tsup.mjs';
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/safetensors.ts'],
-  format: ['esm'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  treeshake: true,
-  target: 'es2022',
-  external: [/^@tensorflow\//, /^@bmc\//],
-});
+export default defineConfig(
+  libraryBuild({
+    entry: ['src/index.ts', 'src/safetensors.ts'],
+    external: [/^@tensorflow\//, /^@bmc\//],
+  }),
+);
