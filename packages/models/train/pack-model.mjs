@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readBmcMetadata } from '@bmc/export/metadata';
 
 const [runArg, name, ...rest] = process.argv.slice(2);
 if (!runArg || !name || !/^[a-z0-9][a-z0-9-]*$/.test(name)) {
@@ -68,6 +69,7 @@ writeFileSync(
   join(tmp, 'checkpoint', 'manifest.json'),
   `${JSON.stringify({ ...manifest, files: keep }, null, 2)}\n`,
 );
+const meta = readBmcMetadata(readFileSync(onnx), onnx);
 const summaryAt = rest.indexOf('--summary');
 const info = {
   summary:
@@ -76,10 +78,9 @@ const info = {
       : 'Class-agnostic cell detector for stained blood smear fields (red cells, white cells, platelets as one class "cell")',
   classes: config.data?.classAgnostic === false ? null : ['cell'],
   architecture: config.model,
-  pixelScale:
-    config.data?.sampling === 'letterbox'
-      ? { mode: 'letterbox', longerSide: config.data.imageSize }
-      : { mode: 'native', crop: config.data?.imageSize },
+  // What bmc detect applies by default, as the export recorded it.
+  pixelScale: meta.pixelScale ?? null,
+  operatingPoint: meta.operatingPoint ?? null,
   training: {
     run: basename(run),
     checkpoint: ckpt === join(run, 'best') ? 'best' : basename(ckpt),
