@@ -8,6 +8,7 @@ import { loadConfig } from './config/load.js';
 import { presetNames } from './config/presets.js';
 import { writeRunReport } from './report/run-report.js';
 import { describeOperatingPoint } from './train/operating-point.js';
+import { loadRunConfig } from './train/pixel-scale.js';
 import { setUpEngine, train } from './train/trainer.js';
 
 /** Exit codes by kind of error (@bmc/core `errorKind`): 0 ok, 1 failed work, 2 bad usage or bad input. */
@@ -79,7 +80,7 @@ program
   .action(async (o) => {
     const { detectFormat } = await import('./commands/data.js');
     const cfg = o.resume
-      ? loadConfig({ file: `${o.resume}/config.yaml` })
+      ? loadRunConfig(`${o.resume}/config.yaml`)
       : loadConfig({
           preset: o.preset ?? (o.config ? undefined : 'tiny'),
           file: o.config,

@@ -14,6 +14,7 @@ import { loadSplits, type Split } from '../train/data.js';
 import { toDetectorConfig } from '../train/detector.js';
 import { type Evaluation, evaluatePredictions, predictSplit } from '../train/evaluate.js';
 import { inProcessMetadata, runMetadata } from '../train/model-metadata.js';
+import { loadRunConfig } from '../train/pixel-scale.js';
 import { setUpEngine, train } from '../train/trainer.js';
 
 export type WhichWeights = 'best' | 'last';
@@ -33,7 +34,7 @@ export async function loadRun(runDir: string, which: WhichWeights = 'best'): Pro
   const paths = runPaths(resolve(runDir));
   if (!existsSync(paths.config))
     throw new InputError(`${runDir}: not a bmc run folder (no config.yaml)`, runDir);
-  const config = loadConfig({ file: paths.config });
+  const config = loadRunConfig(paths.config);
   const splits = await loadSplits(config);
   const detector = buildDetector(toDetectorConfig(config, splits.train.classes.length));
   const newest = listCheckpoints(paths)[0]?.dir;

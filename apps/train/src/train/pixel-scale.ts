@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import type { SampleSource } from '@bmc/data';
 import type { PixelScale } from '@bmc/export';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../config/load.js';
 import type { TrainConfig } from '../config/schema.js';
 
 /** The pixel scale of a run and why it was chosen, for the log. */
@@ -50,4 +53,17 @@ export function runPixelScale(
         scale: { mode: 'letterbox', longSide: size },
         description: `sampling: letterbox, longer side resized to ${size} px (${why}); bmc detect resizes the same way`,
       };
+}
+
+/**
+ * A run folder's config. Runs written before `data.sampling` existed letterboxed every
+ * image (the only mode then); their config.yaml has no such key, and the default 'auto'
+ * could pick crops for them, so they keep 'letterbox': `bmc eval`, `bmc export` and
+ * `--resume` then scale images the way those runs trained.
+ */
+export function loadRunConfig(file: string): TrainConfig {
+  const config = loadConfig({ file });
+  const raw = parseYaml(readFileSync(file, 'utf8')) as { data?: { sampling?: unknown } } | null;
+  if (raw?.data?.sampling !== undefined) return config;
+  return { ...config, data: { ...config.data, sampling: 'letterbox' } };
 }
