@@ -12,11 +12,7 @@ import { boxCount } from './validate.js';
 
 /** Pairwise IoU `[N, M]` between `[N, 4]` and `[M, 4]` xyxy boxes (torchvision `box_iou`). */
 export function boxIou(a: NumericArray, b: NumericArray): Matrix {
-  const n = boxCount(a, 'boxes a');
-  const m = boxCount(b, 'boxes b');
-  const areaA = boxArea(a);
-  const areaB = boxArea(b);
-  const data = new Float32Array(n * m);
+  const { n, m, areaA, areaB, data } = pairwise(a, b);
   for (let i = 0; i < n; i++) {
     const ax1 = a[4 * i]!;
     const ay1 = a[4 * i + 1]!;
@@ -39,11 +35,7 @@ export function boxIou(a: NumericArray, b: NumericArray): Matrix {
 
 /** Pairwise generalized IoU `[N, M]` (torchvision `generalized_box_iou`), in [-1, 1]. */
 export function generalizedBoxIou(a: NumericArray, b: NumericArray): Matrix {
-  const n = boxCount(a, 'boxes a');
-  const m = boxCount(b, 'boxes b');
-  const areaA = boxArea(a);
-  const areaB = boxArea(b);
-  const data = new Float32Array(n * m);
+  const { n, m, areaA, areaB, data } = pairwise(a, b);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < m; j++) {
       data[i * m + j] = giouPair(a, i, b, j, areaA[i]!, areaB[j]!);
@@ -95,6 +87,13 @@ function giouPair(a: NumericArray, i: number, b: NumericArray, j: number, aa: nu
   const iou = union > 0 ? inter / union : 0;
   const encl = (Math.max(ax2, bx2) - Math.min(ax1, bx1)) * (Math.max(ay2, by2) - Math.min(ay1, by1));
   return encl > 0 ? iou - (encl - union) / encl : iou;
+}
+
+/** What the pairwise functions start from: box counts, areas and the zeroed `[N, M]` output. */
+function pairwise(a: NumericArray, b: NumericArray) {
+  const n = boxCount(a, 'boxes a');
+  const m = boxCount(b, 'boxes b');
+  return { n, m, areaA: boxArea(a), areaB: boxArea(b), data: new Float32Array(n * m) };
 }
 
 function alignedCount(a: NumericArray, b: NumericArray): number {
