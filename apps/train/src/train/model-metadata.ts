@@ -1,3 +1,4 @@
+import { OUTPUT_NAMES } from '@bmc/core';
 import {
   BMC_VERSION,
   type BmcMetadata,
@@ -46,6 +47,6 @@ export function inProcessMetadata(m: DetectorMetadataInput): BmcMetadata {
     ...m,
     version: BMC_VERSION,
     input: { name: 'images', layout: 'NCHW', channelOrder: 'RGB', ...m.input },
-    outputs: { clsLogits: 'cls_logits', boxDeltas: 'box_deltas', iouLogits: 'iou_logits' },
+    outputs: { clsLogits: OUTPUT_NAMES.cls, boxDeltas: OUTPUT_NAMES.box, iouLogits: OUTPUT_NAMES.iou },
   };
 }
