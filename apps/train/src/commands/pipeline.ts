@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from '@bmc/core';
+import { writeFileAtomic } from '@bmc/core/node';
 import { encodePng, generateSmear } from '@bmc/data';
 import { exportDetectorOnnx, type OperatingPoint, restoreCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
@@ -8,7 +9,6 @@ import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../config/load.js';
 import type { TrainConfig, TrainConfigInput } from '../config/schema.js';
 import { writeRunReport } from '../report/run-report.js';
-import { writeFileAtomic } from '../run/atomic.js';
 import { listCheckpoints, type RunPaths, runPaths } from '../run/run-dir.js';
 import { loadSplits, type Split } from '../train/data.js';
 import { toDetectorConfig } from '../train/detector.js';

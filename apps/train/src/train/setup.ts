@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { type AssignerConfig, createAssigner } from '@bmc/assigners';
 import { type BackendChoice, describeBackend, initBackend } from '@bmc/core/backend';
+import { writeFileAtomic } from '@bmc/core/node';
 import {
   describeEngine,
   fixCpuResizeNearestNeighborGrad,
@@ -12,7 +13,6 @@ import { buildDetector, type Detector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import { stringify as toYaml } from 'yaml';
 import type { TrainConfig } from '../config/schema.js';
-import { writeFileAtomic } from '../run/atomic.js';
 import { JsonlLog } from '../run/jsonl-log.js';
 import { resumeCheckpoint } from '../run/resume.js';
 import { createRunDir, type RunPaths, runPaths } from '../run/run-dir.js';
