@@ -4,6 +4,7 @@ import { InputError } from '@bmc/core';
 import {
   countBoxes,
   type Dataset,
+  findYoloSplits,
   formatReport,
   fsErrorText,
   type ImageCheckMode,
@@ -18,7 +19,10 @@ import {
 
 export type DatasetFormat = 'coco' | 'voc' | 'yolo';
 
-/** VOC folders have `Annotations/`, YOLO ones a `data.yaml`, COCO is a `.json` file. */
+/**
+ * VOC folders have `Annotations/`, YOLO ones a `data.yaml` or split folders with images
+ * (`train|valid|test/images`, as Roboflow and Darknet write them), COCO is a `.json` file.
+ */
 export function detectFormat(path: string): DatasetFormat {
   let st: Stats;
   try {
@@ -40,8 +44,10 @@ export function detectFormat(path: string): DatasetFormat {
   }
   if (existsSync(join(path, 'Annotations'))) return 'voc';
   if (existsSync(join(path, 'data.yaml')) || existsSync(join(path, 'data.yml'))) return 'yolo';
+  if (findYoloSplits(path)) return 'yolo';
   throw new InputError(
-    `${path}: neither a VOC folder (Annotations/) nor a YOLO folder (data.yaml); pass --format`,
+    `${path}: neither a VOC folder (Annotations/) nor a YOLO folder (data.yaml, or train/valid/test ` +
+      'folders with images: train/images, images/train, or images beside their label files)',
     path,
   );
 }
@@ -76,7 +82,18 @@ export async function readDataset(path: string, o: ReadDatasetOptions = {}): Pro
       ...(o.split ? { split: o.split } : {}),
     });
   else ds = await readCoco(path, { ...common, ...(o.allowOutsideRoot ? { allowOutsideRoot: true } : {}) });
+  warnOnce(ds.warnings);
   return o.singleClass ? mapCategories(ds, 'single') : ds;
+}
+
+const warned = new Set<string>();
+/** A reader's assumptions (e.g. classes named by id), on stderr once per process: training reads three splits. */
+function warnOnce(warnings: readonly string[] | undefined): void {
+  for (const w of warnings ?? []) {
+    if (warned.has(w)) continue;
+    warned.add(w);
+    process.stderr.write(`warning: ${w}\n`);
+  }
 }
 
 export function formatStats(ds: Dataset, label: string): string {

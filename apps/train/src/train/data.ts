@@ -99,7 +99,17 @@ async function readSplits(config: TrainConfig): Promise<RawSplits> {
     const part = (name: string, ds: Dataset) => ({ ...train, name, source: datasetSource(ds), dataset: ds });
     return { train: part('train', parts.train), val: part('val', parts.val), test: part('test', parts.test) };
   }
-  return { train: await read(d.trainSplit), val: await read(d.valSplit), test: await read(d.testSplit) };
+  const train = await read(d.trainSplit);
+  const val = await read(d.valSplit);
+  // Exports often have no test split (Roboflow: train and valid only): test on validation then, and say so.
+  const test = await read(d.testSplit).catch((e: Error) => {
+    if (d.format !== 'yolo' || !e.message.includes(`split "${d.testSplit}" is not listed`)) throw e;
+    process.stderr.write(
+      `warning: ${d.path} has no "${d.testSplit}" split: test figures (bmc eval, the report) use "${d.valSplit}", which also picks best/\n`,
+    );
+    return val;
+  });
+  return { train, val, test };
 }
 
 /** The loader's augmentation for training, from the config's `data.augment` and the run's pixel scale. */
