@@ -101,7 +101,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     .option('--concurrency <n>', 'detections running at once', int(1), 1)
     .option(
       '--max-queue <n>',
-      'requests allowed to wait (upload or queue); more get 503 + Retry-After before their body is read',
+      'requests allowed to wait with their body read (upload or queue); more wait unread (--admission-wait)',
       int(0),
       32,
     )
@@ -138,10 +138,10 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     )
     .option('--keep-alive-timeout <ms>', 'idle keep-alive connections are closed after this', int(1), 5_000)
     .option(
-      '--reject-delay <ms>',
-      'a request refused for a full queue gets its 503 after this (0: at once; doubled per refusal in a row on a connection, up to 8x), so retry loops cannot starve the work',
+      '--admission-wait <ms>',
+      'a request that finds the queue full waits this long, unread, for a place (then 503 + Retry-After; 0: at once)',
       int(0),
-      1_000,
+      10_000,
     )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
     .option(
@@ -170,7 +170,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
         headersTimeoutMs: o.headersTimeout,
         requestTimeoutMs: o.requestTimeout,
         keepAliveTimeoutMs: o.keepAliveTimeout,
-        rejectDelayMs: o.rejectDelay,
+        admissionWaitMs: o.admissionWait,
         threads: o.threads,
         detect: {
           ...(o.tile !== undefined ? { tileSize: o.tile } : {}),

@@ -27,7 +27,7 @@ export interface ConnectionStats {
 export function capConnections(
   server: Server,
   max: number,
-): { stats(): ConnectionStats; idle(socket: Socket): void } {
+): { stats(): ConnectionStats; idle(socket: Socket): void; busy(socket: Socket): void } {
   // Insertion order = last activity: the first idle entry is the longest idle connection.
   const busy = new Map<Socket, boolean>();
   let evicted = 0;
@@ -59,9 +59,13 @@ export function capConnections(
   });
   return {
     stats: () => ({ open: busy.size, max, evicted, refused }),
-    /** Marks a connection whose request does no useful work (it is being refused) as evictable. */
+    /** Marks a connection whose request does no work yet (it waits for admission) as evictable. */
     idle: (socket: Socket) => {
       if (busy.has(socket)) busy.set(socket, false);
+    },
+    /** Marks it busy again (admitted). */
+    busy: (socket: Socket) => {
+      if (busy.has(socket)) busy.set(socket, true);
     },
   };
 }

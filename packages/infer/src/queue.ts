@@ -47,6 +47,9 @@ export class JobQueue {
   private readonly counts = { completed: 0, rejected: 0, timedOut: 0, cancelled: 0 };
   /** Moving average of job run time, for `Retry-After` estimates. */
   private avgRunMs = 0;
+  private readonly freeListeners: Array<() => void> = [];
+  /** Gives a reservation's place to its job without announcing a free place in between. */
+  private readonly handOver = new WeakMap<Reservation, () => void>();
 
   constructor(
     readonly concurrency: number,
@@ -86,26 +89,46 @@ export class JobQueue {
    * Takes a place before the job exists (a server calls this before reading a
    * request body). Undefined when the queue is full: refuse the request.
    */
-  reserve(): Reservation | undefined {
+  reserve(countRejection = true): Reservation | undefined {
     if (this.load >= this.capacity) {
-      this.counts.rejected++;
+      if (countRejection) this.counts.rejected++;
       return undefined;
     }
     this.reserved++;
     let held = true;
-    return {
+    const drop = () => {
+      if (!held) return false;
+      held = false;
+      this.reserved--;
+      return true;
+    };
+    const reservation: Reservation = {
       release: () => {
-        if (!held) return;
-        held = false;
-        this.reserved--;
-        this.next();
+        if (drop()) this.placeFreed();
       },
     };
+    this.handOver.set(reservation, drop);
+    return reservation;
+  }
+
+  /** Counts a refusal decided by the caller (e.g. after waiting for a place in vain). */
+  countRejected(): void {
+    this.counts.rejected++;
+  }
+
+  /** Calls `listener` whenever a place frees (a job ends or leaves, a reservation is released). */
+  onPlaceFree(listener: () => void): void {
+    this.freeListeners.push(listener);
+  }
+
+  private placeFreed(): void {
+    this.next();
+    for (const l of this.freeListeners) l();
   }
 
   run<T>(job: (signal: AbortSignal) => Promise<T>, options: RunOptions): Promise<T> {
     const { timeoutMs, signal, reservation } = options;
-    if (reservation) reservation.release();
+    if (reservation) (this.handOver.get(reservation) ?? reservation.release)();
     else if (this.load >= this.capacity) {
       this.counts.rejected++;
       return Promise.reject(
@@ -137,7 +160,7 @@ export class JobQueue {
             const ms = performance.now() - t0;
             this.avgRunMs = this.avgRunMs === 0 ? ms : 0.8 * this.avgRunMs + 0.2 * ms;
             this.running--;
-            this.next();
+            this.placeFreed();
           });
       };
       const finish = (f: () => void) => {
@@ -150,7 +173,10 @@ export class JobQueue {
       const stop = (error: Error) => {
         if (settled) return;
         const i = this.waiting.indexOf(start);
-        if (i >= 0) this.waiting.splice(i, 1);
+        if (i >= 0) {
+          this.waiting.splice(i, 1);
+          queueMicrotask(() => this.placeFreed());
+        }
         // Tell a running job to stop at its next check; it still holds its place until it returns.
         control.abort(error);
         finish(() => reject(error));

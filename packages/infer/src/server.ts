@@ -31,8 +31,8 @@ export interface ServerOptions {
   /** Detections running at once. Default 1 (onnxruntime already uses every core per run). */
   concurrency?: number;
   /**
-   * Requests allowed to wait (body being received or queued); more get 503 with
-   * `Retry-After` before their body is read. Default 32.
+   * Requests allowed to wait with their body read (being received or queued); more wait unread
+   * for `admissionWaitMs`, then get 503 with `Retry-After`. Default 32.
    */
   maxQueue?: number;
   /** Largest accepted body (raw or multipart file) in bytes; larger gets 413. Default 32 MiB. */
@@ -50,11 +50,12 @@ export interface ServerOptions {
   /** Idle keep-alive connections are closed after this many ms. Default 5 s. */
   keepAliveTimeoutMs?: number;
   /**
-   * A request refused because the queue is full gets its 503 after this many ms (0: at once), so
-   * clients retrying in a tight loop cannot spend the CPU the admitted work needs. Default 1000
-   * (Retry-After is at least 1 s anyway).
+   * A request that finds the queue full waits this many ms, unread, for a place (admitted in
+   * arrival order as places free) before it gets 503 + Retry-After; 0 refuses at once. Default
+   * 10000. Waiting costs no memory or CPU; refusing costs reading the body, so a client retrying in
+   * a loop is held to one refusal per wait.
    */
-  rejectDelayMs?: number;
+  admissionWaitMs?: number;
   /** onnxruntime threads. Default: all cores. */
   threads?: number;
   /** Detection settings applied to every request (query parameters may override thresholds). */
@@ -224,36 +225,60 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     return readFile(detector.path);
   });
 
-  // Admission before the body is read: a request that finds the queue full costs no buffer, no
-  // decode and no log line. The refusal is sent after `rejectDelayMs`, during which the connection
-  // counts as idle (the connection cap may close it): a client that retries at once in a loop
-  // (Retry-After ignored) is held to one refusal per delay and connection, so refusals cannot eat
-  // the CPU the admitted work needs. A body over the limit is not drained: that connection closes.
+  // Admission before the body is read. A request that finds the queue full waits unread (no
+  // buffer, no decode, no CPU: its body stays in the kernel's socket buffers) in a FIFO line for up
+  // to `admissionWaitMs`, is admitted as soon as a place frees, and otherwise gets 503 with
+  // Retry-After. Refusing costs reading the body off the socket, so refusals are kept rare: a
+  // closed-loop client that ignores Retry-After gets at most one per wait and connection. While
+  // waiting, the connection counts as idle (the connection cap may close it for a new one). A
+  // body over the limit is not drained on refusal: that connection closes.
   const reservations = new WeakMap<object, Reservation>();
   const refused = new WeakSet<object>();
-  const rejectDelayMs = opts.rejectDelayMs ?? 1_000;
-  const admit = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    const r = queue.reserve();
-    if (!r) {
-      refused.add(req);
-      connections.idle(req.raw.socket);
-      const retryAfter = String(queue.retryAfterSeconds());
-      const refuse = () => {
-        if (req.raw.socket.destroyed) return;
-        if (Number(req.headers['content-length']) > bodyLimit) reply.header('Connection', 'close');
-        reply
-          .status(503)
-          .header('Retry-After', retryAfter)
-          .send({ error: `busy: queue full (${queue.capacity} requests in progress), retry later` });
-      };
-      if (rejectDelayMs > 0) setTimeout(refuse, rejectDelayMs);
-      else refuse();
-      return;
+  const admissionWaitMs = opts.admissionWaitMs ?? 10_000;
+  const line: Array<(r: Reservation) => void> = [];
+  queue.onPlaceFree(() => {
+    while (line.length > 0) {
+      const r = queue.reserve(false);
+      if (!r) return;
+      line.shift()!(r);
     }
-    reservations.set(req, r);
-    // However the request ends (answered, failed, client gone), its place is given back.
-    reply.raw.once('close', r.release);
-    done();
+  });
+  const admit = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    const enter = (r: Reservation) => {
+      reservations.set(req, r);
+      // However the request ends (answered, failed, client gone), its place is given back.
+      reply.raw.once('close', r.release);
+      done();
+    };
+    const r = line.length === 0 ? queue.reserve(false) : undefined;
+    if (r) return enter(r);
+    const socket = req.raw.socket;
+    connections.idle(socket);
+    const waiter = (place: Reservation) => {
+      clearTimeout(timer);
+      socket.off('close', leave);
+      if (socket.destroyed) return place.release();
+      connections.busy(socket);
+      enter(place);
+    };
+    const leave = () => {
+      clearTimeout(timer);
+      const i = line.indexOf(waiter);
+      if (i >= 0) line.splice(i, 1);
+    };
+    const timer = setTimeout(() => {
+      leave();
+      socket.off('close', leave);
+      queue.countRejected();
+      refused.add(req);
+      if (Number(req.headers['content-length']) > bodyLimit) reply.header('Connection', 'close');
+      reply
+        .status(503)
+        .header('Retry-After', String(queue.retryAfterSeconds()))
+        .send({ error: `busy: queue full (${queue.capacity} requests in progress), retry later` });
+    }, admissionWaitMs);
+    socket.once('close', leave);
+    line.push(waiter);
   };
 
   app.post('/v1/detect', { onRequest: admit }, async (req, reply) => {

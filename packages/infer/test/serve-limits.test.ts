@@ -257,7 +257,7 @@ describe.skipIf(!built)('bmc serve limits (real server on loopback)', () => {
     let field: Buffer;
     beforeAll(async () => {
       field = await bigField();
-      s = await serve(['--concurrency', '1', '--tile', '256', '--max-queue', '4']);
+      s = await serve(['--concurrency', '1', '--tile', '256', '--max-queue', '4', '--admission-wait', '500']);
     });
     afterAll(async () => s?.stop());
 
@@ -318,7 +318,27 @@ describe.skipIf(!built)('bmc serve limits (real server on loopback)', () => {
       }
     });
 
-    it('refuses without reading the body when the queue is full (503 + Retry-After)', async () => {
+    it('a request that finds the queue full waits unread and is admitted when a place frees', async () => {
+      const t = await serve(['--concurrency', '1', '--tile', '256', '--max-queue', '0']);
+      try {
+        const a = new AbortController();
+        const busy = postImage(t.url, field, 'image/png', a.signal).catch((e: Error) => e);
+        expect(await until(async () => (await t.health()).queue.running === 1, 10_000)).toBe(true);
+        // No place: this one waits (default --admission-wait 10 s) instead of being refused...
+        const waiting = postImage(t.url, png);
+        await new Promise((r) => setTimeout(r, 500));
+        expect((await t.health()).queue).toMatchObject({ running: 1, receiving: 0, waiting: 0, rejected: 0 });
+        // ...and is served once the place frees.
+        a.abort();
+        await busy;
+        expect((await waiting).status).toBe(200);
+        expect((await t.health()).queue).toMatchObject({ completed: 1, rejected: 0, cancelled: 1 });
+      } finally {
+        await t.stop();
+      }
+    });
+
+    it('refuses without reading the body when the queue stays full (503 + Retry-After)', async () => {
       const a = new AbortController();
       const busy = postImage(s.url, field, 'image/png', a.signal).catch((e: Error) => e);
       const fillers: Array<Promise<unknown>> = [];

@@ -185,6 +185,7 @@ describe('HTTP service', () => {
       model: g.detector,
       concurrency: 1,
       maxQueue: 1,
+      admissionWaitMs: 0,
       timeoutMs: 10_000,
       logger: false,
       viewer: false,
