@@ -126,9 +126,14 @@ function storageRef(pid: unknown): StorageRef {
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
-/** True when `bytes` start like a `.pth` (zip archive or legacy pickle stream) rather than safetensors. */
+/**
+ * True when `bytes` start like a `.pth` rather than safetensors: a zip archive, or a pickle stream whose
+ * first opcodes are PROTO 2-5 then LONG1 (torch's magic number) or FRAME. A safetensors file starts with
+ * its header length, which would need an implausible size (megabytes of JSON) to look like either.
+ */
 export function looksLikePth(bytes: Uint8Array): boolean {
-  return ZIP_MAGIC.every((b, i) => bytes[i] === b) || (bytes[0] === 0x80 && bytes[1]! <= 5);
+  if (ZIP_MAGIC.every((b, i) => bytes[i] === b)) return true;
+  return bytes[0] === 0x80 && bytes[1]! >= 2 && bytes[1]! <= 5 && (bytes[2] === 0x8a || bytes[2] === 0x95);
 }
 
 /**

@@ -7,6 +7,7 @@ import { unzipSync, zipSync } from 'fflate';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   importResNetWeights,
+  looksLikePth,
   PickleError,
   parsePth,
   parseSafetensors,
@@ -76,7 +77,9 @@ describe('.pth state dicts written by torch.save (tooling/fixtures/pth_fixtures.
     it(`${f.file}: C2..C5 match torchvision within 1e-4, fc.* ignored and reported`, () => {
       const c = fx.cases.find((k) => k.weights === f.weights)!;
       const model = build(c.depth, c.widthMultiplier, [fx.input.shape[1]!, fx.input.shape[2]!]);
+      const tensors = tf.memory().numTensors;
       const report = importResNetWeights(model, readBytes(f.file), { source: f.file });
+      expect(tf.memory().numTensors).toBe(tensors);
       expect(report.format).toBe('pth');
       expect(report.missing).toEqual([]);
       expect(report.ignored).toEqual(expect.arrayContaining(['fc.weight', 'fc.bias']));
@@ -203,6 +206,27 @@ describe('unsafe pickles are refused, nothing is executed', () => {
         'model.pth',
       ),
     ).toThrow(/refusing global 'torchvision\.models\.resnet ResNet'/);
+  });
+});
+
+describe('format detection', () => {
+  it('tells .pth from safetensors by the first bytes, also for headers whose length starts with 0x80', () => {
+    expect(looksLikePth(readBytes('resnet18_w16.pth'))).toBe(true);
+    expect(looksLikePth(readBytes('resnet18_w16_legacy.pth'))).toBe(true);
+    expect(looksLikePth(readBytes('resnet18_w16.safetensors'))).toBe(false);
+    // A safetensors header of 0x0580 = 1408 bytes: its first two bytes are those of a pickle PROTO 5.
+    const header = new TextEncoder().encode(
+      JSON.stringify({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }).padEnd(1408, ' '),
+    );
+    const st = new Uint8Array(8 + 1408 + 4);
+    new DataView(st.buffer).setBigUint64(0, 1408n, true);
+    st.set(header, 8);
+    expect([st[0], st[1]]).toEqual([0x80, 0x05]);
+    expect(looksLikePth(st)).toBe(false);
+    const model = build(18, 1 / 16, [32, 32]);
+    expect(() => importResNetWeights(model, st, { source: 'odd.safetensors' })).toThrow(
+      /^odd\.safetensors: no ResNet 'conv1\.weight'/,
+    );
   });
 });
 
