@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkArrows, importsOf } from '../check.mjs';
+import { checkArrows, importsOf } from '../src/check.mjs';
 
-const CHECK = join(dirname(fileURLToPath(import.meta.url)), '..', 'check.mjs');
+const CHECK = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'check.mjs');
 
 // A tiny workspace laid out like the real one: an app, two packages, core and a tooling package,
 // every arrow pointing the right way. Each test plants one violation in a fresh copy.

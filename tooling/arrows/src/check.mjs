@@ -13,7 +13,7 @@
 //                  tsup, typescript); a published package's runtime code (src/, bin/; not
 //                  `import type`) may not rely on a devDependency, which its users would not get.
 //
-//   node tooling/arrows/check.mjs [repo-root]      (pnpm arrows)
+//   node tooling/arrows/src/check.mjs [repo-root]      (pnpm arrows)
 //
 // Prints the package graph and `arrows: ok`, or each violation as `file:line: rule: message` and
 // exits 1.
@@ -322,7 +322,7 @@ export function checkArrows(root) {
 }
 
 function main() {
-  const root = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
+  const root = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const r = checkArrows(root);
   const order = { app: 0, package: 1, core: 2, tooling: 3 };
   for (const g of [...r.graph].sort(
