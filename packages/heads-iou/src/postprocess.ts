@@ -30,10 +30,18 @@ export interface PostprocessOptions {
   boxCoderWeights?: readonly [number, number, number, number];
   /**
    * Keep boxes that clipping squeezed to zero width or height, as torchvision's RetinaNet does
-   * (its output then holds boxes that are no detection). Default false: they are dropped before NMS.
+   * (its output then holds boxes that are no detection). Default false: boxes whose width or
+   * height is not above {@link MIN_BOX_SIZE} are dropped before NMS.
    */
   keepEmptyBoxes?: boolean;
 }
+
+/**
+ * Smallest width and height (pixels) of a kept detection: torchvision's `remove_small_boxes`
+ * threshold in its two-stage detectors (1e-2), and the precision COCO results files are written
+ * with, so no written box has zero width or height.
+ */
+export const MIN_BOX_SIZE = 0.01;
 
 /** One image's raw head outputs, flattened in anchor order (level, y, x, anchor). */
 export interface ImageHeadOutputs {
@@ -154,15 +162,13 @@ export function postprocessDetections(
       boxes[j + 3] = clamp(boxes[j + 3]!, h);
     }
   }
-  // A box squeezed to zero width or height by clipping (every box of a 1x1 image, boxes wholly
-  // outside the content area) is no detection: drop it before NMS, keeping the order.
+  // A box squeezed to (nearly) zero width or height by clipping (every box of a 1x1 image, boxes
+  // wholly outside the content area) is no detection: drop it before NMS, keeping the order.
   let n = 0;
   for (let j = 0; j < m; j++) {
-    if (
-      !options.keepEmptyBoxes &&
-      !(boxes[4 * j + 2]! > boxes[4 * j]! && boxes[4 * j + 3]! > boxes[4 * j + 1]!)
-    )
-      continue;
+    const w = boxes[4 * j + 2]! - boxes[4 * j]!;
+    const h = boxes[4 * j + 3]! - boxes[4 * j + 1]!;
+    if (!options.keepEmptyBoxes && !(w > MIN_BOX_SIZE && h > MIN_BOX_SIZE)) continue;
     if (n !== j) {
       boxes.copyWithin(4 * n, 4 * j, 4 * j + 4);
       keptScore[n] = keptScore[j]!;

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { InputError } from '@bmc/core';
+import { fsErrorText } from '@bmc/data';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { IMAGE_EXTENSIONS } from './image.js';
 
@@ -16,7 +17,15 @@ export async function expandInputs(args: readonly string[], cwd = process.cwd())
   const found = new Set<string>();
   for (const arg of args) {
     const before = found.size;
-    const st = await stat(resolve(cwd, arg)).catch(() => undefined);
+    const st = await stat(resolve(cwd, arg)).catch((e: NodeJS.ErrnoException) => {
+      // A symlink loop or a forbidden folder is not "no such file" (and not a glob either).
+      if (e.code !== 'ENOENT') throw new InputError(`${arg}: ${fsErrorText(e)}`, arg);
+      return undefined;
+    });
+    if (st && !st.isFile() && !st.isDirectory()) {
+      // A FIFO, socket or device: opening it could block forever or never end.
+      throw new InputError(`${arg}: not a regular file or folder (a FIFO, socket or device)`, arg);
+    }
     if (st?.isFile()) {
       found.add(resolve(cwd, arg));
     } else if (st?.isDirectory()) {

@@ -1,5 +1,6 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants, existsSync } from 'node:fs';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { InputError } from '@bmc/core';
 
 /** Errno codes that no other image would escape: the output folder itself cannot take files. */
@@ -39,6 +40,22 @@ export function outputWriteError(e: unknown, dir: string): OutputWriteError | un
 }
 
 /**
+ * Node's recursive mkdir reports ENOENT when a folder cannot be created on a read-only file
+ * system; the nearest existing ancestor, asked for write access, says why (EROFS, EACCES).
+ */
+async function trueCause(e: unknown, dir: string): Promise<unknown> {
+  if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return e;
+  let at = resolve(dir);
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  try {
+    await access(at, constants.W_OK);
+    return e;
+  } catch (cause) {
+    return cause;
+  }
+}
+
+/**
  * Creates `dir` and `subdirs` and proves the folder takes a file (a probe written and removed),
  * so a read-only or forbidden output folder is reported once, up front, by name.
  */
@@ -50,7 +67,7 @@ export async function prepareOutputDir(dir: string, subdirs: readonly string[] =
     await writeFile(probe, '');
     await rm(probe, { force: true });
   } catch (e) {
-    const err = outputWriteError(e, dir);
+    const err = outputWriteError(await trueCause(e, dir), dir);
     if (err) throw err;
     if ((e as NodeJS.ErrnoException).code === 'EEXIST')
       throw new InputError(`cannot write ${dir}: it exists and is not a folder`, dir, { cause: e });

@@ -1,5 +1,6 @@
 import { batchedNms, nms } from '@bmc/core';
 import type { BmcMetadata } from '@bmc/export/metadata';
+import { MIN_BOX_SIZE } from '@bmc/heads-iou/postprocess';
 import { effectiveNms, postprocess, type RawDetections, select } from './postprocess.js';
 import { prepareInput } from './preprocess.js';
 import { applyPixelScale } from './scale.js';
@@ -71,19 +72,25 @@ export async function detectPixels(
   return { width, height, detections: toDetections(merged, meta), tiles: tiles.length, timings };
 }
 
-/** Network pixels of one tile -> source pixels; with tiling, drops detections centred outside the tile's core. */
+/**
+ * Network pixels of one tile -> source pixels; with tiling, drops detections centred outside the
+ * tile's core. Boxes that an upscaled image (a 1 x 1 image resized to the model's side) shrinks
+ * below MIN_BOX_SIZE in source pixels are dropped too: every detection has positive area.
+ */
 function toSource(d: RawDetections, tile: Tile, scale: number, filterCore: boolean): RawDetections {
   const keep: number[] = [];
   const n = d.scores.length;
   for (let i = 0; i < n; i++) {
     const o = i * 4;
     for (let k = 0; k < 4; k++) d.boxes[o + k] = d.boxes[o + k]! / scale + (k % 2 === 0 ? tile.x : tile.y);
-    if (!filterCore) continue;
+    if (!(d.boxes[o + 2]! - d.boxes[o]! > MIN_BOX_SIZE && d.boxes[o + 3]! - d.boxes[o + 1]! > MIN_BOX_SIZE))
+      continue;
     const cx = (d.boxes[o]! + d.boxes[o + 2]!) / 2;
     const cy = (d.boxes[o + 1]! + d.boxes[o + 3]!) / 2;
-    if (cx >= tile.coreX0 && cx < tile.coreX1 && cy >= tile.coreY0 && cy < tile.coreY1) keep.push(i);
+    if (!filterCore || (cx >= tile.coreX0 && cx < tile.coreX1 && cy >= tile.coreY0 && cy < tile.coreY1))
+      keep.push(i);
   }
-  return filterCore ? select(d, keep) : d;
+  return keep.length === n ? d : select(d, keep);
 }
 
 /** Concatenates tiles' detections and runs NMS once more across tile borders. */
