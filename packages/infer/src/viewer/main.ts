@@ -230,7 +230,7 @@ drop.addEventListener('drop', (ev) => {
 });
 $('threshold').addEventListener('input', (ev) => {
   state.threshold = Number((ev.target as HTMLInputElement).value);
-  $('threshold-value').textContent = state.threshold.toFixed(2);
+  $('threshold-value').textContent = state.threshold.toFixed(3);
   // Raising the threshold only filters (greedy NMS keeps are decided by higher scores);
   // lowering it below the last run's needs a new run to recover suppressed candidates.
   if (state.resultThreshold !== undefined && state.threshold < state.resultThreshold) void detect();
