@@ -64,7 +64,7 @@ const newest = (root: string) => listCheckpoints(runPaths(root))[0]!.dir;
 describe('model.backbone.weights through bmc train', () => {
   const runs = mkdtempSync(join(tmpdir(), 'bmc-bbw-'));
 
-  it('loads a torchvision .pth before the first step; a frozen backbone still holds its tensors at the end', async () => {
+  it('loads a torchvision .pth before the first step; a frozen backbone still holds its tensors at the end (2 replicas)', async () => {
     const r = bmc([
       'train',
       '--preset',
@@ -74,11 +74,13 @@ describe('model.backbone.weights through bmc train', () => {
       '--runs',
       runs,
       '--no-progress',
-      ...sets([`model.backbone.weights=${R18_PTH}`]),
+      // Data-parallel replicas step through the same optimizer, so the freeze holds there too.
+      ...sets([`model.backbone.weights=${R18_PTH}`, 'run.replicas=2']),
       '--freeze-backbone-steps',
       '100',
     ]);
     expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/data-parallel: 2 replicas/);
     expect(r.out).toMatch(
       /backbone weights: loaded 100 tensors from .*resnet18_w16\.pth \(pth\); ignored fc\.bias, fc\.weight \(the ImageNet classifier\) and 20 num_batches_tracked counters/,
     );
