@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { report } from '@bmc/bench-utils';
 import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
 import { mulberry32 } from '@bmc/test-utils';
-import { report } from '@bmc/bench-utils';
 import { anchorFields, createAssigner } from '../dist/index.js';
 
 const SIZE = 512;

@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { report } from '@bmc/bench-utils';
+import sharp from 'sharp';
 import { BatchLoader, datasetSource, defaultTrainAugment, generateSmear, readYolo } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

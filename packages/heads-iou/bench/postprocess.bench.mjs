@@ -2,8 +2,8 @@
 // ours (plain JS) vs torchvision's RetinaNet.postprocess_detections (PyTorch, 2 threads) in the same run.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
 import { report } from '@bmc/bench-utils';
+import { generateAnchors, panN2N5AnchorConfig } from '@bmc/core';
 import { postprocessDetections } from '../dist/postprocess.js';
 
 const C = 11;
