@@ -108,7 +108,8 @@ describe('a trained model carries its operating point to bmc detect and the serv
     const atBest = evals.find((e) => e.step === bestStep)!.operatingPoint;
     expect(atBest).toMatchObject({ iou: 0.5, split: 'val', step: bestStep });
     const best = await loadCheckpoint(join(run, 'best'));
-    expect((best.state?.train as { operatingPoint?: unknown }).operatingPoint).toEqual(atBest);
+    const bestState = best.state?.train as { operatingPoint?: unknown } | undefined;
+    expect(bestState?.operatingPoint).toEqual(atBest);
     best.model.dispose();
 
     const exp = bmc('export', run);
