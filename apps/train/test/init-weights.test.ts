@@ -43,7 +43,10 @@ async function checkpointWeights(dir: string): Promise<Map<string, { shape: numb
       { shape: w.shape as number[], data: w.read().dataSync() as Float32Array },
     ]),
   );
+  // model.dispose() leaves the weights of layers shared across levels (the head's): free them all.
+  const variables = c.model.weights.map((w) => w.read());
   c.model.dispose();
+  for (const v of variables) if (!v.isDisposed) v.dispose();
   if (c.optimizer) tf.dispose(Object.values(c.optimizer.slots));
   return out;
 }
