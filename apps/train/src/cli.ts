@@ -75,7 +75,11 @@ program
     '--init <source>',
     'start from a whole detector: a run folder (its best/ or newest checkpoint), a checkpoint folder or a model name',
   )
-  .option('--freeze-backbone-steps <n>', 'keep the backbone frozen for the first n steps (model.backbone.freezeSteps)')
+  .option(
+    '--freeze-backbone-steps <n>',
+    'keep the backbone frozen for the first n steps (model.backbone.freezeSteps)',
+    int('--freeze-backbone-steps', 0),
+  )
   .option('--no-progress', 'no progress bar')
   .action(async (o) => {
     const { detectFormat } = await import('./commands/data.js');
@@ -88,7 +92,7 @@ program
           overrides: {
             ...(o.data ? { data: { format: detectFormat(o.data), path: o.data } } : {}),
             ...(o.freezeBackboneSteps !== undefined
-              ? { model: { backbone: { freezeSteps: Number(o.freezeBackboneSteps) } } }
+              ? { model: { backbone: { freezeSteps: o.freezeBackboneSteps } } }
               : {}),
             optim: {
               ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
