@@ -18,7 +18,9 @@ function tinyDetector(): tf.LayersModel {
   const head = (k: number) =>
     tf.layers
       .reshape({ targetShape: [-1, k] })
-      .apply(tf.layers.conv2d({ filters: 9 * k, kernelSize: 3, padding: 'same' }).apply(f)) as tf.SymbolicTensor;
+      .apply(
+        tf.layers.conv2d({ filters: 9 * k, kernelSize: 3, padding: 'same' }).apply(f),
+      ) as tf.SymbolicTensor;
   return tf.model({ inputs: x, outputs: [head(1), head(4), head(1)] });
 }
 
