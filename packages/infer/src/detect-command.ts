@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve } from 'node:path';
-import { UsageError } from '@bmc/core';
+import { printable, UsageError } from '@bmc/core';
 import { writeFileAtomic as writeAtomic } from '@bmc/data';
 import cliProgress from 'cli-progress';
 import { annotate, crops } from './annotate.js';
@@ -86,7 +86,8 @@ const csvField = (v: string | number) => {
  * A corrupt image is reported and skipped; the batch goes on.
  */
 export async function detectCommand(opts: DetectCommandOptions): Promise<DetectCommandResult> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // Lines quote file names and decoder messages: escaped, so a crafted name cannot drive the terminal.
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${printable(line)}\n`));
   if (opts.resizeLongSide !== undefined && !(opts.resizeLongSide <= MAX_RESIZE_LONG_SIDE))
     throw new UsageError(`--resize ${opts.resizeLongSide}: at most ${MAX_RESIZE_LONG_SIDE} px`);
   const files = await expandInputs(opts.inputs);

@@ -1,4 +1,4 @@
-import { InputError } from '@bmc/core';
+import { InputError, printable } from '@bmc/core';
 import { type Dataset, randomSplit } from '@bmc/data';
 import type { TrainConfig } from '../config/schema.js';
 import type { JsonlLog } from '../run/jsonl-log.js';
@@ -48,7 +48,7 @@ export function checkSplits(
     test: splits.test.source.length,
   });
   if (auto) {
-    io.say(auto);
+    io.say(printable(auto));
     io.log.write({ event: 'data-split', description: auto, seed: d.autoSplit.seed });
   }
   const seen = new Set<Dataset>();
@@ -62,8 +62,10 @@ export function checkSplits(
       const droppedImages = count('dropped-image');
       if (dropped + clipped + droppedImages > 0) {
         io.say(
-          `warning: ${split.name} data (${where}): ${dropped} box(es) dropped, ${clipped} clipped, ` +
-            `${droppedImages} image(s) dropped as invalid; \`bmc data check ${where}\` lists each`,
+          printable(
+            `warning: ${split.name} data (${where}): ${dropped} box(es) dropped, ${clipped} clipped, ` +
+              `${droppedImages} image(s) dropped as invalid; \`bmc data check ${where}\` lists each`,
+          ),
         );
         io.log.write({
           event: 'data-problems',

@@ -1,3 +1,4 @@
+import { printable } from '@bmc/core';
 import {
   type AugmentConfig,
   BatchLoader,
@@ -141,7 +142,7 @@ export function trainLoader(
     maxBadShare: config.data.maxBadImageShare,
     maxBadShareName: 'data.maxBadImageShare',
     onBadSample: (bad, failed) => {
-      io?.say(`warning: skipped ${bad.problem} (${failed} image(s) skipped so far)`);
+      io?.say(printable(`warning: skipped ${bad.problem} (${failed} image(s) skipped so far)`));
       io?.log.write({ event: 'bad-image', ...bad, failed });
     },
     batchSize: config.optim.batchSize,
