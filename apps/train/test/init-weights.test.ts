@@ -221,6 +221,8 @@ describe('bmc train --init', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^bmc: --init .*: the checkpoint's architecture differs from this config/m);
     expect(r.err).toMatch(/backbone\.body\.layer1\.2\.conv1\/kernel: not in the checkpoint/);
+    // What would match: the source run's depth.
+    expect(r.err).toMatch(/The checkpoint was trained with: --set model\.backbone\.depth=18\s*$/m);
     expect(r.err).not.toMatch(/^\s+at /m);
   }, 300_000);
 

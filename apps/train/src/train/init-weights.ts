@@ -138,7 +138,13 @@ export interface InitReport {
  * neck, head convs) is an architecture mismatch: an input error naming the first mismatching tensors,
  * with the model left untouched.
  */
-export async function initFromDetector(model: tf.LayersModel, spec: string, io: InitIo): Promise<InitReport> {
+export async function initFromDetector(
+  model: tf.LayersModel,
+  spec: string,
+  io: InitIo,
+  /** This run's model settings: a mismatch error then says which `--set` would match the checkpoint. */
+  current?: TrainConfig['model'],
+): Promise<InitReport> {
   const dir = await resolveInitCheckpoint(spec);
   const source = savedWeights(dir);
   const report: InitReport = { checkpoint: dir, loaded: [], reinitialised: [], skipped: [] };
@@ -170,7 +176,8 @@ export async function initFromDetector(model: tf.LayersModel, spec: string, io: 
   if (mismatches.length > 0) {
     throw new InputError(
       `--init ${spec} (${dir}): the checkpoint's architecture differs from this config ` +
-        `(model.backbone depth/width, model.neck, model.head); first mismatching tensors:\n${firstLines(mismatches)}`,
+        `(model.backbone depth/width, model.neck, model.head); first mismatching tensors:\n${firstLines(mismatches)}` +
+        settingsHint(dir, current),
       spec,
     );
   }
@@ -187,6 +194,37 @@ export async function initFromDetector(model: tf.LayersModel, spec: string, io: 
   );
   io.log.write({ event: 'init', from: spec, ...report });
   return report;
+}
+
+/** The `--set` flags that give this run the checkpoint's model settings (from its state.json), if known. */
+function settingsHint(dir: string, current: TrainConfig['model'] | undefined): string {
+  if (!current) return '';
+  let saved: unknown;
+  try {
+    saved = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))?.config?.model;
+  } catch {
+    return '';
+  }
+  if (!saved || typeof saved !== 'object') return '';
+  const flags: string[] = [];
+  const walk = (a: unknown, b: unknown, key: string) => {
+    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a)) {
+      for (const k of Object.keys(a))
+        walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${key}.${k}`);
+    } else if (a !== undefined && JSON.stringify(a) !== JSON.stringify(b)) {
+      flags.push(`--set ${key}=${JSON.stringify(a)}`);
+    }
+  };
+  // Training-only settings (which layers train, for how long) do not change the weights' shapes.
+  const {
+    freezeSteps: _f,
+    frozenStages: _s,
+    frozenBatchNorm: _b,
+    weights: _w,
+    ...backbone
+  } = (saved as TrainConfig['model']).backbone;
+  walk({ ...(saved as TrainConfig['model']), backbone }, current, 'model');
+  return flags.length ? `\nThe checkpoint was trained with: ${flags.join(' ')}` : '';
 }
 
 interface SavedWeight {
@@ -259,7 +297,7 @@ export async function applyStartingWeights(
     if (options.init) {
       if (backbone.weights)
         s.io.say(`model.backbone.weights (${backbone.weights}) not used: --init loads the whole detector`);
-      await initFromDetector(s.model, options.init, s.io);
+      await initFromDetector(s.model, options.init, s.io, s.config.model);
     } else if (backbone.weights) {
       loadBackboneWeights(s.model, backbone.weights, s.io);
     }
