@@ -25,6 +25,14 @@ export interface PaaOptions {
    * (they leave the loss, a grey zone).
    */
   belowMode?: 'negative' | 'ignore';
+  /**
+   * How the fitted mixture splits the candidates. `'paper'` (default): the
+   * PAA paper and its official code, as described above. `'thesis'`: the
+   * thesis's rule, by the two component means: candidates below the low
+   * component's mean are negative, those between the means ignored, those at
+   * or above the high component's mean positive (`belowMode` is then unused).
+   */
+  selection?: 'paper' | 'thesis';
   /** EM settings passed to {@link fitGmm1d}. */
   gmm?: GmmOptions;
 }
@@ -55,8 +63,10 @@ export interface PaaGtFit {
  *    scores (component 1 starts at the highest score). Sorting candidates by
  *    score, the positives are those down to the high-component candidate with
  *    the highest mixture density (the mode of the positive component), as
- *    published (Fig. 3(c)); the rest are negatives, or ignored with
- *    `belowMode: 'ignore'` when they belong to the high component.
+ *    the PAA paper (Fig. 3(c)) and its official code; the rest are negatives,
+ *    or ignored with `belowMode: 'ignore'` when they belong to the high
+ *    component. The thesis splits by the component means instead
+ *    (`selection: 'thesis'`; docs/departures.md).
  *
  * Edge cases, documented choices: a single candidate is positive; when all
  * candidates score the same (range below 1e-12) or none falls in the high
@@ -76,6 +86,7 @@ export class PaaAssigner implements Assigner {
       lambda: options.lambda ?? 1,
       space: options.space ?? 'score',
       belowMode: options.belowMode ?? 'negative',
+      selection: options.selection ?? 'paper',
       gmm: options.gmm ?? {},
     };
   }
@@ -88,7 +99,7 @@ export class PaaAssigner implements Assigner {
   assignDetailed(input: AssignInput): { result: AssignResult; fits: PaaGtFit[] } {
     const { n, g, c, levelStarts } = checkInput('PAA', input, true);
     if (g === 0) return { result: allBackground(n, 'prediction'), fits: [] };
-    const { topK, iouThr, lambda, space, belowMode } = this.options;
+    const { topK, iouThr, lambda, space, belowMode, selection } = this.options;
     const initial = new MaxIoUAssigner({ posIouThr: iouThr, negIouThr: iouThr }).assign(input);
     const matched: number[] = [];
     for (let i = 0; i < n; i++) if (initial.gtIndex[i]! >= 0) matched.push(i);
@@ -122,6 +133,16 @@ export class PaaAssigner implements Assigner {
       parts.sort((x, y) => score[y]! - score[x]! || x - y);
       const candidates = Int32Array.from(parts);
       const scores = Float32Array.from(parts, (i) => score[i]!);
+      if (selection === 'thesis') {
+        const { numPositive, numIgnored, gmm } = separateByMeans(scores, space, this.options.gmm);
+        for (let r = 0; r < candidates.length; r++) {
+          const i = candidates[r]!;
+          if (r < numPositive) gtIndex[i] = j;
+          else if (r < numPositive + numIgnored) gtIndex[i] = IGNORE;
+        }
+        fits.push({ candidates, scores, numPositive, gmm });
+        continue;
+      }
       const { numPositive, gmm, fgBelow } = separate(scores, space, this.options.gmm);
       for (let r = 0; r < candidates.length; r++) {
         const i = candidates[r]!;
@@ -135,6 +156,40 @@ export class PaaAssigner implements Assigner {
   }
 }
 
+/** Values the mixture is fitted to, or null when no split is possible (one candidate, or all equal). */
+function fitSpace(scores: Float32Array, space: 'score' | 'logScore'): Float64Array | null {
+  const k = scores.length;
+  if (k <= 1) return null;
+  const x = Float64Array.from(scores, (s) => (space === 'score' ? s : Math.log(Math.max(s, 1e-12))));
+  const range = x[0]! - x[k - 1]!;
+  return range > 1e-12 * Math.max(1, Math.abs(x[0]!)) ? x : null;
+}
+
+/**
+ * The thesis's rule (candidates sorted best first): at or above the high
+ * component's mean positive, between the two means ignored, below the low
+ * component's mean negative. No split possible: all positive, as `separate`.
+ */
+function separateByMeans(
+  scores: Float32Array,
+  space: 'score' | 'logScore',
+  gmmOptions: GmmOptions,
+): { numPositive: number; numIgnored: number; gmm: PaaGtFit['gmm'] } {
+  const k = scores.length;
+  const x = fitSpace(scores, space);
+  if (!x) return { numPositive: k, numIgnored: 0, gmm: null };
+  const gmm = fitGmm1d(x, gmmOptions);
+  const high = Math.max(gmm.means[0], gmm.means[1]);
+  const low = Math.min(gmm.means[0], gmm.means[1]);
+  let numPositive = 0;
+  while (numPositive < k && x[numPositive]! >= high) numPositive++;
+  let numIgnored = 0;
+  while (numPositive + numIgnored < k && x[numPositive + numIgnored]! >= low) numIgnored++;
+  // The best candidate sits at or above the high mean unless EM collapsed; keep at least one positive.
+  if (numPositive === 0) return { numPositive: 1, numIgnored: Math.max(0, numIgnored - 1), gmm };
+  return { numPositive, numIgnored, gmm };
+}
+
 /** Splits candidates (sorted by score, best first) into positives and the rest. */
 function separate(
   scores: Float32Array,
@@ -143,10 +198,8 @@ function separate(
 ): { numPositive: number; gmm: PaaGtFit['gmm']; fgBelow: boolean[] } {
   const k = scores.length;
   const fgBelow = new Array<boolean>(k).fill(false);
-  if (k <= 1) return { numPositive: k, gmm: null, fgBelow };
-  const x = Float64Array.from(scores, (s) => (space === 'score' ? s : Math.log(Math.max(s, 1e-12))));
-  const range = x[0]! - x[k - 1]!;
-  if (!(range > 1e-12 * Math.max(1, Math.abs(x[0]!)))) return { numPositive: k, gmm: null, fgBelow };
+  const x = fitSpace(scores, space);
+  if (!x) return { numPositive: k, gmm: null, fgBelow };
   const gmm = fitGmm1d(x, gmmOptions);
   let modeAt = -1;
   let modeDensity = Number.NEGATIVE_INFINITY;

@@ -135,3 +135,32 @@ describe('PAA on the published anchors', () => {
     }
   });
 });
+
+describe("PAA, the thesis's selection rule (selection: 'thesis')", () => {
+  // Scores p * IoU: A0 0.86, A1 0.9, A2 0.3 * 0.5 = 0.15, A3 0.7, A4 0.04, A5 0.2.
+  // Two well separated clusters {0.9, 0.86, 0.7} and {0.2, 0.15, 0.04}: the mixture settles on their
+  // means, (0.9 + 0.86 + 0.7) / 3 = 0.82 and (0.2 + 0.15 + 0.04) / 3 = 0.13. The thesis: at or above
+  // 0.82 positive (A1, A0), between 0.13 and 0.82 ignored (A3, A5, A2), below 0.13 negative (A4).
+  const input = scene([0.86, 0.9, 0.3, 0.7, 0.04, 0.2]);
+
+  it('positives above the high mean, ignored between the means, negative below the low mean', () => {
+    const { result, fits } = new PaaAssigner({ selection: 'thesis' }).assignDetailed(input);
+    expect(fits[0]!.gmm!.means[1]).toBeCloseTo(0.82, 3);
+    expect(fits[0]!.gmm!.means[0]).toBeCloseTo(0.13, 3);
+    expect(Array.from(result.gtIndex)).toEqual([0, 0, IGNORE, IGNORE, BACKGROUND, IGNORE]);
+    expect(result.numPositives).toBe(2);
+  });
+
+  it("differs from the paper's rule, which makes the in-between candidates background", () => {
+    // Paper: positives down to the high component's densest candidate (0.86, nearest 0.82); A3 (0.7,
+    // high component, below it) and the whole low cluster are background.
+    const paper = new PaaAssigner().assign(input);
+    expect(Array.from(paper.gtIndex)).toEqual([0, 0, BACKGROUND, BACKGROUND, BACKGROUND, BACKGROUND]);
+  });
+
+  it('no split possible (equal scores): every candidate is positive, as the paper rule', () => {
+    expect(
+      new PaaAssigner({ selection: 'thesis' }).assign(scene([0.5, 0.5, 1, 0.5, 0.5, 0.5])).numPositives,
+    ).toBe(6);
+  });
+});
