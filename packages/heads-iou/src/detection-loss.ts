@@ -39,6 +39,13 @@ export interface LossOptions {
   /** l2: weight of the IoU-branch BCE. Default 1. */
   iouWeight?: number;
   /**
+   * Anchors the IoU-branch BCE sums over. 'positives' (default): the positives, target IoU(decoded
+   * prediction, assigned box). 'all': every non-ignored anchor, as the thesis's Eq. 1.4 sums over all
+   * anchors; background anchors have no assigned box, so their target is 0 (their decoded box overlaps
+   * no box it should predict), with the same per-positive normalisation as the class loss.
+   */
+  iouLossOn?: 'positives' | 'all';
+  /**
    * 'per-image' (torchvision): each image's sums divided by max(1, its positives), then averaged over
    * images. 'batch' (mmdetection): all sums divided by max(1, positives in the batch).
    */
@@ -73,10 +80,11 @@ const stopGradient = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
 }) as (x: tf.Tensor) => tf.Tensor;
 
 /**
- * The published loss: sigmoid focal loss over all non-ignored anchors and
+ * The detector's loss: sigmoid focal loss over all non-ignored anchors and
  * classes, plus `boxWeight` x box loss and `iouWeight` x BCE(IoU logit,
  * IoU(decoded prediction, assigned box)) over positives (the IoU target is
- * not differentiated). Targets are plain arrays, so any assigner can feed
+ * not differentiated). The thesis's Eq. 1.4 sums the BCE over all anchors:
+ * `iouLossOn: 'all'` (docs/departures.md). Targets are plain arrays, so any assigner can feed
  * it. Returns scalars that are differentiable w.r.t. the model's weights.
  */
 export function detectionLoss(
@@ -96,6 +104,8 @@ export function detectionLoss(
   // Plain-array preparation: one-hot class targets, per-anchor weights, positives.
   const clsTarget = new Float32Array(n * a * c);
   const rowWeight = new Float32Array(n * a);
+  // Background anchors' weight in the IoU BCE with iouLossOn 'all' (zero for positives and ignored).
+  const bgWeight = new Float32Array(n * a);
   const posIndex: number[] = [];
   const posWeight: number[] = [];
   const posAnchors: number[] = [];
@@ -110,7 +120,10 @@ export function detectionLoss(
       const m = t.matchedIdxs[j]!;
       if (m === IGNORE) continue;
       rowWeight[i * a + j] = norm;
-      if (m < 0) continue;
+      if (m < 0) {
+        bgWeight[i * a + j] = norm;
+        continue;
+      }
       if (m >= g)
         throw new InvalidInputError(`detectionLoss: image ${i} anchor ${j} matched to gt ${m} of ${g}`);
       const label = t.gtLabels[m]!;
@@ -142,7 +155,17 @@ export function detectionLoss(
     let box = tf.scalar(0);
     let iou: tf.Scalar | undefined;
     const hasIou = outputs.iouLogits !== undefined;
-    if (hasIou) iou = tf.scalar(0);
+    if (hasIou) {
+      iou =
+        options.iouLossOn === 'all'
+          ? (tf.sum(
+              tf.mul(
+                bceWithLogits(tf.reshape(outputs.iouLogits!, [n * a]), tf.zeros([n * a])),
+                tf.tensor1d(bgWeight),
+              ),
+            ) as tf.Scalar)
+          : tf.scalar(0);
+    }
     if (p > 0) {
       const idx = tf.tensor1d(Int32Array.from(posIndex), 'int32');
       const w = tf.tensor1d(Float32Array.from(posWeight));
@@ -169,7 +192,7 @@ export function detectionLoss(
         const iouLogits = tf.gather(tf.reshape(outputs.iouLogits!, [n * a]), idx);
         const predBoxes = decodeDeltasTensor(stopGradient(deltas) as tf.Tensor2D, anchorT, weights);
         const iouTarget = alignedIouTensor(predBoxes, gtT);
-        iou = tf.sum(tf.mul(bceWithLogits(iouLogits, iouTarget), w)) as tf.Scalar;
+        iou = tf.add(iou!, tf.sum(tf.mul(bceWithLogits(iouLogits, iouTarget), w))) as tf.Scalar;
       }
     }
     let total = tf.add(cls, tf.mul(box, options.boxWeight ?? 1));

@@ -61,8 +61,9 @@ const RETINANET_POSTPROCESS = { scoreThreshold: 0.05, topK: 1000, nmsThreshold: 
 
 /**
  * The presets. baseline: torchvision's RetinaNet R50-FPN (P3-P7, P6 from
- * P5, no IoU branch, L1 box loss, plain scores). thesis: the published
- * design (R50, N2-N5 PAN-attn, IoU branch, GIoU, sqrt(cls*iou)). tiny: a
+ * P5, no IoU branch, L1 box loss, plain scores). thesis: the thesis's
+ * modules (R50, PAN-attn, IoU branch, GIoU) with bmc's choices where it
+ * departs (N2-N5, sqrt(cls*iou); docs/departures.md). tiny: a
  * ResNet18 at width 1/4 with N3-N5 PAN-attn and a 2-conv, 48-channel head,
  * for tests, demos and CPU training (the `bmc` app's `tiny` preset takes its network from here).
  */

@@ -9,7 +9,8 @@ import { argsortDescending, BoxCoder, batchedNms, InvalidInputError } from '@bmc
 /**
  * Ranking score: `cls` = sigmoid(class logit) (RetinaNet); `cls*iou` and
  * `sqrt(cls*iou)` multiply in the predicted IoU (sigmoid of the IoU logit),
- * the published design's choice being the geometric mean.
+ * `sqrt(cls*iou)` (the geometric mean) is bmc's default: the thesis combines the
+ * two without fixing the formula (docs/departures.md).
  */
 export type ScoreMode = 'cls' | 'cls*iou' | 'sqrt(cls*iou)';
 export const SCORE_MODES: readonly ScoreMode[] = ['cls', 'cls*iou', 'sqrt(cls*iou)'];

@@ -258,6 +258,36 @@ describe('losses vs torchvision', () => {
     );
   });
 
+  it("iouLossOn 'all' (the thesis's Eq. 1.4): background anchors add BCE(logit, 0); ignored ones nothing", () => {
+    // Three anchors, one class, one box [0,0,10,20]. Anchor 0 [0,0,10,10] is positive with zero deltas,
+    // so its decoded box is itself: IoU 100 / 200 = 0.5. Anchor 1 is background, anchor 2 ignored.
+    // BCE with logits x and target t = log(1 + e^x) - x t. One positive: the normaliser is 1.
+    const anchors = [0, 0, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50];
+    const targets: ImageTargets[] = [{ matchedIdxs: [0, -1, -2], gtBoxes: [0, 0, 10, 20], gtLabels: [0] }];
+    const o = {
+      clsLogits: tf.zeros([1, 3, 1]),
+      boxDeltas: tf.zeros([1, 3, 4]),
+      iouLogits: tf.tensor3d([1, 2, 5], [1, 3, 1]),
+    };
+    const bce = (x: number, t: number) => Math.log(1 + Math.exp(x)) - x * t;
+    const before = tf.memory().numTensors;
+    const pos = detectionLoss(o, anchors, targets);
+    const all = detectionLoss(o, anchors, targets, { iouLossOn: 'all' });
+    expect(pos.iou!.dataSync()[0]).toBeCloseTo(bce(1, 0.5), 5); // 0.81326
+    expect(all.iou!.dataSync()[0]).toBeCloseTo(bce(1, 0.5) + bce(2, 0), 5); // 0.81326 + 2.12693
+    // The other terms do not depend on the option.
+    expect(all.cls.dataSync()[0]).toBeCloseTo(pos.cls.dataSync()[0]!, 6);
+    expect(all.box.dataSync()[0]).toBeCloseTo(pos.box.dataSync()[0]!, 6);
+    // No positives at all: only the background term remains.
+    const none = detectionLoss(o, anchors, [{ ...targets[0]!, matchedIdxs: [-1, -1, -2] }], {
+      iouLossOn: 'all',
+    });
+    expect(none.iou!.dataSync()[0]).toBeCloseTo(bce(1, 0) + bce(2, 0), 5);
+    tf.dispose([pos, all, none].flatMap((x) => Object.values(x).filter((v) => v instanceof tf.Tensor)));
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose(Object.values(o));
+  });
+
   it('soft per-anchor weights scale the box and IoU terms of positives only', () => {
     const o = outputs();
     const plain = detectionLoss(o, L.anchors, L.images);
