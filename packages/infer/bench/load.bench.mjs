@@ -7,7 +7,7 @@
 // with their order rotated (drifting load on a shared machine falls on each level alike), and each
 // level's rounds are pooled.
 //
-// Run after `pnpm build`: node bench/load.bench.mjs [--seconds 3] [--rounds 3] [--levels 16,64,128] [--size 512]
+// Run after `pnpm build`: node bench/load.bench.mjs [--seconds 10] [--rounds 2] [--levels 16,64,128] [--size 512]
 // [--model file.onnx] [--server-args '--admission-wait 0'] [--out bench/measured/load.json]
 // Percentiles are over the answers received within each run; requests still waiting when a run
 // ends are counted as unansweredAtEnd.
@@ -27,8 +27,8 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
 };
-const SECONDS = Number(arg('seconds', '3'));
-const ROUNDS = Number(arg('rounds', '3'));
+const SECONDS = Number(arg('seconds', '10'));
+const ROUNDS = Number(arg('rounds', '2'));
 const LEVELS = arg('levels', '16,64,128').split(',').map(Number);
 const SIZE = Number(arg('size', '512'));
 const MODEL = arg('model', join(here, '..', 'test', 'fixtures', 'tiny-detector.onnx'));

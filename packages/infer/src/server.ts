@@ -236,12 +236,20 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
   const refused = new WeakSet<object>();
   const admissionWaitMs = opts.admissionWaitMs ?? 10_000;
   const line: Array<(r: Reservation) => void> = [];
+  // Deferred to the next turn of the event loop: when many clients leave at once, their
+  // connections' close events are handled first, so none of them is admitted in vain.
+  let drainScheduled = false;
   queue.onPlaceFree(() => {
-    while (line.length > 0) {
-      const r = queue.reserve(false);
-      if (!r) return;
-      line.shift()!(r);
-    }
+    if (drainScheduled || line.length === 0) return;
+    drainScheduled = true;
+    setImmediate(() => {
+      drainScheduled = false;
+      while (line.length > 0) {
+        const r = queue.reserve(false);
+        if (!r) return;
+        line.shift()!(r);
+      }
+    });
   });
   const admit = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const enter = (r: Reservation) => {
@@ -256,8 +264,8 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     connections.idle(socket);
     const waiter = (place: Reservation) => {
       clearTimeout(timer);
-      socket.off('close', leave);
-      if (socket.destroyed) return place.release();
+      socket.off('close', leave).off('end', gaveUp);
+      if (socket.destroyed || socket.readableEnded) return place.release();
       connections.busy(socket);
       enter(place);
     };
@@ -268,7 +276,7 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     };
     const timer = setTimeout(() => {
       leave();
-      socket.off('close', leave);
+      socket.off('close', leave).off('end', gaveUp);
       queue.countRejected();
       refused.add(req);
       if (Number(req.headers['content-length']) > bodyLimit) reply.header('Connection', 'close');
@@ -277,7 +285,13 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
         .header('Retry-After', String(queue.retryAfterSeconds()))
         .send({ error: `busy: queue full (${queue.capacity} requests in progress), retry later` });
     }, admissionWaitMs);
-    socket.once('close', leave);
+    // A client that closes its side while waiting has given up (as nginx counts it): it leaves the
+    // line and the connection is closed (Node would otherwise hold it half-open for the answer).
+    const gaveUp = () => {
+      leave();
+      socket.destroy();
+    };
+    socket.once('close', leave).once('end', gaveUp);
     line.push(waiter);
   };
 
