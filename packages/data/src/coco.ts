@@ -215,6 +215,8 @@ export function toCoco(dataset: Dataset, imageRoot: string): Json {
         area: w * h,
         iscrowd: img.iscrowd[k] ?? 0,
         ...(img.difficult[k] ? { difficult: 1 } : {}),
+        // Proposals: the model's score, which COCO tools keep as an extra field.
+        ...(img.scores ? { score: img.scores[k] } : {}),
       });
     }
   }

@@ -25,6 +25,8 @@ export interface DatasetImage {
   readonly difficult: Uint8Array;
   /** The annotation file this image's boxes came from (used in messages). */
   readonly source?: string;
+  /** `[N]` model scores when the boxes are a detector's proposals (absent for labels people made). */
+  readonly scores?: Float32Array;
 }
 
 /** The one in-memory dataset type every reader returns and the COCO writer takes. */

@@ -1,11 +1,13 @@
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
 import { checkBox } from './box-check.js';
 import { type ReadOptions, readText } from './coco.js';
 import type { Category, Dataset, DatasetImage } from './dataset.js';
 import { DataError } from './errors.js';
 import { checkImageFiles } from './image-check.js';
+import { writeFileAtomic } from './image-io.js';
+import { linkImage, uniqueStems } from './image-links.js';
 import { Validator } from './validation.js';
 
 export interface VocReadOptions extends ReadOptions {
@@ -200,4 +202,61 @@ export function parseVocXml(text: string, file: string, v: Validator): ParsedVoc
 function positiveInt(x: unknown): number | undefined {
   const n = typeof x === 'string' ? Number(x) : Number.NaN;
   return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+export interface VocWriteOptions {
+  /** The `ImageSets/Main/<split>.txt` listing the images. Default `default` (as CVAT writes it). */
+  readonly split?: string;
+  /** Link (or copy) each image into `JPEGImages/`, so the folder is a complete VOC dataset. Default true. */
+  readonly linkImages?: boolean;
+}
+
+/**
+ * Writes a Pascal VOC folder: `Annotations/<stem>.xml` per image, `ImageSets/Main/<split>.txt` and
+ * (by default) the images linked into `JPEGImages/`. Boxes become VOC's 1-based inclusive integer
+ * pixels (`[x1, x2]` -> `xmin = round(x1) + 1`, `xmax = round(x2)`), so a box moves by at most
+ * half a pixel. Proposals keep their score in a `<score>` element (ignored by VOC tools).
+ */
+export async function writeVoc(dataset: Dataset, root: string, opts: VocWriteOptions = {}): Promise<void> {
+  const stems = uniqueStems(dataset.images, 'Pascal VOC');
+  const builder = new XMLBuilder({ format: true, indentBy: '  ' });
+  for (let i = 0; i < dataset.images.length; i++) {
+    const im = dataset.images[i]!;
+    const name = basename(im.file);
+    if (opts.linkImages ?? true) await linkImage(im.file, join(root, 'JPEGImages', name));
+    const object = Array.from(im.labels, (l, k) => {
+      const [x1, y1, x2, y2] = im.boxes.subarray(4 * k, 4 * k + 4);
+      return {
+        name: dataset.categories[l]!.name,
+        pose: 'Unspecified',
+        truncated: 0,
+        difficult: im.difficult[k] ?? 0,
+        ...(im.scores ? { score: im.scores[k]!.toFixed(4) } : {}),
+        bndbox: {
+          xmin: Math.max(1, Math.round(x1!) + 1),
+          ymin: Math.max(1, Math.round(y1!) + 1),
+          xmax: Math.max(Math.round(x1!) + 1, Math.min(im.width, Math.round(x2!))),
+          ymax: Math.max(Math.round(y1!) + 1, Math.min(im.height, Math.round(y2!))),
+        },
+      };
+    });
+    const xml = builder.build({
+      annotation: {
+        folder: 'JPEGImages',
+        filename: name,
+        path: im.file,
+        source: { database: 'bmc' },
+        size: { width: im.width, height: im.height, depth: 3 },
+        segmented: 0,
+        object,
+      },
+    }) as string;
+    await mkdir(join(root, 'Annotations'), { recursive: true });
+    await writeFileAtomic(join(root, 'Annotations', `${stems[i]}.xml`), xml);
+  }
+  await mkdir(join(root, 'ImageSets', 'Main'), { recursive: true });
+  await writeFileAtomic(
+    join(root, 'ImageSets', 'Main', `${opts.split ?? 'default'}.txt`),
+    stems.map((s) => `${s}\n`).join(''),
+  );
 }

@@ -1,12 +1,14 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
-import { parseDocument } from 'yaml';
+import { parseDocument, stringify } from 'yaml';
 import { checkBox } from './box-check.js';
 import { type ReadOptions, readText } from './coco.js';
 import type { Category, Dataset, DatasetImage } from './dataset.js';
 import { DataError, lineColumn } from './errors.js';
 import { mapLimit, probeImage } from './image-check.js';
+import { writeFileAtomic } from './image-io.js';
+import { linkImage, uniqueStems } from './image-links.js';
 import { Validator } from './validation.js';
 
 export interface YoloReadOptions extends Omit<ReadOptions, 'checkImages'> {
@@ -387,4 +389,34 @@ async function isDir(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+export interface YoloWriteOptions {
+  /** Link (or copy) each image into `images/`, so the folder is a complete YOLO dataset. Default true. */
+  readonly linkImages?: boolean;
+}
+
+/**
+ * Writes an Ultralytics-layout YOLO folder: `data.yaml` (names, `train: images`), `images/` (linked
+ * images) and `labels/<stem>.txt` with `class cx cy w h` normalised to the image (6 decimals: a
+ * millionth of the side, far below a pixel). An image without boxes gets an empty label file, YOLO's
+ * "no objects here" (a missing file would read the same but looks like a forgotten image).
+ * Scores are not written: YOLO label files have five fields, and readers reject a sixth.
+ */
+export async function writeYolo(dataset: Dataset, root: string, opts: YoloWriteOptions = {}): Promise<void> {
+  const stems = uniqueStems(dataset.images, 'YOLO');
+  await mkdir(join(root, 'labels'), { recursive: true });
+  const f = (x: number) => x.toFixed(6);
+  for (let i = 0; i < dataset.images.length; i++) {
+    const im = dataset.images[i]!;
+    if (opts.linkImages ?? true) await linkImage(im.file, join(root, 'images', basename(im.file)));
+    const lines = Array.from(im.labels, (l, k) => {
+      const [x1, y1, x2, y2] = im.boxes.subarray(4 * k, 4 * k + 4);
+      return `${l} ${f((x1! + x2!) / 2 / im.width)} ${f((y1! + y2!) / 2 / im.height)} ${f((x2! - x1!) / im.width)} ${f((y2! - y1!) / im.height)}\n`;
+    });
+    await writeFileAtomic(join(root, 'labels', `${stems[i]}.txt`), lines.join(''));
+  }
+  const yaml = stringify({ path: '.', train: 'images', names: dataset.categories.map((c) => c.name) });
+  await writeFileAtomic(join(root, 'data.yaml'), yaml);
+  await writeFileAtomic(join(root, 'classes.txt'), dataset.categories.map((c) => `${c.name}\n`).join(''));
 }
