@@ -192,10 +192,15 @@ if (what === 'heldout') {
   });
 } else if (what === 'train') {
   // The shipped model's training: wall time, steps, machine and load from train-model.sh's log.
-  const [runDir, logFile = 'runs/models/train-model.log'] = args;
-  if (!runDir) throw new Error('usage: measure.mjs train <shipped run> [train-model.log]');
+  const [
+    runDir,
+    logFile = 'runs/models/train-model.log',
+    name = 'train',
+    command = 'pnpm --filter @bmc/models train-model  (BUDGET=45)',
+  ] = args;
+  if (!runDir) throw new Error('usage: measure.mjs train <run> [its log] [result name] [command]');
   const log = readFileSync(resolve(repo, logFile), 'utf8');
-  const loads = [...log.matchAll(/load at (?:start|end): ([\d.]+) ([\d.]+) ([\d.]+)/g)].map((m) =>
+  const loads = [...log.matchAll(/load(?: at (?:start|end):)? ([\d.]+) ([\d.]+) ([\d.]+)/g)].map((m) =>
     m.slice(1, 4).map(Number),
   );
   const lines = readFileSync(join(resolve(runDir), 'log.jsonl'), 'utf8')
@@ -203,12 +208,13 @@ if (what === 'heldout') {
     .split('\n')
     .map((l) => JSON.parse(l));
   const steps = lines.filter((l) => l.event === 'step');
-  const vals = lines.filter((l) => l.event === 'val' || l.event === 'validation');
-  const seconds = Number(log.match(/trained .* in (\d+) s/)?.[1]);
-  writeResult('train', {
-    what: 'training of the shipped blood-smear model (train-model.sh)',
-    command: 'pnpm --filter @bmc/models train-model  (BUDGET=45)',
-    config: 'packages/models/train/blood-smear.yaml',
+  const vals = lines.filter((l) => l.event === 'eval');
+  const stop = lines.find((l) => l.event === 'stop');
+  const seconds = Number(log.match(/(?:trained .* in|after) (\d+) s/)?.[1]);
+  writeResult(name, {
+    what: 'a training run: wall time from the command start to the end of training and its final validation',
+    command,
+    config: lines[0]?.config?.name,
     run: relative(repo, resolve(runDir)),
     started: steps[0]?.time,
     lastStep: steps.at(-1)?.time,
@@ -218,7 +224,10 @@ if (what === 'heldout') {
     epochs: steps.at(-1)?.epoch,
     imagesSeen: (steps.at(-1)?.step ?? 0) * 4,
     medianImagesPerSecond: steps.map((s) => s.imagesPerSecond).sort((a, b) => a - b)[steps.length >> 1],
-    validations: vals.map(({ time, event, ...v }) => v),
+    stop: stop
+      ? { reason: stop.reason, step: stop.step, bestStep: stop.bestStep, trainingLoopSeconds: stop.seconds }
+      : null,
+    validations: vals.map(({ time, event, operatingPoint, ...v }) => ({ ...v, operatingPoint })),
     machine,
     loadAverage: { start: loads[0], end: loads[1] },
   });
