@@ -79,6 +79,11 @@ describe('one definition of each preset network and of the ablation grid', () =>
       'assigner atss',
       'assigner paa',
       'assigner ota',
+      'thesis: pan-attn + IoU branch on the baseline anchors (N3-N7)',
+      'thesis: IoU BCE over all anchors',
+      'thesis: PAA split by the mixture means',
+      'thesis: OTA without row normalisation',
+      'thesis: no warm-up, clipping or augmentation',
     ]);
     for (const cell of ABLATION_GRID) {
       const c = loadConfig({ preset: `ablation-${cell.key}` });

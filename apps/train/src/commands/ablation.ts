@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@bmc/core/node';
 import { loadConfig } from '../config/load.js';
-import { ABLATION_GRID } from '../config/presets.js';
+import { ABLATION_GRID, BASELINE_LEVELS, THESIS_AS_WRITTEN } from '../config/presets.js';
 import type { TrainConfigInput } from '../config/schema.js';
 import { train } from '../train/trainer.js';
 import { evaluateSplit, loadRun } from './pipeline.js';
@@ -11,16 +11,43 @@ export interface AblationVariant {
   overrides: TrainConfigInput;
 }
 
-/** The published grid (PAN-attn on/off x IoU branch on/off, as the `ablation-*` presets) and the assigner comparison. */
+/**
+ * The thesis's grid (PAN-attn on/off x IoU branch on/off, as the `ablation-*` presets; the FPN cells on
+ * the baseline's P3-P7), the assigner comparison, then one variant per departure from the thesis
+ * (docs/departures.md): each switches one of bmc's choices back to what the thesis says.
+ */
 export function ablationVariants(): AblationVariant[] {
   const grid: AblationVariant[] = ABLATION_GRID.map((cell) => ({
     name: cell.label,
-    overrides: { model: { neck: { type: cell.neck }, head: { iouBranch: cell.iouBranch } } },
+    overrides: {
+      model: {
+        neck: { type: cell.neck, ...(cell.levels ? { levels: cell.levels } : {}) },
+        head: { iouBranch: cell.iouBranch },
+      },
+    },
   }));
   for (const type of ['maxiou', 'atss', 'paa', 'ota'] as const) {
     grid.push({ name: `assigner ${type}`, overrides: { assigner: { type } } });
   }
-  return grid;
+  const thesis: AblationVariant[] = [
+    {
+      name: 'thesis: pan-attn + IoU branch on the baseline anchors (N3-N7)',
+      overrides: {
+        model: { neck: { type: 'pan-attn', levels: [...BASELINE_LEVELS] }, head: { iouBranch: true } },
+      },
+    },
+    { name: 'thesis: IoU BCE over all anchors', overrides: { loss: THESIS_AS_WRITTEN.loss! } },
+    {
+      name: 'thesis: PAA split by the mixture means',
+      overrides: { assigner: { type: 'paa', options: { selection: 'thesis' } } },
+    },
+    { name: 'thesis: OTA without row normalisation', overrides: { assigner: THESIS_AS_WRITTEN.assigner! } },
+    {
+      name: 'thesis: no warm-up, clipping or augmentation',
+      overrides: { optim: THESIS_AS_WRITTEN.optim!, data: THESIS_AS_WRITTEN.data! },
+    },
+  ];
+  return [...grid, ...thesis];
 }
 
 export interface AblationRow {

@@ -76,12 +76,17 @@ export const lossSchema = z
     boxWeight: z.number().min(0).default(1),
     /** Weight of the IoU-branch BCE (l2 in the thesis). */
     iouWeight: z.number().min(0).default(1),
+    /**
+     * Anchors the IoU BCE sums over: 'positives' (bmc's default) or 'all' non-ignored anchors, background
+     * with target 0 (the thesis's Eq. 1.4; docs/departures.md).
+     */
+    iouLossOn: z.enum(['positives', 'all']).default('positives'),
   })
   .strict();
 
 export const optimSchema = z
   .object({
-    /** 'sgd' as published (momentum, L2 decay); 'adamw' for from-scratch CPU runs that must learn in minutes. */
+    /** 'sgd' as the thesis (momentum, L2 decay); 'adamw' for from-scratch CPU runs that must learn in minutes. */
     type: z.enum(['sgd', 'adamw']).default('sgd'),
     /** AdamW moment coefficients. */
     betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.9, 0.999]),

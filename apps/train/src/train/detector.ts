@@ -46,6 +46,8 @@ export function lossOptions(config: Pick<TrainConfig, 'model' | 'loss'>): LossOp
     focalGamma: l.focalGamma,
     boxWeight: l.boxWeight,
     iouWeight: config.model.head.iouBranch ? l.iouWeight : 0,
+    // Only when it differs from the default, so configs saved before the option read back the same.
+    ...(l.iouLossOn === 'all' ? { iouLossOn: 'all' as const } : {}),
     normalization: l.normalization,
   };
 }
