@@ -1,4 +1,4 @@
-// Assignment cost per image: the published N2-N5 anchors on a 512x512 input (195,840 anchors),
+// Assignment cost per image: bmc's N2-N5 anchors on a 512x512 input (195,840 anchors),
 // 10 and 50 ground truths, 11 classes, predictions from a simulated mid-training network.
 // Run after `pnpm build`: `pnpm bench`. Compares MaxIoU with torchvision's box_iou + Matcher
 // (Debian PyTorch at /usr/bin/python3) measured in the same run; skipped with a message if absent.

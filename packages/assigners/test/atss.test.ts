@@ -58,7 +58,7 @@ describe('ATSS by hand', () => {
   });
 });
 
-describe('ATSS properties on the published anchors', () => {
+describe("ATSS properties on bmc's N2-N5 anchors", () => {
   const { anchors: boxes, levelCounts: counts } = pyramid(128, 128);
   it('every GT with a candidate (centre inside, IoU > 0) gets at least one positive; positives have centres inside', () => {
     const rand = rng(11);

@@ -5,7 +5,7 @@ import { anchorFields } from '../src/index.js';
 /** Small deterministic PRNG (mulberry32) so random cases are reproducible. */
 export const rng = mulberry32;
 
-/** The published N2-N5 anchors for an `h x w` input, as AssignInput fields. */
+/** bmc's N2-N5 anchors for an `h x w` input, as AssignInput fields. */
 export function pyramid(h: number, w: number) {
   const config = panN2N5AnchorConfig();
   return anchorFields(generateAnchors(config, h, w), config);

@@ -114,7 +114,7 @@ describe('PAA by hand', () => {
   });
 });
 
-describe('PAA on the published anchors', () => {
+describe("PAA on bmc's N2-N5 anchors", () => {
   it('positives come from the GT they were initially matched to, and are deterministic', () => {
     const { anchors: boxes, levelCounts } = pyramid(128, 128);
     const rand = rng(21);

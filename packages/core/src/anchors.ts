@@ -56,7 +56,7 @@ export function retinanetAnchorConfig(): AnchorConfig {
 }
 
 /**
- * The published design's heads on N2-N5 (strides 4..32), keeping RetinaNet's
+ * bmc's thesis preset: heads on N2-N5 (strides 4..32), keeping RetinaNet's
  * "base size = 4 x stride" rule: base sizes 16, 32, 64, 128. At 512x512 this is
  * 195,840 anchors.
  */

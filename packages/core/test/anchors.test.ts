@@ -26,7 +26,7 @@ describe('anchor generator matches torchvision AnchorGenerator', () => {
 });
 
 describe('anchor layout', () => {
-  it('195,840 anchors for the published N2-N5 levels at 512x512', () => {
+  it("195,840 anchors for bmc's N2-N5 levels at 512x512", () => {
     // (128^2 + 64^2 + 32^2 + 16^2) locations x 9 anchors
     const a = generateAnchors(panN2N5AnchorConfig(), 512, 512);
     expect(a.boxes.length / 4).toBe(195_840);

@@ -1,4 +1,4 @@
-// Post-processing of one 512x512 image with the published N2-N5 anchors (195,840 anchors, 11 classes):
+// Post-processing of one 512x512 image with bmc's N2-N5 anchors (195,840 anchors, 11 classes):
 // ours (plain JS) vs torchvision's RetinaNet.postprocess_detections (PyTorch, 2 threads) in the same run.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -8,7 +8,7 @@ export interface NeckOptions {
   /** `fpn`: FPN only; `pan`: FPN + bottom-up path with addition; `pan-attn`: with global-attention fusion. */
   kind: NeckKind;
   /**
-   * Output levels, consecutive, by log2(stride): `[2, 3, 4, 5]` (the published
+   * Output levels, consecutive, by log2(stride): `[2, 3, 4, 5]` (bmc's
    * N2-N5), `[3, 4, 5, 6, 7]` (classic RetinaNet P3-P7). Levels 2..5 come from
    * C2..C5, 6 and 7 from extra stride-2 convs.
    */
