@@ -18,7 +18,7 @@
  * Output: packages/models/train/splits/{*.txt, shipped.yaml, heldout.yaml, splits.json}
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -168,6 +168,35 @@ writeAtomic(
   join(out, 'heldout.yaml'),
   `# the held-out 575x575 source: fine-tuning set, its validation, the held-out test (make-splits.mjs)\ntrain: heldout-train.txt\nval: heldout-val.txt\ntest: heldout-test.txt\n${names}`,
 );
+// Cell sizes per source at its own resolution (median sqrt(w h) of the boxes per class), and boxes
+// per image: what "pixel scale" means for each source.
+const CLASSES = ['WBC', 'RBC', 'Platelets'];
+const sizes = {};
+for (const im of images) {
+  const label = im.file.replace(/\/images\/([^/]+)\/([^/]+)\.[a-z]+$/i, '/labels/$1/$2.txt');
+  const f = (sizes[im.family] ??= { images: 0, boxes: 0, side: { WBC: [], RBC: [], Platelets: [] } });
+  f.images++;
+  for (const line of readFileSync(label, 'utf8').split('\n')) {
+    const t = line.trim().split(/\s+/);
+    if (t.length !== 5) continue;
+    f.boxes++;
+    f.side[CLASSES[Number(t[0])]]?.push(Math.sqrt(Number(t[3]) * im.width * Number(t[4]) * im.height));
+  }
+}
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? Math.round(s[s.length >> 1]) : null;
+};
+const sources = Object.fromEntries(
+  Object.entries(sizes).map(([k, f]) => [
+    k,
+    {
+      images: f.images,
+      boxesPerImage: Math.round((f.boxes / f.images) * 10) / 10,
+      medianBoxSidePx: Object.fromEntries(Object.entries(f.side).map(([c, v]) => [c, median(v)])),
+    },
+  ]),
+);
 const summary = {
   script: 'packages/models/train/make-splits.mjs',
   data: relative(repo, data),
@@ -180,6 +209,7 @@ const summary = {
   groups: groups.size,
   heldOutSource: HELD_OUT,
   families: count(images).byFamily,
+  sources,
   lists: Object.fromEntries(Object.entries(lists).map(([k, ms]) => [k, count(ms)])),
   publicTestWithTwinInTrain,
 };
