@@ -1,11 +1,18 @@
-// The one table `pnpm bench` ends with: every suite's rows from runs/bench/*.json (written by report()),
+// First regenerates the README tables from results/ (readme-tables.mjs). Then the one table `pnpm bench` ends with: every suite's rows from runs/bench/*.json (written by report()),
 // ours against the reference timed in the same run, plus the machine they came from. Also written as
 // runs/bench/summary.json and runs/bench/summary.md.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 
+import { writeReadmeTables } from './readme-tables.mjs';
+
 const root = new URL('../../../', import.meta.url).pathname;
+// The README tables come from the committed results (results/), not from this run's runs/bench.
+const changed = writeReadmeTables(root);
+console.log(
+  `README tables from results/: ${changed.length ? `rewrote ${changed.join(', ')}` : 'up to date'}`,
+);
 const dir = join(root, 'runs', 'bench');
 if (!existsSync(dir)) {
   console.error(`bench summary: ${dir} does not exist; run the benchmarks first (pnpm bench)`);
