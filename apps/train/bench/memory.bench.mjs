@@ -123,14 +123,26 @@ for (const size of sizes) {
     loads.push(`${mode} ${size}: ${sh('uptime') || `loadavg ${loadavg().map((l) => l.toFixed(2))}`}`);
     let out;
     try {
-      out = execFileSync(process.execPath, [self, '--child', mode, preset, String(size), String(micro)], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-        maxBuffer: 1 << 26,
-      });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          out = execFileSync(process.execPath, [self, '--child', mode, preset, String(size), String(micro)], {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+            maxBuffer: 1 << 26,
+          });
+          break;
+        } catch (e) {
+          // A workspace package being rebuilt at that moment (its dist briefly missing): try again.
+          if (attempt < 6 && /ERR_MODULE_NOT_FOUND/.test(String(e.stderr))) {
+            execSync('sleep 20');
+            continue;
+          }
+          throw e;
+        }
+      }
     } catch (e) {
       // The tfjs reference can abort the wasm module (4 GiB) where the lean mode fits: record that.
-      results.push({ mode, preset, size, micro, failed: String(e.stdout ?? e.message).slice(-300) });
+      results.push({ mode, preset, size, micro, failed: String(e.stderr ?? e.message).slice(-300) });
       console.log(`${preset} ${size} ${mode}: failed`);
       continue;
     }

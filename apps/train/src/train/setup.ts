@@ -20,6 +20,7 @@ import { loadSplits, type Split } from './data.js';
 import { checkSplits } from './data-checks.js';
 import { lossOptions, toDetectorConfig } from './detector.js';
 import { applyStartingWeights } from './init-weights.js';
+import { describeStepHeap, planTrainingMemory } from './memory-plan.js';
 import { createOptimizer, type Optimizer } from './optimizer.js';
 import { threadsPerReplica } from './replicas.js';
 import { initialTrainState, TrainingError, type TrainOptions, type TrainState } from './state.js';
@@ -112,6 +113,9 @@ export async function setUpTraining(input: TrainConfig, options: TrainOptions): 
   checkSplits(splits, config, { say, log });
   const classes = splits.train.classes;
   const detector = buildDetector(toDetectorConfig(config, classes.length));
+  // Before any step: a step that cannot fit in tfjs-wasm's 4 GiB heap is refused (exit 2) with the ways out.
+  const memory = planTrainingMemory(config, detector.model, backend.name);
+  if (memory) say(describeStepHeap(memory));
   const size = config.data.imageSize;
   const anchors = detector.anchorsFor(size, size);
   const optimizer = createOptimizer(config);

@@ -7,6 +7,7 @@ import { ReplicaPool, threadsPerReplica } from './replicas.js';
 import { setUpTraining, type TrainSession } from './setup.js';
 import type { TrainOptions, TrainOutcome } from './state.js';
 import { Validator } from './validation.js';
+import { explainWasmAbort } from './wasm-abort.js';
 
 export { setUpEngine } from './setup.js';
 export * from './state.js';
@@ -65,8 +66,12 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         ...(options.signal ? { signal: options.signal } : {}),
       },
     );
+  } catch (err) {
+    throw explainWasmAbort(err, s);
   } finally {
     await pool?.close();
   }
-  return finishRun(s, loop, checkpoints, validator, (performance.now() - started) / 1000);
+  return finishRun(s, loop, checkpoints, validator, (performance.now() - started) / 1000).catch((err) => {
+    throw explainWasmAbort(err, s);
+  });
 }
