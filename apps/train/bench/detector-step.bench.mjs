@@ -31,8 +31,8 @@ import {
   trainStep,
 } from '../dist/index.js';
 
-// Micro-batches of one image by default: at 512x512 the forward pass alone grows tfjs-wasm's heap to
-// 3.7 GiB for one image, and two at once abort the wasm module (its heap is capped at 4 GiB).
+// Micro-batches of one image by default, as the thesis preset trains (tfjs-wasm's heap is capped at 4 GiB;
+// one 512x512 image of a lean step grows it to ~1.1 GiB, bench/memory.bench.mjs).
 // BMC_STEP_SIZE / BMC_STEP_BATCH change both sides alike.
 const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
 const BATCH = Number(process.env.BMC_STEP_BATCH ?? 2);

@@ -62,8 +62,9 @@ export const PRESETS: Record<string, TrainConfigInput> = {
       head: { iouBranch: true },
     },
     assigner: { type: 'ota' },
-    // Batch 16 as 16 micro-batches of one image: one 512x512 image's activations already take most of
-    // tfjs-wasm's 4 GiB heap. Exact, since the backbone's BatchNorm is frozen and the neck and head have none.
+    // Batch 16 as 16 micro-batches of one image: the memory plan (train/memory-plan.ts) puts one 512x512
+    // image at ~1.2 GiB of tfjs-wasm's 4 GiB heap, one 1024x1024 image at ~3.7 GiB. Exact, since the
+    // backbone's BatchNorm is frozen and the neck and head have none.
     optim: {
       lr: 0.001,
       momentum: 0.9,

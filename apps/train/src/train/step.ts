@@ -24,8 +24,8 @@ export interface StepContext {
    * Images per forward/backward pass; a larger batch is run in chunks of this size and their gradients
    * summed before one optimizer step. 0 or undefined: the whole batch at once. Exact (same loss, same
    * gradients as the whole batch) when the model has no batch-statistics BatchNorm in training mode
-   * (the thesis and baseline presets freeze theirs); the point is memory: the 4 GiB tfjs-wasm heap holds
-   * one 512x512 image of the thesis model's activations, not two.
+   * (the thesis and baseline presets freeze theirs); the point is memory: a pass's activations grow with
+   * its images, and tfjs-wasm's heap stops at 4 GiB (memory-plan.ts estimates a step before training).
    */
   microBatch?: number;
   /**
