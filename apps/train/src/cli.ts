@@ -149,6 +149,7 @@ program
       testSplit: run.splits[o.split as 'test'],
       backend: backend.name,
       peakRssMb: process.memoryUsage().rss / 2 ** 20,
+      model: run.detector.model,
       ...(run.operatingPoint ? { operatingPoint: run.operatingPoint } : {}),
     });
     console.log(`report: ${report}`);

@@ -155,6 +155,7 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
     backend,
     peakRssMb: trained.peakRssMb,
     trainSeconds,
+    model: run.detector.model,
     ...(run.operatingPoint ? { operatingPoint: run.operatingPoint } : {}),
     extraLines: [
       `ONNX export: model.onnx, ${(bytes / 2 ** 20).toFixed(2)} MB; bmc detect on ${detected.processed.length} unseen images at score >= ${operating.toFixed(3)} (${chosen}): ${cells} cells, ${ms.toFixed(1)} ms/image with onnxruntime-node (outputs in detect/)`,

@@ -1,17 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@bmc/core/node';
 import { toBytes } from '@bmc/data';
 import type { OperatingPoint } from '@bmc/export';
 import { prCurves, prCurvesSvg, reportToJson, reportToMarkdown } from '@bmc/metrics';
+import type { LayersModel } from '@tensorflow/tfjs';
 import { marked } from 'marked';
 import type { TrainConfig } from '../config/schema.js';
-import { writeFileAtomic } from '../run/atomic.js';
 import { readJsonl } from '../run/jsonl-log.js';
 import type { RunPaths } from '../run/run-dir.js';
 import type { Split } from '../train/data.js';
 import type { Evaluation } from '../train/evaluate.js';
 import { describeOperatingPoint } from '../train/operating-point.js';
 import { drawBoxesPng } from './draw-boxes.js';
+import { measureModelCost, modelCostMarkdown } from './model-cost.js';
 import { lineChartSvg, smooth } from './svg-lines.js';
 
 export interface RunReportInput {
@@ -28,6 +30,8 @@ export interface RunReportInput {
   extraLines?: string[];
   /** How many test images to draw. */
   samples?: number;
+  /** The evaluated network: the report then counts its parameters and GFLOPs and times it (FPS). */
+  model?: LayersModel;
 }
 
 /** Steps as logged; after a resume a step can appear twice, and the last record wins. */
@@ -62,8 +66,9 @@ function stepRecords(paths: RunPaths) {
 }
 
 /**
- * The run report: Markdown + HTML with the published tables (best-F1 sweep and
- * AP50/75/90), per-class AP, PR curves, loss curves and test images with
+ * The run report: Markdown + HTML in the published tables' layouts (Table 1.2's
+ * best-F1 sweep; Table 1.3's AP50/75/90, FPS, parameters and GFLOPs when the
+ * model is given), per-class AP, PR curves, loss curves and test images with
  * ground truth (green) and detections (red), plus metrics.json.
  */
 export async function writeRunReport(r: RunReportInput): Promise<string> {
@@ -89,6 +94,9 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
     prCurvesSvg(curves, { title: `${r.config.name}: PR curves (test)` }),
   );
   writeFileAtomic(join(dir, 'metrics.json'), reportToJson(r.test.report));
+  const side = r.config.data.imageSize;
+  const cost = r.model ? await measureModelCost(r.model, [side, side]) : undefined;
+  if (cost) writeFileAtomic(join(dir, 'model-cost.json'), `${JSON.stringify(cost, null, 2)}\n`);
 
   // Test images show what a user's counts contain: detections at the counting threshold.
   const drawAt = r.operatingPoint?.scoreThreshold ?? 0.3;
@@ -140,6 +148,20 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
     '',
     reportToMarkdown(r.test.report),
     '',
+    ...(cost
+      ? [
+          modelCostMarkdown(
+            r.config.name,
+            {
+              AP50: r.test.result.stats[1] ?? null,
+              AP75: r.test.result.stats[2] ?? null,
+              AP90: r.test.report.apAt.AP90 ?? null,
+            },
+            cost,
+          ),
+          '',
+        ]
+      : []),
     '## Validation during training',
     '',
     '| step | AP | AP50 | AP75 | count threshold (F1 at IoU 0.5) |',
