@@ -12,6 +12,12 @@
  *       the held-out-source task (heldout-finetune.yaml): --init blood-smear against from scratch, each
  *       budget and arm one `bmc train --time-budget`, all started together so that they share the
  *       machine alike; then `bmc eval --split test` of each. -> results/finetune.json
+ *   node packages/models/train/measure.mjs finetune-val
+ *       the same runs' figures read back from their logs: the AP of the one validation each run makes
+ *       when its budget ends (the task's 100 validation images), without the test evaluations, which
+ *       take longer than the trainings on a loaded 2-core machine. -> results/finetune.json
+ *   node packages/models/train/measure.mjs train <run> [log] [name] [command]
+ *       a training run's wall time, steps, validations, machine and load -> results/<name>.json
  * Run from anywhere; paths are the repository's.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -71,6 +77,9 @@ function evalDir(name, checkpoint, dataPath) {
   // JSON is YAML: config.yaml holds the JSON text.
   writeFileSync(join(dir, 'config.yaml'), `${JSON.stringify(config, null, 2)}\n`);
   cpSync(checkpoint, join(dir, 'best'), { recursive: true });
+  // The report that bmc eval writes draws the run's loss curves from its log.
+  const log = join(checkpoint, '..', 'log.jsonl');
+  writeFileSync(join(dir, 'log.jsonl'), existsSync(log) ? readFileSync(log) : '');
   return dir;
 }
 
@@ -188,6 +197,46 @@ if (what === 'heldout') {
     machine,
     loadAverage: { start: loadStart, afterTraining: loadAfterTraining, end: load() },
     concurrency: `all ${trained.length} trainings ran at the same time on the same cores, then all evaluations`,
+    rows,
+  });
+} else if (what === 'finetune-val') {
+  // The same runs read back from their logs: each run validates once, when its budget ends, on the
+  // task's 100 validation images (nothing is selected on them: best/ is that one checkpoint), so this
+  // AP is a held-out figure too, available before the slower test-set evaluations end.
+  const runs = join(work, 'finetune');
+  const rows = readdirSync(runs)
+    .filter((d) => /^(init-blood-smear|scratch)-\d+min-/.test(d))
+    .sort()
+    .map((d) => {
+      const [, arm, budget] = /^(init-blood-smear|scratch)-(\d+)min-/.exec(d);
+      const dir = join(runs, d);
+      const lines = readFileSync(join(dir, 'log.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      const val = lines.filter((l) => l.event === 'eval').at(-1);
+      const stop = lines.find((l) => l.event === 'stop');
+      const config = lines[0].config;
+      return {
+        arm,
+        budgetMin: Number(budget),
+        command: `bmc train --config packages/models/train/heldout-finetune.yaml --set name=${arm}-${budget}min --time-budget ${budget}${arm === 'scratch' ? '' : ' --init blood-smear'}`,
+        run: relative(repo, dir),
+        ...lastStep(dir),
+        trainingLoopSeconds: stop?.seconds,
+        split: `${config.data.valSplit} (the task's 100 validation images)`,
+        AP: val?.AP,
+        AP50: val?.AP50,
+        AP75: val?.AP75,
+      };
+    });
+  writeResult('finetune', {
+    what: 'held-out-source task: fine-tuning from the shipped model (--init blood-smear) against training from scratch, same config and wall budget; COCO AP of the final weights of each run on the validation images of the task (its only validation, so nothing was selected on them)',
+    started,
+    machine,
+    loadAverage: { atSummary: loadStart },
+    concurrency:
+      'all 6 trainings ran at the same time on the same cores (measure.mjs finetune), with 4 evaluations of heldout.json part of the time',
     rows,
   });
 } else if (what === 'train') {
