@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createAssigner, PaaAssigner } from '@bmc/assigners';
 import { buildDetector } from '@bmc/heads-iou';
 import { modelStats } from '@bmc/metrics/model-stats';
@@ -7,6 +10,7 @@ import { ablation, ablationVariants } from '../src/commands/ablation.js';
 import { loadConfig } from '../src/config/load.js';
 import type { TrainConfigInput } from '../src/config/schema.js';
 import { lossOptions, toDetectorConfig } from '../src/train/detector.js';
+import { smallSet } from './small-config.js';
 
 // docs/departures.md: every row's switch, as a user sets it (preset, --set, or a bmc ablation variant).
 
@@ -74,6 +78,38 @@ describe('the ablation', () => {
     }
     expect(typeof ablation).toBe('function');
   });
+});
+
+describe('bmc ablation trains the departure variants', () => {
+  it('two thesis switches on a tiny synthetic set: one row each, AP in [0, 1], one combined table', async () => {
+    const runs = mkdtempSync(join(tmpdir(), 'bmc-ablation-'));
+    try {
+      const r = await ablation({
+        preset: 'tiny',
+        set: [...smallSet(128, 8, 4), 'optim.epochs=1', 'run.evalEvery=0'],
+        runsDir: runs,
+        only: ['thesis: IoU BCE', 'thesis: PAA'],
+        log: () => {},
+      });
+      expect(r.rows.map((x) => x.variant)).toEqual([
+        'thesis: IoU BCE over all anchors',
+        'thesis: PAA split by the mixture means',
+      ]);
+      for (const row of r.rows) {
+        expect(row.steps).toBe(2);
+        expect(row.AP50).toBeGreaterThanOrEqual(0);
+        expect(row.AP50).toBeLessThanOrEqual(1);
+      }
+      expect(readFileSync(join(r.dir, 'ablation.md'), 'utf8')).toContain(
+        '| thesis: PAA split by the mixture means | 2 |',
+      );
+      // Each run's saved config carries its switch.
+      expect(readFileSync(join(r.rows[0]!.run, 'config.yaml'), 'utf8')).toMatch(/iouLossOn: all/);
+      expect(readFileSync(join(r.rows[1]!.run, 'config.yaml'), 'utf8')).toMatch(/selection: thesis/);
+    } finally {
+      rmSync(runs, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
 
 describe('cost of the layouts (mmcv GFLOPs at 800x832, 11 classes, P6 from C5, as the thesis tables)', () => {
