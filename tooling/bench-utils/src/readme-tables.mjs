@@ -2,7 +2,7 @@
 // figure in them can be traced to a measurement with its machine and load. `results/readme-tables.json`
 // names, per table, the README file, the rows and, per figure, the result file and row it comes from.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 
 const marker = (name, end) => `<!-- results:${name}:${end ? 'end' : 'start'} -->`;
 
@@ -48,9 +48,9 @@ export function renderTables(root) {
       const figs = row.figures.map((f) => figure(root, f, cache));
       const used = [...new Set(row.figures.map((f) => f.result))];
       for (const u of used) files.add(u);
-      lines.push(
-        `| ${row.work} | ${figs.join(' / ')} | ${row.reference} | ${used.map((u) => `[results/${u}](results/${u})`).join(', ')} |`,
-      );
+      // Links relative to the README's folder (a package README lives below the root).
+      const link = (u) => `[results/${u}](${relative(dirname(t.file), join('results', u))})`;
+      lines.push(`| ${row.work} | ${figs.join(' / ')} | ${row.reference} | ${used.map(link).join(', ')} |`);
     }
     lines.push('');
     for (const f of files) {
