@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ablation } from './commands/ablation.js';
 import { dataCheck, dataConvert, dataSynth, formatStats, readDataset } from './commands/data.js';
 import { doctor, formatDoctor } from './commands/doctor.js';
+import { registerLabelCommands } from './commands/label/register.js';
 import { demo, evaluateSplit, exportRunOnnx, loadRun } from './commands/pipeline.js';
 import { loadConfig } from './config/load.js';
 import { presetNames } from './config/presets.js';
@@ -255,6 +256,13 @@ data
       .default('cell'),
   )
   .action(async (o) => console.log(await dataSynth(o.out, o)));
+
+registerLabelCommands(program, async () =>
+  (await import('./commands/default-model.js')).shippedDefaultModel(),
+);
+
+const { registerClassifyCommands } = await import('./classify/commands.js');
+registerClassifyCommands(program);
 
 // The light entry: onnxruntime, sharp and fastify load only when detect/serve run.
 const { registerInferCommands } = await import('@bmc/infer/commands');

@@ -1,0 +1,56 @@
+import { countingThreshold, type Detector, decodeToPixels, expandInputs, loadDetector } from '@bmc/infer';
+import { type BatchManifest, type ProposalFormat, writeBatch } from './batch.js';
+import { detectImages, modelVersion, proposalDataset } from './detect-images.js';
+
+export interface ProposeOptions {
+  model: string;
+  inputs: string[];
+  out: string;
+  formats: ProposalFormat[];
+  /** Counting threshold override; default: the model's operating point. */
+  scoreThreshold?: number;
+  /** Label Studio `data.image` paths are relative to this folder (its LOCAL_FILES_DOCUMENT_ROOT). */
+  labelStudioRoot?: string;
+  threads?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * `bmc label propose`: the detector's boxes at its counting threshold (the operating point, so a
+ * person deletes few false boxes and draws few missed ones) written as pre-labels in the chosen
+ * formats, one batch folder.
+ */
+export async function propose(o: ProposeOptions): Promise<BatchManifest> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const files = await expandInputs(o.inputs);
+  const detector: Detector = await loadDetector(o.model, o.threads ? { threads: o.threads } : {});
+  try {
+    const counting = countingThreshold(detector.meta, o.scoreThreshold);
+    log(
+      `proposing boxes with score >= ${counting.scoreThreshold.toFixed(3)} (${counting.source}) on ${files.length} images`,
+    );
+    const { images, failed } = await detectImages(detector, files, { decode: decodeToPixels });
+    for (const f of failed) log(`skipped ${f.file}: ${f.error}`);
+    const ds = proposalDataset(images, detector.meta.classNames, counting.scoreThreshold);
+    return await writeBatch(
+      o.out,
+      ds,
+      o.formats,
+      {
+        model: o.model,
+        modelVersion: await modelVersion(o.model, detector.meta.version),
+        threshold: counting.scoreThreshold,
+        selection: 'all',
+        images: ds.images.map((im, i) => ({
+          name: im.file.split(/[\\/]/).pop()!,
+          file: images[i]!.file,
+          proposals: im.labels.length,
+        })),
+        failed,
+      },
+      o.labelStudioRoot ? { labelStudioRoot: o.labelStudioRoot } : {},
+    );
+  } finally {
+    await detector.dispose();
+  }
+}
