@@ -17,6 +17,7 @@ export * from './rng.js';
 export * from './sample.js';
 export * from './splits.js';
 export { CELL_TYPES, type CellType } from './synth/cells.js';
+export { type SlideField, type SmearSlideOptions, writeSmearSlide } from './synth/slide.js';
 export { type CellMask, generateSmear, type SmearOptions, type SmearSample } from './synth/smear.js';
 export * from './synth/write.js';
 export * from './validation.js';

@@ -66,6 +66,12 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     .option('--crop-margin <f>', 'margin around each crop, fraction of the box', num(0, 2), 0.1)
     .option('--no-annotate', 'skip the annotated images')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
+    .option(
+      '--slide-downsample <f>',
+      'slides (pyramidal TIFF/SVS, images above 64 MP): level-0 pixels per model pixel, picks the pyramid level',
+      num(1),
+    )
+    .option('--no-tissue-mask', 'slides: run every tile, glass included')
     .addOption(new Option('--no-progress', 'no progress bar'))
     .action(async (inputs: string[], o) => {
       if (o.tile > 0 && o.tileOverlap !== undefined && o.tileOverlap >= o.tile)
@@ -88,6 +94,8 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
         annotate: o.annotate,
         threads: o.threads,
         progress: o.progress === false ? false : undefined,
+        slideDownsample: o.slideDownsample,
+        tissueMask: o.tissueMask,
       });
       if (res.processed.length === 0) process.exitCode = 1;
     });

@@ -17,7 +17,10 @@ import {
 } from './pipeline/operating-point.js';
 import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
-import type { DetectOptions } from './pipeline/types.js';
+import type { Detection, DetectOptions } from './pipeline/types.js';
+import { detectSlide } from './slide/detect-slide.js';
+import { isSlide } from './slide/open.js';
+import { overviewPng, toQuPathGeoJson } from './slide/outputs.js';
 
 export interface DetectCommandOptions extends DetectOptions {
   /** Image files, folders (searched recursively) or globs. */
@@ -38,6 +41,10 @@ export interface DetectCommandOptions extends DetectOptions {
   progress?: boolean;
   /** Where messages go (failures, summary). Default stderr. */
   log?: (line: string) => void;
+  /** Slides: level-0 pixels per network pixel, which picks the pyramid level. Default 1. */
+  slideDownsample?: number;
+  /** Slides: skip glass tiles by a tissue mask from a low-resolution level. Default true. */
+  tissueMask?: boolean;
 }
 
 export interface ImageSummary {
@@ -49,6 +56,15 @@ export interface ImageSummary {
   counts: Record<string, number>;
   tiles: number;
   ms: number;
+  /** Slides (pyramidal TIFF, or an image above 64 megapixels): read region by region. */
+  slide?: {
+    level: number;
+    downsample: number;
+    tilesSkipped: number;
+    tissue: number;
+    geojson: string;
+    overview: string;
+  };
 }
 
 export interface DetectCommandResult {
@@ -126,6 +142,46 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
     : undefined;
   bar?.start(files.length, 0, { cells: 0, failed: 0 });
 
+  const slidesDir = join(out, 'slides');
+  /**
+   * One slide, region by region: its candidates join results.json like an image's; the cells at
+   * the counting threshold go to `slides/<name>.geojson` (QuPath) and `slides/<name>.overview.png`.
+   */
+  const detectSlideFile = async (file: string, name: string, id: number) => {
+    const r = await detectSlide(detector, file, {
+      ...opts,
+      downsample: opts.slideDownsample,
+      noTissueMask: opts.tissueMask === false,
+    });
+    const kept: Detection[] = r.detections.filter((d) => d.score >= counting.scoreThreshold);
+    await mkdir(slidesDir, { recursive: true });
+    const geojson = join(slidesDir, `${name}.geojson`);
+    const overview = join(slidesDir, `${name}.overview.png`);
+    await writeFileAtomic(geojson, `${JSON.stringify(toQuPathGeoJson(kept))}\n`);
+    await writeFileAtomic(overview, await overviewPng(r.thumbnail, r, kept));
+    results.push(...toCocoResults(r.detections, id));
+    log(
+      `${file}: slide ${r.width}x${r.height}, level ${r.level.page} (downsample ${r.level.downsample.toFixed(2)}), ` +
+        `${r.tiles.run} of ${r.tiles.planned} tiles run (${r.tiles.skipped} glass skipped), ${kept.length} cell(s)`,
+    );
+    return {
+      id,
+      file,
+      width: r.width,
+      height: r.height,
+      count: kept.length,
+      counts: countByClass(kept, meta.classNames),
+      tiles: r.tiles.run,
+      slide: {
+        level: r.level.page,
+        downsample: r.level.downsample,
+        tilesSkipped: r.tiles.skipped,
+        tissue: r.tissue,
+        geojson,
+        overview,
+      },
+    };
+  };
   const names = uniqueStems(files);
   const processed: ImageSummary[] = [];
   const failed: DetectCommandResult['failed'] = [];
@@ -137,10 +193,17 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
       const id = i + 1;
       const t0 = performance.now();
       try {
+        const name = names[i]!;
+        if (await isSlide(file)) {
+          const s = await detectSlideFile(file, name, id);
+          processed.push({ ...s, ms: performance.now() - t0 });
+          cells += s.count;
+          bar?.update(i + 1, { cells, failed: failed.length });
+          continue;
+        }
         const image = await decodeToPixels(file);
         const all = await detector.detect(image, opts);
         const res = atThreshold(all, counting.scoreThreshold);
-        const name = names[i]!;
         if (opts.annotate !== false) {
           await writeFileAtomic(join(annotatedDir, `${name}.png`), await annotate(image, res.detections));
         }

@@ -3,7 +3,17 @@ import sharp from 'sharp';
 import type { RawPixels } from './pipeline/types.js';
 
 /** Raster formats `bmc detect` picks up when given a folder. */
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp', '.bmp', '.gif'] as const;
+export const IMAGE_EXTENSIONS = [
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.tif',
+  '.tiff',
+  '.svs',
+  '.webp',
+  '.bmp',
+  '.gif',
+] as const;
 
 /**
  * Decodes a file or bytes to 8-bit RGB with libvips (@bmc/data's decoder: EXIF
