@@ -1,0 +1,105 @@
+import { join } from 'node:path';
+import { UsageError } from '@bmc/core';
+import { type Command, InvalidArgumentError } from 'commander';
+import { setUpEngine } from '../train/setup.js';
+
+const num =
+  (flag: string, min: number, integer = false) =>
+  (v: string) => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x)))
+      throw new InvalidArgumentError(
+        `${flag} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`,
+      );
+    return x;
+  };
+
+/** `bmc classify train|export`: the cell-type classifier (second stage after detection). */
+export function registerClassifyCommands(program: Command): void {
+  const cls = program.command('classify').description('cell-type classifier on cell crops: train, export');
+  cls
+    .command('train')
+    .description(
+      'train a crop classifier from a folder per class, a detection dataset (boxes cut with a margin) or synthetic smears; writes a run folder with report, confusion matrix and examples',
+    )
+    .option(
+      '--folders <dir>',
+      'one sub-folder per class of single-cell images (e.g. ../shared/data/pbc-cells)',
+    )
+    .option(
+      '--dataset <path>',
+      'a detection dataset bmc reads (COCO / VOC / YOLO); each box is one crop of its class',
+    )
+    .option(
+      '--synthetic <images>',
+      'synthetic smears; every cell labelled with its type',
+      num('--synthetic', 1, true),
+    )
+    .requiredOption('--out <dir>', 'run folder to write')
+    .option('--crop-size <px>', 'classifier input side', num('--crop-size', 32, true), 64)
+    .option(
+      '--margin <f>',
+      'context around a box, fraction of its longer side per side',
+      num('--margin', 0),
+      0.15,
+    )
+    .option('--depth <n>', 'ResNet depth (18, 34, 50, 101)', num('--depth', 18, true), 18)
+    .option('--width <f>', 'ResNet width multiplier (1 = torchvision)', num('--width', 0.01), 0.25)
+    .option('--epochs <n>', 'epochs', num('--epochs', 1, true), 10)
+    .option('--batch <n>', 'crops per step (class-balanced)', num('--batch', 2, true), 32)
+    .option('--lr <f>', 'AdamW learning rate', num('--lr', 0), 2e-3)
+    .option('--weight-decay <f>', 'AdamW weight decay', num('--weight-decay', 0), 1e-4)
+    .option('--val <f>', 'validation share per class', num('--val', 0), 0.15)
+    .option('--test <f>', 'held-out test share per class', num('--test', 0), 0.15)
+    .option('--seed <n>', 'split / sampling / augmentation seed', num('--seed', 0, true), 1)
+    .option(
+      '--time-budget <min>',
+      'stop training after this many minutes (0 = none)',
+      num('--time-budget', 0),
+      0,
+    )
+    .action(async (o) => {
+      if (![18, 34, 50, 101].includes(o.depth))
+        throw new UsageError(`--depth must be 18, 34, 50 or 101, got ${o.depth}`);
+      const say = (s: string) => console.log(s);
+      await setUpEngine({ backend: 'auto', nativeKernels: true }, say);
+      const { readCropSource } = await import('./sources.js');
+      const { trainClassifier } = await import('./train-classifier.js');
+      const t0 = performance.now();
+      const data = await readCropSource({ ...o, cropSize: o.cropSize, margin: o.margin, seed: o.seed });
+      say(`read ${data.crops.length} crops in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const r = await trainClassifier(data, {
+        out: o.out,
+        cropSize: o.cropSize,
+        margin: o.folders !== undefined ? 0 : o.margin,
+        depth: o.depth,
+        width: o.width,
+        epochs: o.epochs,
+        batch: o.batch,
+        lr: o.lr,
+        weightDecay: o.weightDecay,
+        seed: o.seed,
+        val: o.val,
+        test: o.test,
+        timeBudgetMin: o.timeBudget,
+        say,
+      });
+      say(
+        `test: balanced accuracy ${r.test.balancedAccuracy.toFixed(3)}, macro-F1 ${r.test.macroF1.toFixed(3)}, accuracy ${r.test.accuracy.toFixed(3)} (${r.split.test} crops; ${r.steps} steps, ${r.trainSeconds.toFixed(0)} s training)`,
+      );
+      say(`run folder: ${o.out} (report.md, confusion.svg)`);
+    });
+  cls
+    .command('export <runDir>')
+    .description(
+      'export a classifier run to ONNX with its metadata (class names, crop size, crop rule, normalisation)',
+    )
+    .option('--out <file>', 'ONNX file (default <runDir>/classifier.onnx)')
+    .action(async (runDir: string, o) => {
+      await setUpEngine({ backend: 'cpu', nativeKernels: false }, () => {});
+      const { exportClassifierOnnx } = await import('./export-classifier.js');
+      const out = o.out ?? join(runDir, 'classifier.onnx');
+      const r = await exportClassifierOnnx(runDir, out);
+      console.log(`wrote ${out} (${r.bytes} bytes, ${r.classes} classes)`);
+    });
+}

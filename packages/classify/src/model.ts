@@ -1,0 +1,54 @@
+import { type ResNetDepth, resnet } from '@bmc/backbone';
+import * as tf from '@tensorflow/tfjs';
+
+export interface ClassifierOptions {
+  numClasses: number;
+  cropSize: number;
+  depth?: ResNetDepth;
+  /** ResNet width multiplier (1 = torchvision's widths; smaller for quick CPU runs). */
+  widthMultiplier?: number;
+}
+
+/** Layer name of the logits (the ONNX output is named after the model output, `logits`). */
+export const CLASSIFIER_OUTPUT = 'logits';
+
+/**
+ * A crop classifier: a `@bmc/backbone` ResNet (no frozen stages, BatchNorm with batch statistics
+ * in training, since it trains from scratch on crops), global average pooling of C5 and one linear
+ * layer to `numClasses` logits, as torchvision's `resnet18(num_classes=...)`. Input: NHWC
+ * `[N, cropSize, cropSize, 3]`, ImageNet-normalised outside the model (see `normalizeCrops`).
+ */
+export function buildClassifier(o: ClassifierOptions): tf.LayersModel {
+  if (!Number.isInteger(o.numClasses) || o.numClasses < 2)
+    throw new RangeError(`buildClassifier: numClasses must be an integer >= 2, got ${o.numClasses}`);
+  if (!Number.isInteger(o.cropSize) || o.cropSize < 32)
+    throw new RangeError(`buildClassifier: cropSize must be an integer >= 32, got ${o.cropSize}`);
+  const input = tf.input({ shape: [o.cropSize, o.cropSize, 3], name: 'crops' });
+  const body = resnet(input, {
+    depth: o.depth ?? 18,
+    widthMultiplier: o.widthMultiplier ?? 1,
+    frozenStages: -1,
+    frozenBatchNorm: false,
+    prefix: '',
+  });
+  const pooled = tf.layers
+    .globalAveragePooling2d({ name: 'avgpool' })
+    .apply(body.features[3]) as tf.SymbolicTensor;
+  const logits = tf.layers
+    .dense({ units: o.numClasses, name: CLASSIFIER_OUTPUT })
+    .apply(pooled) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: logits, name: 'classifier' });
+}
+
+/** Row-wise softmax of `[N, K]` logits in plain JS (for ONNX outputs and reports). */
+export function softmaxRows(logits: Float32Array, k: number): Float32Array {
+  const out = new Float32Array(logits.length);
+  for (let r = 0; r < logits.length / k; r++) {
+    let m = -Infinity;
+    for (let j = 0; j < k; j++) m = Math.max(m, logits[r * k + j]!);
+    let s = 0;
+    for (let j = 0; j < k; j++) s += out[r * k + j] = Math.exp(logits[r * k + j]! - m);
+    for (let j = 0; j < k; j++) out[r * k + j]! /= s;
+  }
+  return out;
+}
