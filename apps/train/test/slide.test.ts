@@ -128,6 +128,31 @@ describe(`bmc detect on a ${SIDE} x ${SIDE} pyramidal slide`, () => {
     }
   }, 1_200_000);
 
+  it('reads a PNG above 64 megapixels the same way (streamed into a temporary tiled TIFF)', async () => {
+    const png = join(dir, 'big.png');
+    await sharp({
+      create: { width: 9000, height: 8000, channels: 3, background: { r: 242, g: 240, b: 241 } },
+    })
+      .composite([
+        { input: join(dir, 'fields', 'field0.png'), left: CELLS(2), top: CELLS(3) },
+        { input: join(dir, 'fields', 'field1.png'), left: CELLS(30), top: CELLS(30) },
+      ])
+      .png({ compressionLevel: 1 })
+      .toFile(png);
+    const r = bmc([png, '-o', join(dir, 'out-big')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/big\.png: slide 9000x8000, level 0/);
+    const byField = readFileSync(join(dir, 'out-fields', 'counts.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1);
+    const n = (name: string) => Number(byField.find((l) => l.startsWith(name))!.split(',')[3]);
+    const counts = readFileSync(join(dir, 'out-big', 'counts.csv'), 'utf8')
+      .trim()
+      .split('\n');
+    expect(counts[1]).toBe(`big.png,9000,8000,${n('field0.png') + n('field1.png')}`);
+  }, 600_000);
+
   it('writes a small overview PNG', async () => {
     const m = await sharp(join(dir, 'out-slide', 'slides', 'slide.overview.png')).metadata();
     expect(m.format).toBe('png');
