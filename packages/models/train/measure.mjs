@@ -199,6 +199,37 @@ if (what === 'heldout') {
     concurrency: `all ${trained.length} trainings ran at the same time on the same cores, then all evaluations`,
     rows,
   });
+} else if (what === 'heldout-collect') {
+  // The heldout evaluations read back from the eval.log each one wrote (for a measurement whose
+  // parent was stopped); the shipped and tiny runs as given.
+  const [shipped, scratch] = args;
+  const rows = [];
+  for (const m of ['shipped', 'tiny-scratch']) {
+    for (const s of ['public-test', 'heldout-test']) {
+      const dir = join(work, `eval-${m}-${s}`);
+      const log = join(dir, 'eval.log');
+      if (!existsSync(log)) continue;
+      rows.push({
+        model: m,
+        set: s,
+        command: `bmc eval ${dir} --split test`,
+        ...parseEval(readFileSync(log, 'utf8')),
+      });
+    }
+  }
+  const info = (r) => ({ run: relative(repo, resolve(r)), ...lastStep(resolve(r)) });
+  writeResult('heldout', {
+    what: 'COCO AP / AP50 / AP75 (bmc eval, pycocotools-identical) of the shipped model and of the tiny preset trained from scratch for the same wall time',
+    started,
+    machine,
+    loadAverage: { atCollect: loadStart },
+    models: { shipped: info(shipped), 'tiny-scratch': info(scratch) },
+    sets: {
+      'public-test': 'TXL-PBC test split without the held-out source (94 images)',
+      'heldout-test': 'the held-out 575x575 source, 200 test images (make-splits.mjs)',
+    },
+    rows,
+  });
 } else if (what === 'finetune-val') {
   // The same runs read back from their logs: each run validates once, when its budget ends, on the
   // task's 100 validation images (nothing is selected on them: best/ is that one checkpoint), so this
