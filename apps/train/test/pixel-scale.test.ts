@@ -34,10 +34,9 @@ async function bmc(args: string[]): Promise<string> {
 
 /** COCO AP and AP50 of `bmc detect`'s output folder against `dataset` (matched by file name). */
 function detectAp(out: string, dataset: Dataset): { ap: number; ap50: number; detections: number } {
-  const gt = toCoco(dataset, '/') as unknown as CocoGroundTruth & {
-    images: Array<{ id: number; file_name: string }>;
-  };
-  const byName = new Map(gt.images.map((im) => [basename(im.file_name), im.id]));
+  const gt = toCoco(dataset, '/') as unknown as CocoGroundTruth;
+  const files = gt.images as unknown as Array<{ id: number; file_name: string }>;
+  const byName = new Map(files.map((im) => [basename(im.file_name), im.id]));
   const images = JSON.parse(readFileSync(join(out, 'images.json'), 'utf8')) as {
     images: Array<{ id: number; file_name: string }>;
   };
