@@ -248,7 +248,11 @@ data
   .option('--test <n>', 'test images', int('--test'), 50)
   .option('--seed <n>', 'generator seed', int('--seed'), 1)
   .option('--size <px>', 'image side', int('--size'), 320)
-  .option('--width <px>', 'image width (default --size); cells keep their size, so large fields hold many', int('--width'))
+  .option(
+    '--width <px>',
+    'image width (default --size); cells keep their size, so large fields hold many',
+    int('--width'),
+  )
   .option('--height <px>', 'image height (default --size)', int('--height'))
   .addOption(
     new Option('--categories <mode>', 'one "cell" class or the cell type')
