@@ -96,7 +96,7 @@ export function registerClassifyCommands(program: Command): void {
     )
     .option('--out <file>', 'ONNX file (default <runDir>/classifier.onnx)')
     .action(async (runDir: string, o) => {
-      await setUpEngine({ backend: 'cpu', nativeKernels: false }, () => {});
+      await setUpEngine({ backend: 'auto', nativeKernels: false }, () => {});
       const { exportClassifierOnnx } = await import('./export-classifier.js');
       const out = o.out ?? join(runDir, 'classifier.onnx');
       const r = await exportClassifierOnnx(runDir, out);

@@ -123,6 +123,8 @@ export async function trainClassifier(
         step,
         epoch,
         lr,
+        // Flat after the first step (which creates the optimizer's moment slots): no leak.
+        tensors: tf.memory().numTensors,
         loss: r.loss,
         accuracy: r.accuracy,
         gradNorm: r.gradNorm,

@@ -1,0 +1,170 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { normalizeCrops } from '@bmc/classify';
+import { synthCrops } from '@bmc/classify/train';
+import { loadCheckpoint, readOnnxMetadataProps } from '@bmc/export';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// onnxruntime-node is @bmc/infer's dependency (the runtime bmc detect uses): load that copy.
+const ort = createRequire(import.meta.resolve('@bmc/infer'))('onnxruntime-node') as OrtLike;
+interface OrtLike {
+  InferenceSession: {
+    create(
+      file: string,
+    ): Promise<{ run(feeds: Record<string, unknown>): Promise<Record<string, { data: unknown }>> }>;
+  };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
+}
+const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+function bmc(args: string[], timeoutMs = 600_000): Promise<Run> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bmc-classify-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('bmc classify on synthetic cell types (the way a user runs it)', () => {
+  const run = join(dir, 'run');
+  it('training reduces the loss, reaches a stated accuracy on held-out synthetic cells, leaks no tensor', async () => {
+    const r = await bmc([
+      'classify',
+      'train',
+      '--synthetic',
+      '40',
+      '--out',
+      run,
+      '--crop-size',
+      '32',
+      '--width',
+      '0.125',
+      '--epochs',
+      '4',
+      '--batch',
+      '24',
+      '--lr',
+      '0.003',
+      '--seed',
+      '3',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/stratified split seed 3: train \d+, val \d+, test \d+/);
+    const log = readFileSync(join(run, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const steps = log.filter((e) => e.event === 'step');
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    // Chance-level cross-entropy for 6 types is ln 6 = 1.79.
+    const first = mean(steps.slice(0, 5).map((e) => e.loss));
+    const last = mean(steps.slice(-5).map((e) => e.loss));
+    expect(first).toBeGreaterThan(1.3);
+    expect(last).toBeLessThan(0.6 * first);
+    // tf.memory().numTensors after every step equals the count after the first (which creates AdamW's slots).
+    expect(new Set(steps.map((e) => e.tensors)).size).toBe(1);
+    const rep = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
+    // Stated bar: balanced accuracy >= 0.6 on the held-out split (chance 1/6) after 4 short epochs.
+    expect(rep.test.balancedAccuracy).toBeGreaterThanOrEqual(0.6);
+    expect(rep.test.perClass).toHaveLength(6);
+    expect(readFileSync(join(run, 'confusion.svg'), 'utf8')).toMatch(/^<svg/);
+    expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain('Balanced accuracy');
+  }, 900_000);
+
+  it('exports to ONNX with metadata; onnxruntime matches tfjs on the same crops', async () => {
+    const onnx = join(dir, 'cls.onnx');
+    const r = await bmc(['classify', 'export', run, '--out', onnx]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const session = await ort.InferenceSession.create(onnx);
+    const crops = synthCrops(2, { cropSize: 32, margin: 0.15 }, 77).crops.slice(0, 8);
+    const nhwc = normalizeCrops(crops);
+    const n = crops.length;
+    const nchw = new Float32Array(nhwc.length);
+    for (let b = 0; b < n; b++)
+      for (let y = 0; y < 32; y++)
+        for (let x = 0; x < 32; x++)
+          for (let c = 0; c < 3; c++)
+            nchw[((b * 3 + c) * 32 + y) * 32 + x] = nhwc[((b * 32 + y) * 32 + x) * 3 + c]!;
+    const out = await session.run({ crops: new ort.Tensor('float32', nchw, [n, 3, 32, 32]) });
+    const onnxLogits = out.logits!.data as Float32Array;
+    const ck = await loadCheckpoint(join(run, 'checkpoint'));
+    const t = tf.tensor4d(nhwc, [n, 32, 32, 3]);
+    const tfLogits = (ck.model.predict(t) as tf.Tensor).dataSync();
+    t.dispose();
+    ck.model.dispose();
+    expect(onnxLogits.length).toBe(n * 6);
+    let maxDiff = 0;
+    let scale = 0;
+    for (let i = 0; i < onnxLogits.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(onnxLogits[i]! - tfLogits[i]!));
+      scale = Math.max(scale, Math.abs(tfLogits[i]!));
+    }
+    expect(maxDiff / scale).toBeLessThan(1e-4);
+    const meta = JSON.parse(readOnnxMetadataProps(readFileSync(onnx), onnx).bmc_classifier!);
+    expect(meta.classNames).toEqual(['blast', 'lymphocyte', 'band', 'segmented', 'eosinophil', 'plasma']);
+    expect(meta.cropSize).toBe(32);
+    expect(meta.normalization.mean).toEqual([0.485, 0.456, 0.406]);
+    expect(meta.cropRule).toMatch(/square centred on the box/);
+  }, 300_000);
+});
+
+describe('bmc classify train: bad input', () => {
+  it('a missing folder, a folder without classes and an unreadable image: exit 2, the path named, no stack', async () => {
+    const missing = await bmc([
+      'classify',
+      'train',
+      '--folders',
+      join(dir, 'nope'),
+      '--out',
+      join(dir, 'o1'),
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`${join(dir, 'nope')}: cannot read the class folder`);
+    const flat = join(dir, 'flat');
+    mkdirSync(flat);
+    writeFileSync(join(flat, 'a.png'), 'x');
+    const noClasses = await bmc(['classify', 'train', '--folders', flat, '--out', join(dir, 'o2')]);
+    expect(`${noClasses.code} ${noClasses.stderr}`).toMatch(/^2 /);
+    expect(noClasses.stderr).toContain('expected one sub-folder per class');
+    const bad = join(dir, 'bad');
+    mkdirSync(join(bad, 'a'), { recursive: true });
+    mkdirSync(join(bad, 'b'), { recursive: true });
+    writeFileSync(join(bad, 'a', 'cell.png'), 'not a png');
+    writeFileSync(join(bad, 'b', 'cell.png'), 'not a png');
+    const unreadable = await bmc(['classify', 'train', '--folders', bad, '--out', join(dir, 'o3')]);
+    expect(unreadable.code).toBe(2);
+    expect(unreadable.stderr).toContain(`${join(bad, 'a', 'cell.png')}: cannot decode the image`);
+    for (const r of [missing, noClasses, unreadable]) expect(r.stderr).not.toMatch(/\n\s+at /);
+    const two = await bmc([
+      'classify',
+      'train',
+      '--synthetic',
+      '2',
+      '--folders',
+      bad,
+      '--out',
+      join(dir, 'o4'),
+    ]);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('exactly one of');
+  }, 300_000);
+});
