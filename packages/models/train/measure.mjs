@@ -268,7 +268,9 @@ if (what === 'heldout') {
     loadAverage: { atSummary: loadStart },
     concurrency:
       'all 6 trainings ran at the same time on the same cores (measure.mjs finetune), with 4 evaluations of heldout.json part of the time',
-    rows,
+    rows: rows.filter((r) => r.AP !== undefined),
+    // Runs without a validation yet (still running, or stopped before it), by name.
+    notMeasured: rows.filter((r) => r.AP === undefined).map((r) => r.run),
   });
 } else if (what === 'train') {
   // The shipped model's training: wall time, steps, machine and load from train-model.sh's log.
