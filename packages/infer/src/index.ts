@@ -19,3 +19,14 @@ export {
   TimeoutError,
 } from './queue.js';
 export { createServer, type InferServer, type ServerOptions } from './server.js';
+export {
+  assembleSlide,
+  detectSlide,
+  detectSlideTile,
+  planSlide,
+  type SlideDetectOptions,
+  type SlidePlan,
+  type SlideResult,
+} from './slide/detect-slide.js';
+export { isSlide, openSlide, type Slide, type SlideLevel } from './slide/open.js';
+export { overviewPng, toQuPathGeoJson } from './slide/outputs.js';

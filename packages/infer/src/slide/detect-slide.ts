@@ -20,7 +20,7 @@ export interface SlideDetectOptions extends DetectOptions {
   downsample?: number;
   /** Process every tile, glass included (no tissue mask). */
   noTissueMask?: boolean;
-  /** Called after each tile, run or skipped. */
+  /** Called after each tile run (`done` of the tiles with tissue). */
   onTile?: (done: number, total: number) => void;
 }
 
@@ -83,73 +83,112 @@ export async function detectSlide(
   }
 }
 
-async function detectOnSlide(
-  detector: Detector,
+/** What a slide run does: the level, its tiles, which of them hold tissue, and the thumbnail. */
+export interface SlidePlan {
+  level: SlideLevel;
+  tiles: Tile[];
+  /** Indices into `tiles` of the tiles to run (all of them without a tissue mask). */
+  toRun: number[];
+  tissue: number;
+  thumbnail: RawPixels;
+}
+
+/**
+ * Plans a slide: the pyramid level nearest `opts.downsample`, tiles over it as `detectPixels`
+ * plans them over an image, and the tiles with tissue. A queue submitter makes one job per
+ * `toRun` tile from this; the single-process run loops over them.
+ */
+export async function planSlide(
   slide: Slide,
-  opts: SlideDetectOptions,
-): Promise<SlideResult> {
-  const meta = detector.meta;
+  meta: Detector['meta'],
+  opts: SlideDetectOptions = {},
+): Promise<SlidePlan> {
   const level = pickLevel(slide.levels, opts.downsample ?? 1);
   const applied = applyPixelScale(meta, { tileSize: opts.tileSize, tileOverlap: opts.tileOverlap });
   const tileSize = applied.tileSize > 0 ? applied.tileSize : DEFAULT_TILE_SIZE;
   const overlap = applied.tileSize > 0 ? applied.tileOverlap : Math.min(128, tileSize / 4);
   const tiles = planTiles(level.width, level.height, tileSize, overlap, meta.input.sizeMultiple);
-
   const thumbnail = await readThumbnail(slide);
   const mask: TissueMask | undefined = opts.noTissueMask
     ? undefined
     : tissueMask(thumbnail, { width: slide.width, height: slide.height });
+  const ds = level.downsample;
+  const toRun: number[] = [];
+  tiles.forEach((t, i) => {
+    if (!mask || hasTissue(mask, t.x * ds, t.y * ds, t.width * ds, t.height * ds)) toRun.push(i);
+  });
+  return { level, tiles, toRun, tissue: mask ? tissueFraction(mask) : 1, thumbnail };
+}
 
-  const parts: RawDetections[] = [];
-  let run = 0;
-  let skipped = 0;
-  const perTile: DetectOptions = { ...opts, tileSize: 0, resizeLongSide: 0 };
-  for (const tile of tiles) {
-    opts.signal?.throwIfAborted();
-    const ds = level.downsample;
-    if (mask && !hasTissue(mask, tile.x * ds, tile.y * ds, tile.width * ds, tile.height * ds)) {
-      skipped++;
-    } else {
-      const pixels = await slide.read(level, {
-        left: tile.x,
-        top: tile.y,
-        width: tile.width,
-        height: tile.height,
-      });
-      const res = await detector.detect(pixels, perTile);
-      parts.push(inCore(res.detections, tile));
-      run++;
-    }
-    opts.onTile?.(run + skipped, tiles.length);
-  }
+/** One tile of a slide: read alone, detected, its detections in level pixels kept where its core owns them. */
+export async function detectSlideTile(
+  detector: Detector,
+  slide: Slide,
+  level: SlideLevel,
+  tile: Tile,
+  opts: DetectOptions = {},
+): Promise<RawDetections> {
+  const pixels = await slide.read(level, {
+    left: tile.x,
+    top: tile.y,
+    width: tile.width,
+    height: tile.height,
+  });
+  const res = await detector.detect(pixels, { ...opts, tileSize: 0, resizeLongSide: 0 });
+  return inCore(res.detections, tile);
+}
+
+/** The slide's detections from its tiles' (any order): cross-tile NMS, boxes in level-0 pixels. */
+export function assembleSlide(
+  parts: RawDetections[],
+  level: SlideLevel,
+  meta: Detector['meta'],
+  opts: DetectOptions = {},
+): Detection[] {
   const merged = parts.length
     ? mergeTiles(parts, meta, opts)
     : { boxes: new Float32Array(0), scores: new Float32Array(0), classes: new Int32Array(0) };
+  const ds = level.downsample;
   const detections: Detection[] = [];
   for (let i = 0; i < merged.scores.length; i++) {
     const o = i * 4;
     const c = merged.classes[i]!;
     const b = merged.boxes;
     detections.push({
-      box: [
-        b[o]! * level.downsample,
-        b[o + 1]! * level.downsample,
-        b[o + 2]! * level.downsample,
-        b[o + 3]! * level.downsample,
-      ],
+      box: [b[o]! * ds, b[o + 1]! * ds, b[o + 2]! * ds, b[o + 3]! * ds],
       score: merged.scores[i]!,
       classId: c,
       className: meta.classNames[c] ?? String(c),
     });
   }
+  return detections;
+}
+
+async function detectOnSlide(
+  detector: Detector,
+  slide: Slide,
+  opts: SlideDetectOptions,
+): Promise<SlideResult> {
+  const plan = await planSlide(slide, detector.meta, opts);
+  const parts: RawDetections[] = [];
+  let done = 0;
+  for (const i of plan.toRun) {
+    opts.signal?.throwIfAborted();
+    parts.push(await detectSlideTile(detector, slide, plan.level, plan.tiles[i]!, opts));
+    opts.onTile?.(++done, plan.toRun.length);
+  }
   return {
     width: slide.width,
     height: slide.height,
-    level,
-    detections,
-    tiles: { planned: tiles.length, run, skipped },
-    tissue: mask ? tissueFraction(mask) : 1,
-    thumbnail,
+    level: plan.level,
+    detections: assembleSlide(parts, plan.level, detector.meta, opts),
+    tiles: {
+      planned: plan.tiles.length,
+      run: plan.toRun.length,
+      skipped: plan.tiles.length - plan.toRun.length,
+    },
+    tissue: plan.tissue,
+    thumbnail: plan.thumbnail,
   };
 }
 
