@@ -182,6 +182,14 @@ describe.skipIf(!ready)('bmc label (shipped model, TXL-PBC smears)', () => {
     expect(m.stderr).toMatch(/broken\.xml: line \d+, column \d+: malformed XML/);
     expect(m.stderr).not.toMatch(STACK);
 
+    // --replace takes the new labels on purpose; a VOC folder inside the batch belongs to the batch.
+    const voc = await bmc(['label', 'import', join(b, 'voc'), '--into', labels, '--replace']);
+    expect(voc.code, voc.stderr).toBe(0);
+    expect(voc.stdout).toMatch(/\(batch batch-00, round 0\): 0 added, 3 replaced, 0 unchanged/);
+    const ledger = JSON.parse(await readFile(join(labels, 'ledger.json'), 'utf8'));
+    expect(ledger.images[names[0]!].source).toBe(join(b, 'voc'));
+    expect(ledger.rounds).toEqual([{ round: 0, batches: ['batch-00'] }]);
+
     const chk = await bmc(['data', 'check', join(labels, 'dataset.json')]);
     expect(chk.code, chk.stdout).toBe(0);
   }, 120_000);

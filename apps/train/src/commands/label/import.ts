@@ -103,7 +103,8 @@ export async function importCorrections(o: ImportOptions): Promise<ImportResult>
     : { categories: [], images: [], report: { issues: [] } };
 
   const batchDir = statSync(o.input).isDirectory() ? resolve(o.input) : dirname(resolve(o.input));
-  const manifest = await readBatchManifest(batchDir);
+  // A VOC / YOLO folder inside a batch folder (batch-01/voc/) belongs to that batch.
+  const manifest = (await readBatchManifest(batchDir)) ?? (await readBatchManifest(dirname(batchDir)));
   const batch = o.batch ?? manifest?.name ?? basename(batchDir);
   const known = ledger.rounds.find((r) => r.batches.includes(batch));
   const round =
