@@ -13,7 +13,7 @@
 // exported for the next ranking. Everything runs through bin/bmc.mjs, as a lab would run it.
 // Writes bench/measured/active-learning.json and .svg (AP50 / AP75 against labelled images).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,12 @@ async function groundTruth(images, categories, dir) {
   return join(dir, 'gt.json');
 }
 
+if (process.argv.includes('--plot-only')) {
+  // Redraw the committed result without rerunning it.
+  const file = join(HERE, 'measured', 'active-learning.json');
+  writeFileSync(join(HERE, 'measured', 'active-learning.svg'), plot(JSON.parse(readFileSync(file, 'utf8'))));
+  process.exit(0);
+}
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true });
 const train = await readYolo(TXL, { split: 'train', policy: 'lenient' });
@@ -215,7 +221,7 @@ ${line(r.results.rank, 'ap50', '#c0392b')}${line(r.results.random, 'ap50', '#2c7
 ${line(r.results.rank, 'ap75', '#c0392b', true)}${line(r.results.random, 'ap75', '#2c7fb8', true)}
 <text x="${L + 10}" y="22" font-size="12" fill="#c0392b">ranked (bmc label rank)</text>
 <text x="${L + 10}" y="38" font-size="12" fill="#2c7fb8">random</text>
-<text x="${L + 180}" y="22" font-size="12">solid AP50, dashed AP75 (${r.valImages} val images, ${r.trainMinutesPerRound} min/round)</text>
+<text x="${L + 10}" y="54" font-size="11">solid AP50, dashed AP75; ${r.valImages} val images, ${r.trainMinutesPerRound} min training per round</text>
 </svg>
 `;
 }
