@@ -261,6 +261,21 @@ data
   )
   .action(async (o) => console.log(await dataSynth(o.out, o)));
 
+data
+  .command('slide')
+  .description('generate a synthetic whole slide: smear fields on glass, as a tiled pyramidal BigTIFF')
+  .requiredOption('--out <file>', 'output .tif')
+  .option('--side <px>', 'slide width and height', int('--side', 320), 40_000)
+  .option('--fields <n>', 'smear fields on the slide', int('--fields', 1), 16)
+  .option('--seed <n>', 'generator seed', int('--seed'), 1)
+  .addOption(
+    new Option('--compression <c>', 'TIFF tile compression').choices(['deflate', 'jpeg']).default('jpeg'),
+  )
+  .action(async (o) => {
+    const { dataSlide } = await import('./commands/data-slide.js');
+    console.log(await dataSlide(o.out, o));
+  });
+
 registerLabelCommands(program, async () =>
   (await import('./commands/default-model.js')).shippedDefaultModel(),
 );

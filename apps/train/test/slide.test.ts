@@ -153,6 +153,40 @@ describe(`bmc detect on a ${SIDE} x ${SIDE} pyramidal slide`, () => {
     expect(counts[1]).toBe(`big.png,9000,8000,${n('field0.png') + n('field1.png')}`);
   }, 600_000);
 
+  it('bmc data slide writes a slide that bmc detect reads (JPEG tiles, as Aperio SVS)', () => {
+    const file = join(dir, 'synth.tif');
+    const g = spawnSync(
+      process.execPath,
+      [BIN, 'data', 'slide', '--out', file, '--side', '3000', '--fields', '4'],
+      {
+        encoding: 'utf8',
+        timeout: 300_000,
+      },
+    );
+    expect(g.status, g.stderr).toBe(0);
+    expect(g.stdout).toMatch(/3000 x 3000 pyramidal BigTIFF \(jpeg tiles\), 4 fields, \d+ cells/);
+    const r = bmc([file, '-o', join(dir, 'out-synth')]);
+    expect(r.status, r.stderr).toBe(0);
+    const [, run, planned] = /(\d+) of (\d+) tiles run/.exec(r.stderr)!.map(Number) as number[];
+    expect(run).toBeLessThan(planned!);
+    const count = Number(
+      readFileSync(join(dir, 'out-synth', 'counts.csv'), 'utf8')
+        .trim()
+        .split('\n')[1]!
+        .split(',')[3],
+    );
+    expect(count).toBeGreaterThan(10);
+    const bad = spawnSync(
+      process.execPath,
+      [BIN, 'data', 'slide', '--out', file, '--side', '500', '--fields', '4'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toBe('bmc: --fields 4 --side 500: 2 x 2 fields of 320 px do not fit\n');
+  }, 600_000);
+
   it('writes a small overview PNG', async () => {
     const m = await sharp(join(dir, 'out-slide', 'slides', 'slide.overview.png')).metadata();
     expect(m.format).toBe('png');
