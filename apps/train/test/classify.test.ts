@@ -127,6 +127,102 @@ describe('bmc classify on synthetic cell types (the way a user runs it)', () => 
   }, 300_000);
 });
 
+describe('bmc detect --classifier: the differential count', () => {
+  it('gives every counted cell a type; per image and per run the counts add up to the cells, percentages to 100', async () => {
+    const onnx = join(dir, 'cls.onnx'); // exported by the test above
+    const smears = join(dir, 'smears');
+    expect(
+      (
+        await bmc([
+          'data',
+          'synth',
+          '--out',
+          smears,
+          '--train',
+          '0',
+          '--val',
+          '0',
+          '--test',
+          '2',
+          '--seed',
+          '5',
+        ])
+      ).code,
+    ).toBe(0);
+    const out = join(dir, 'detect');
+    const r = await bmc([
+      'detect',
+      join(smears, 'images', 'test'),
+      '--out',
+      out,
+      '--classifier',
+      onnx,
+      '--no-annotate',
+    ]);
+    expect(`${r.code} ${r.stderr}`).toMatch(/^0 /);
+    expect(r.stderr).toMatch(/differential \(\d+ nucleated cells/);
+    const counts = readFileSync(join(out, 'counts.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','));
+    const rows = readFileSync(join(out, 'differential.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(','));
+    const header = rows[0]!;
+    expect(header.slice(0, 2)).toEqual(['file', 'nucleated']);
+    expect(header).toContain('unclassified');
+    const body = rows.slice(1);
+    expect(body).toHaveLength(3); // two images and "all images"
+    const sums = new Array(header.length).fill(0);
+    for (const [i, row] of body.entries()) {
+      const counted = row
+        .slice(2)
+        .filter((_, j) => j % 2 === 0)
+        .map(Number);
+      const pct = row
+        .slice(2)
+        .filter((_, j) => j % 2 === 1)
+        .map(Number);
+      const total = Number(row[1]);
+      expect(counted.reduce((a, b) => a + b, 0)).toBe(total);
+      if (total > 0) expect(Math.abs(pct.reduce((a, b) => a + b, 0) - 100)).toBeLessThan(0.1);
+      if (i < 2) {
+        // Every detected (counted) cell of the image is in its differential: no platelet class here.
+        expect(total).toBe(Number(counts[i]![3]));
+        row.forEach((v, j) => {
+          if (j > 0) sums[j] += Number(v);
+        });
+      }
+    }
+    const all = body[2]!;
+    expect(all[0]).toBe('all images');
+    for (let j = 1; j < header.length; j++)
+      if (!header[j]!.endsWith('%')) expect(Number(all[j])).toBe(sums[j]);
+    const types = JSON.parse(readFileSync(join(out, 'cell-types.json'), 'utf8'));
+    expect(types).toHaveLength(2);
+    for (const c of types.flatMap((t: { cells: unknown[] }) => t.cells))
+      expect(c.probability).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('a file that is not a classifier: exit 2 naming it', async () => {
+    const bogus = join(dir, 'bogus.onnx');
+    writeFileSync(bogus, 'not onnx');
+    const r = await bmc([
+      'detect',
+      join(dir, 'smears', 'images', 'test'),
+      '--out',
+      join(dir, 'd2'),
+      '--classifier',
+      bogus,
+    ]);
+    expect(`${r.code} ${r.stderr}`).toMatch(
+      new RegExp(`^2 [\\s\\S]*${bogus.replace(/[.]/g, '\\.')}: not a bmc cell classifier`),
+    );
+  }, 120_000);
+});
+
 describe('bmc classify train: bad input', () => {
   it('a missing folder, a folder without classes and an unreadable image: exit 2, the path named, no stack', async () => {
     const missing = await bmc([

@@ -65,6 +65,16 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     .option('--crops', 'write one PNG per detected cell', false)
     .option('--crop-margin <f>', 'margin around each crop, fraction of the box', num(0, 2), 0.1)
     .option('--no-annotate', 'skip the annotated images')
+    .option(
+      '--classifier <file>',
+      'cell-type classifier ONNX (bmc classify export): types and differential.csv',
+    )
+    .option(
+      '--classifier-threshold <p>',
+      'below this type probability a cell is "unclassified"',
+      num(0, 1),
+      0.5,
+    )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
     .option(
       '--slide-downsample <f>',
@@ -91,6 +101,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
         tileOverlap: o.tileOverlap,
         crops: o.crops,
         cropMargin: o.cropMargin,
+        ...(o.classifier ? { classifier: o.classifier, classifierThreshold: o.classifierThreshold } : {}),
         annotate: o.annotate,
         threads: o.threads,
         progress: o.progress === false ? false : undefined,

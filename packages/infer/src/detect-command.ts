@@ -1,9 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve } from 'node:path';
+import { type DifferentialCount, sumDifferentials, UNCLASSIFIED } from '@bmc/classify';
 import { printable, UsageError } from '@bmc/core';
 import { writeFileAtomic as writeAtomic } from '@bmc/data';
 import cliProgress from 'cli-progress';
 import { annotate, crops } from './annotate.js';
+import { imageDifferential, loadCellClassifier } from './cell-classifier.js';
 import { decodeToPixels } from './image.js';
 import { expandInputs } from './inputs.js';
 import { MAX_RESIZE_LONG_SIDE } from './limits.js';
@@ -35,6 +37,10 @@ export interface DetectCommandOptions extends DetectOptions {
   crops?: boolean;
   /** Margin around each crop, as a fraction of the box size. Default 0.1. */
   cropMargin?: number;
+  /** A cell-type classifier (`bmc classify export`): every counted cell gets a type and probability. */
+  classifier?: string;
+  /** Below this best-class probability a cell is counted as "unclassified". Default 0.5. */
+  classifierThreshold?: number;
   /** onnxruntime threads. Default: all cores. */
   threads?: number;
   /** Progress bar on stderr. Default: when stderr is a terminal. */
@@ -56,6 +62,8 @@ export interface ImageSummary {
   counts: Record<string, number>;
   tiles: number;
   ms: number;
+  /** With a classifier: the differential count of this image's cells. */
+  differential?: DifferentialCount;
   /** Slides (pyramidal TIFF, or an image above 64 megapixels): read region by region. */
   slide?: {
     level: number;
@@ -81,7 +89,10 @@ export interface DetectCommandResult {
     failed?: string;
     annotated?: string;
     crops?: string;
+    differential?: string;
   };
+  /** With a classifier: the differential over every image. */
+  differential?: DifferentialCount;
 }
 
 const csvField = (v: string | number) => {
@@ -114,6 +125,18 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const applied = applyPixelScale(meta, opts);
   checkTiling(applied, meta.input.sizeMultiple);
   log(applied.description);
+  const classifierThreshold = opts.classifierThreshold ?? 0.5;
+  const classifier = opts.classifier
+    ? await loadCellClassifier(opts.classifier, classifierThreshold, opts.threads)
+    : undefined;
+  if (classifier)
+    log(
+      `classifier ${opts.classifier}: ${classifier.classNames.length} types, ${classifier.cropSize} px crops, below probability ${classifierThreshold} counted as unclassified`,
+    );
+  const cellTypes: {
+    file: string;
+    cells: { box: number[]; score: number; type: string; probability: number }[];
+  }[] = [];
   const counting = countingThreshold(meta, opts.scoreThreshold);
   log(`counting cells at ${describeCountingThreshold(counting, '--score')}`);
   const out = resolve(opts.out);
@@ -220,6 +243,23 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
             ),
           );
         }
+        let differential: DifferentialCount | undefined;
+        if (classifier) {
+          const calls = await classifier.classify(
+            image,
+            res.detections.map((d) => d.box),
+          );
+          differential = imageDifferential(calls, classifier, classifierThreshold);
+          cellTypes.push({
+            file,
+            cells: res.detections.map((d, k) => ({
+              box: d.box,
+              score: d.score,
+              type: calls[k]!.type >= 0 ? classifier.classNames[calls[k]!.type]! : UNCLASSIFIED,
+              probability: calls[k]!.probability,
+            })),
+          });
+        }
         results.push(...toCocoResults(all.detections, id));
         cells += res.detections.length;
         processed.push({
@@ -231,6 +271,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
           counts: countByClass(res.detections, meta.classNames),
           tiles: res.tiles,
           ms: performance.now() - t0,
+          ...(differential ? { differential } : {}),
         });
       } catch (e) {
         const fatal = outputWriteError(e, out);
@@ -248,6 +289,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   } finally {
     bar?.stop();
     if (typeof opts.model === 'string') await detector.dispose();
+    await classifier?.dispose();
   }
 
   const base = commonBase(files);
@@ -290,12 +332,47 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
     ];
     await writeFileAtomic(outputs.failed, `${lines.join('\n')}\n`);
   }
+  let runDifferential: DifferentialCount | undefined;
+  if (classifier) {
+    runDifferential = sumDifferentials(processed.flatMap((p) => (p.differential ? [p.differential] : [])));
+    outputs.differential = join(out, 'differential.csv');
+    await writeFileAtomic(outputs.differential, differentialCsv(processed, base, runDifferential));
+    await writeFileAtomic(join(out, 'cell-types.json'), `${JSON.stringify(cellTypes)}\n`);
+    if (runDifferential)
+      log(
+        `differential (${runDifferential.total} nucleated cells, probability >= ${classifierThreshold}): ` +
+          runDifferential.rows.map((r) => `${r.type} ${r.count} (${r.percent.toFixed(1)}%)`).join(', '),
+      );
+  }
   log(
     `detect: ${processed.length} image(s), ${cells} cell(s)` +
       (failed.length ? `, ${failed.length} skipped (see ${outputs.failed})` : '') +
       ` -> ${out}`,
   );
-  return { processed, counting, failed, outputs };
+  return {
+    processed,
+    counting,
+    failed,
+    outputs,
+    ...(runDifferential ? { differential: runDifferential } : {}),
+  };
+}
+
+/** differential.csv: per image, then the run ("all images"), count and percent of each type. */
+function differentialCsv(
+  processed: ImageSummary[],
+  base: string,
+  run: DifferentialCount | undefined,
+): string {
+  const types = run?.rows.map((r) => r.type) ?? [];
+  const header = ['file', 'nucleated', ...types.flatMap((t) => [t, `${t} %`])];
+  const line = (file: string, d: DifferentialCount) =>
+    [file, d.total, ...d.rows.flatMap((r) => [r.count, r.percent.toFixed(2)])].map(csvField).join(',');
+  const rows = processed.flatMap((p) =>
+    p.differential ? [line(relative(base, p.file), p.differential)] : [],
+  );
+  if (run) rows.push(line('all images', run));
+  return `${[header.map(csvField).join(','), ...rows].join('\n')}\n`;
 }
 
 /**
