@@ -83,7 +83,8 @@ export function confusionSvg(
   const cell = 34;
   const left = 150;
   const top = 150;
-  const w = left + k * cell + 20;
+  // Room on the right for the rotated column labels.
+  const w = left + k * cell + 110;
   const h = top + k * cell + 40;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="11">`,
