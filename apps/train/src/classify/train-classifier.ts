@@ -178,6 +178,12 @@ export async function trainClassifier(
     split: { seed: o.seed, valShare: o.val, testShare: o.test, counts: countSplit(split) },
   };
   await writeFileAtomic(join(o.out, 'classifier.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  // The exact held-out sets by source, so another trainer (tooling/classify_torchvision.py) uses the same split.
+  const byName = (idx: number[]) => idx.map((i) => data.sources[i]!);
+  await writeFileAtomic(
+    join(o.out, 'split.json'),
+    `${JSON.stringify({ classNames: data.classNames, train: byName(split.train), val: byName(split.val), test: byName(split.test) })}\n`,
+  );
   await writeFileAtomic(join(o.out, 'log.jsonl'), `${logLines.join('\n')}\n`);
   await writeReport(o.out, data, test, val.report, {
     steps: step,
