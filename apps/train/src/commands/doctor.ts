@@ -35,7 +35,7 @@ function versionOf(pkg: string): string | null {
 }
 
 /** CPU flags that matter for the kernels bmc can use (wasm SIMD needs SSE4.1; onnxruntime's MLAS uses AVX2/AVX-512/AMX). */
-function cpuFeatures(): string[] {
+export function cpuFeatures(): string[] {
   if (!existsSync('/proc/cpuinfo')) return [];
   const flags = new Set(
     (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/),

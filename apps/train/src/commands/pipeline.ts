@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InputError } from '@bmc/core';
 import { writeFileAtomic } from '@bmc/core/node';
@@ -16,6 +17,7 @@ import { type Evaluation, evaluatePredictions, predictSplit } from '../train/eva
 import { inProcessMetadata, runMetadata } from '../train/model-metadata.js';
 import { loadRunConfig } from '../train/pixel-scale.js';
 import { setUpEngine, train } from '../train/trainer.js';
+import { cpuFeatures } from './doctor.js';
 
 export type WhichWeights = 'best' | 'last';
 
@@ -163,6 +165,29 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
     ],
   });
   say(`report: ${report}`);
+  // The figures a README may quote, with the machine and its load: copied to results/ when quoted.
+  const [ap, ap50, ap75] = s as [number, number, number];
+  writeFileAtomic(
+    join(run.paths.root, 'demo-result.json'),
+    `${JSON.stringify(
+      {
+        suite: 'demo',
+        command: 'pnpm demo',
+        date: new Date().toISOString(),
+        machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, flags: cpuFeatures() },
+        load: loadavg().map((l) => Number(l.toFixed(2))),
+        backend,
+        steps: trained.state.step,
+        trainSeconds: Number(trainSeconds.toFixed(1)),
+        wallSeconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
+        test: { images: run.splits.test.source.length, AP: ap, AP50: ap50, AP75: ap75 },
+        operatingPoint: run.operatingPoint ?? null,
+        detect: { images: detected.processed.length, cells, msPerImage: Number(ms.toFixed(1)) },
+      },
+      null,
+      2,
+    )}\n`,
+  );
   return { root: run.paths.root, evaluation };
 }
 
