@@ -109,8 +109,8 @@ export async function setUpTraining(input: TrainConfig, options: TrainOptions): 
   const backend = await setUpEngine(config.run, say, replicas > 1 ? threadsPerReplica(replicas) : undefined);
 
   const splits = await loadSplits(config);
-  say(splits.train.scale.description);
   checkSplits(splits, config, { say, log });
+  say(splits.train.scale.description);
   const classes = splits.train.classes;
   const detector = buildDetector(toDetectorConfig(config, classes.length));
   // Before any step: a step that cannot fit in tfjs-wasm's 4 GiB heap is refused (exit 2) with the ways out.
