@@ -1,11 +1,4 @@
+import { libraryBuild } from '@bmc/tsconfig/tsup.mjs';
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  treeshake: true,
-  target: 'es2022',
-});
+export default defineConfig(libraryBuild({ entry: ['src/index.ts'] }));
