@@ -18,6 +18,7 @@ import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { linkImage, readYolo, writeCoco } from '@bmc/data';
+import { pickRandom } from '../dist/index.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BIN = join(HERE, '..', 'bin', 'bmc.mjs');
@@ -34,22 +35,8 @@ const WORK = arg('work', '/tmp/bmc-al');
 const SEED = Number(arg('seed', 21));
 const STEP = Math.max(1, Math.round(POOL / 10));
 
-function shuffle(list, seed) {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const a = [...list];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
+/** The same seeded order `bmc label rank --strategy random` draws (mulberry32 + Fisher-Yates). */
+const shuffle = (list, seed) => pickRandom(list.length, list.length, seed).map((k) => list[k]);
 
 function bmc(args) {
   const t0 = Date.now();

@@ -1,3 +1,4 @@
+export { pickRandom } from './commands/label/acquisition.js';
 export * from './commands/pipeline.js';
 export * from './config/load.js';
 export * from './config/presets.js';
