@@ -31,7 +31,14 @@ export async function probeImage(
       // as an error, read sequentially, caught it in every run, and BCCD and TXL-PBC stay clean.
       await sharp(file, { failOn: 'warning', sequentialRead: true }).raw().toBuffer();
     } catch (e) {
-      throw new DataError(file, undefined, `cannot decode image: ${reason(e)}`);
+      // libvips names the decoder's warning ("premature end of JPEG image") only some of the time;
+      // otherwise it says its failOn setting tripped, which tells a user nothing.
+      const why = reason(e);
+      throw new DataError(
+        file,
+        undefined,
+        `cannot decode image: ${/failOn/.test(why) ? 'truncated or corrupt image data (the decoder warned)' : why}`,
+      );
     }
   }
   return size;
