@@ -96,7 +96,8 @@ describe('trainStep with microBatch (gradient accumulation)', () => {
       }
       // measured 4e-6..1.1e-5 of the largest update; 2.4 with batch-statistics BatchNorm
       expect(micro.r.gradNorm / whole.r.gradNorm).toBeCloseTo(1, 4);
-      expect(relDiff).toBeLessThan(1e-4);
+      // 2.3e-4 seen once in CI (multi-threaded onnxruntime sums in another order); the control differs by 2.4.
+      expect(relDiff).toBeLessThan(1e-3);
       expect(whole.leaked).toBe(0);
       expect(micro.leaked).toBe(0);
     }, 120_000);
