@@ -26,6 +26,20 @@ const int =
     return n;
   };
 
+/** `--resize`, shared by detect and serve: overrides the model's recorded pixel scale. */
+const resizeOption = () =>
+  new Option(
+    '--resize <px>',
+    `resize so the longer side is <px> before detection, at most ${MAX_RESIZE_LONG_SIDE} (0: source resolution; default: the model's recorded pixel scale)`,
+  ).argParser(int(0, MAX_RESIZE_LONG_SIDE));
+
+/** `--tile`, shared by detect and serve. */
+const tileOption = () =>
+  new Option(
+    '--tile <px>',
+    'tile images larger than this (0: never; default: the training crop, else 1024)',
+  ).argParser(int(0));
+
 /**
  * Adds `detect` and `serve` to a commander 14 program (the `bmc` binary of
  * apps/train calls this; `bmc-infer` is the standalone equivalent). The heavy
@@ -51,16 +65,8 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     )
     .option('--iou <t>', 'NMS IoU threshold (default: the model metadata)', num(0, 1))
     .option('--max-detections <n>', 'detections per image (per tile when tiled)', int(1))
-    .option(
-      '--resize <px>',
-      `resize so the longer side is <px> before detection, at most ${MAX_RESIZE_LONG_SIDE} (0: source resolution; default: the model's recorded pixel scale)`,
-      int(0, MAX_RESIZE_LONG_SIDE),
-    )
-    .option(
-      '--tile <px>',
-      'tile images larger than this (0: never; default: the training crop, else 1024)',
-      int(0),
-    )
+    .addOption(resizeOption())
+    .addOption(tileOption())
     .option('--tile-overlap <px>', 'overlap between tiles, above the largest cell (default 128)', int(0))
     .option('--crops', 'write one PNG per detected cell', false)
     .option('--crop-margin <f>', 'margin around each crop, fraction of the box', num(0, 2), 0.1)
@@ -163,16 +169,8 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
       10_000,
     )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
-    .option(
-      '--resize <px>',
-      `resize so the longer side is <px> before detection, at most ${MAX_RESIZE_LONG_SIDE} (0: source resolution; default: the model's recorded pixel scale)`,
-      int(0, MAX_RESIZE_LONG_SIDE),
-    )
-    .option(
-      '--tile <px>',
-      'tile images larger than this (0: never; default: the training crop, else 1024)',
-      int(0),
-    )
+    .addOption(resizeOption())
+    .addOption(tileOption())
     .option('--no-viewer', 'do not serve the browser viewer at /')
     .action(async (o) => {
       const { createServer } = await import('./server.js');
