@@ -171,19 +171,22 @@ function parseZip(bytes: Uint8Array, source: string): PthFile {
   const { value } = unpickle(files[pkl[0]!]!, {
     source: `${source} (${pkl[0]})`,
     globals: stateDictGlobals(),
-    persistentLoad: (pid) => {
-      const s = storageRef(pid);
-      const seen = storages.get(s.key);
-      if (seen) return seen;
-      storages.set(s.key, s);
-      return s;
-    },
+    persistentLoad: (pid) => sharedStorage(storages, pid),
   });
   return stateDictFile(value, source, 'zip', (s) => {
     const data = files[`${root}data/${s.key}`];
     if (!data) throw new PthError(`${source}: storage '${root}data/${s.key}' is missing from the archive`);
     return data;
   });
+}
+
+/** One `StorageRef` per storage key: tensors that view the same storage share it. */
+function sharedStorage(storages: Map<string, StorageRef>, pid: unknown): StorageRef {
+  const s = storageRef(pid);
+  const seen = storages.get(s.key);
+  if (seen) return seen;
+  storages.set(s.key, s);
+  return s;
 }
 
 function parseLegacy(bytes: Uint8Array, source: string): PthFile {
@@ -215,13 +218,7 @@ function parseLegacy(bytes: Uint8Array, source: string): PthFile {
     source: `${source} (state dict pickle)`,
     globals,
     offset: sysInfo.end,
-    persistentLoad: (pid) => {
-      const s = storageRef(pid);
-      const seen = storages.get(s.key);
-      if (seen) return seen;
-      storages.set(s.key, s);
-      return s;
-    },
+    persistentLoad: (pid) => sharedStorage(storages, pid),
   });
   const keys = plain(main.end, 'storage keys');
   if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string'))
