@@ -88,6 +88,14 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
       num(1),
     )
     .option('--no-tissue-mask', 'slides: run every tile, glass included')
+    .option(
+      '--queue <url>',
+      'run the detections on bmc workers through Redis (redis://host:port): slides as tile jobs, images as one job each',
+    )
+    .option(
+      '--tile-store <dir>',
+      'with --queue: folder for the job results, at the same path for every worker (default: <out>/tiles)',
+    )
     .addOption(new Option('--no-progress', 'no progress bar'))
     .action(async (inputs: string[], o) => {
       if (o.tile > 0 && o.tileOverlap !== undefined && o.tileOverlap >= o.tile)
@@ -95,6 +103,14 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
           `--tile ${o.tile} --tile-overlap ${o.tileOverlap}: the overlap must be smaller than the tile`,
         );
       const { detectCommand } = await import('./detect-command.js');
+      const { resolve } = await import('node:path');
+      // --queue: Redis is checked before the model loads (a wrong URL is exit 2 at once).
+      const remote = o.queue
+        ? await (await import('./jobs/submit.js')).queueDetection({
+            url: o.queue,
+            store: resolve(o.tileStore ?? `${o.out}/tiles`),
+          })
+        : undefined;
       const res = await detectCommand({
         inputs,
         model: await model(o.model),
@@ -113,7 +129,8 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
         progress: o.progress === false ? false : undefined,
         slideDownsample: o.slideDownsample,
         tissueMask: o.tissueMask,
-      });
+        ...(remote ? { remote } : {}),
+      }).finally(() => remote?.close());
       if (res.processed.length === 0) process.exitCode = 1;
     });
 
@@ -198,6 +215,42 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
       await server.listen();
       process.stderr.write(`${server.pixelScale.description}\n`);
       const stop = () => void server.close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  program
+    .command('worker')
+    .description(
+      'run detection jobs from Redis (bmc detect --queue, bmc serve --queue); start any number, on any machine',
+    )
+    .requiredOption('--queue <url>', 'Redis of the run (redis://host:port)')
+    .option('-m, --model <file>', `${modelHelp}; a worker takes the jobs of its own model only`)
+    .option('--concurrency <n>', 'jobs at once (onnxruntime already uses every core for one)', int(1), 1)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
+    .option(
+      '--lock-duration <ms>',
+      'a job is given to another worker this long after its worker stops answering (must exceed the slowest tile)',
+      int(1000),
+      30_000,
+    )
+    .action(async (o) => {
+      const { startWorker } = await import('./jobs/worker.js');
+      const worker = await startWorker({
+        url: o.queue,
+        model: await model(o.model),
+        concurrency: o.concurrency,
+        threads: o.threads,
+        lockDurationMs: o.lockDuration,
+      });
+      // SIGINT/SIGTERM: the jobs in hand finish (their results are written), then the worker leaves.
+      const stop = () =>
+        void worker.close().then(() => {
+          const { ran, reused, failed } = worker.stats;
+          process.stderr.write(
+            `worker: stopped (${ran} job(s) run, ${reused} found done, ${failed} failed)\n`,
+          );
+          process.exit(0);
+        });
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });

@@ -19,8 +19,8 @@ import {
 } from './pipeline/operating-point.js';
 import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
-import type { Detection, DetectOptions } from './pipeline/types.js';
-import { detectSlide } from './slide/detect-slide.js';
+import type { Detection, DetectOptions, DetectResult } from './pipeline/types.js';
+import { detectSlide, type SlideDetectOptions, type SlideResult } from './slide/detect-slide.js';
 import { isSlide } from './slide/open.js';
 import { overviewPng, toQuPathGeoJson } from './slide/outputs.js';
 
@@ -51,6 +51,26 @@ export interface DetectCommandOptions extends DetectOptions {
   slideDownsample?: number;
   /** Slides: skip glass tiles by a tissue mask from a low-resolution level. Default true. */
   tissueMask?: boolean;
+  /**
+   * Detections run elsewhere (`bmc detect --queue`: workers on Redis). Every input is handed over
+   * first so workers can start on all of them; each input's result is then awaited in turn and
+   * written exactly as a local run writes it.
+   */
+  remote?: RemoteDetection;
+}
+
+/** Where `bmc detect --queue` gets its detections from: see `jobs/submit.ts`. */
+export interface RemoteDetection {
+  /** Queues every input (slides as tile jobs, images as one job each); per-file problems surface on `slide`/`image`. */
+  submit(
+    inputs: ReadonlyArray<{ file: string; slide: boolean }>,
+    detector: Detector,
+    opts: SlideDetectOptions,
+  ): Promise<void>;
+  /** The slide's result, assembled from its tiles' results once they are all in. */
+  slide(file: string): Promise<SlideResult>;
+  /** An image's detections (every candidate, as `detector.detect` returns them). */
+  image(file: string): Promise<DetectResult>;
 }
 
 export interface ImageSummary {
@@ -170,12 +190,13 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
    * One slide, region by region: its candidates join results.json like an image's; the cells at
    * the counting threshold go to `slides/<name>.geojson` (QuPath) and `slides/<name>.overview.png`.
    */
+  const slideOpts: SlideDetectOptions = {
+    ...opts,
+    downsample: opts.slideDownsample,
+    noTissueMask: opts.tissueMask === false,
+  };
   const detectSlideFile = async (file: string, name: string, id: number) => {
-    const r = await detectSlide(detector, file, {
-      ...opts,
-      downsample: opts.slideDownsample,
-      noTissueMask: opts.tissueMask === false,
-    });
+    const r = opts.remote ? await opts.remote.slide(file) : await detectSlide(detector, file, slideOpts);
     const kept: Detection[] = r.detections.filter((d) => d.score >= counting.scoreThreshold);
     await mkdir(slidesDir, { recursive: true });
     const geojson = join(slidesDir, `${name}.geojson`);
@@ -211,6 +232,14 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const results: CocoResult[] = [];
   let cells = 0;
   try {
+    if (opts.remote) {
+      const kinds = await Promise.all(files.map((f) => isSlide(f)));
+      await opts.remote.submit(
+        files.map((file, i) => ({ file, slide: kinds[i]! })),
+        detector,
+        slideOpts,
+      );
+    }
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!;
       const id = i + 1;
@@ -225,7 +254,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
           continue;
         }
         const image = await decodeToPixels(file);
-        const all = await detector.detect(image, opts);
+        const all = opts.remote ? await opts.remote.image(file) : await detector.detect(image, opts);
         const res = atThreshold(all, counting.scoreThreshold);
         if (opts.annotate !== false) {
           await writeFileAtomic(join(annotatedDir, `${name}.png`), await annotate(image, res.detections));
