@@ -5,6 +5,7 @@ import { dataCheck, dataConvert, dataSynth, formatStats, readDataset } from './c
 import { doctor, formatDoctor } from './commands/doctor.js';
 import { registerLabelCommands } from './commands/label/register.js';
 import { demo, evaluateSplit, exportRunOnnx, loadRun } from './commands/pipeline.js';
+import { exportInt8, positiveInt } from './commands/quantize.js';
 import { loadConfig } from './config/load.js';
 import { presetNames } from './config/presets.js';
 import { writeRunReport } from './report/run-report.js';
@@ -158,10 +159,32 @@ program
 
 program
   .command('export <runDir>')
-  .description("export a run's network as a self-describing ONNX file (opset 17)")
-  .option('--out <file>', 'ONNX file to write (default <runDir>/model.onnx)')
+  .description(
+    "export a run's network as a self-describing ONNX file (opset 17); with --int8, a statically quantised one (a run folder or a bmc .onnx file)",
+  )
+  .option('--out <file>', 'ONNX file to write (default <runDir>/model.onnx, with --int8 model-int8.onnx)')
   .addOption(new Option('--weights <which>', 'checkpoint').choices(['best', 'last']).default('best'))
+  .option(
+    '--int8',
+    'INT8 QDQ model: int8 per-channel conv weights, uint8 activations calibrated on --calibration',
+  )
+  .option('--calibration <folder>', 'images like the ones the model will see (with --int8)')
+  .addOption(
+    new Option('--calibration-method <name>', 'activation ranges: min/max seen, or a percentile of each tail')
+      .choices(['minmax', 'percentile'])
+      .default('minmax'),
+  )
+  .option(
+    '--calibration-images <n>',
+    'at most this many calibration images, spread over the folder',
+    positiveInt,
+    100,
+  )
   .action(async (runDir: string, o) => {
+    if (o.int8 || o.calibration) {
+      await exportInt8(runDir, o);
+      return;
+    }
     await setUpEngine(loadConfig({ file: `${runDir}/config.yaml` }).run, () => {});
     const run = await loadRun(runDir, o.weights);
     const out = o.out ?? `${run.paths.root}/model.onnx`;

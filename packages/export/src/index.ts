@@ -39,3 +39,11 @@ export {
 } from './onnx/export.js';
 export { SUPPORTED_LAYER_CLASSES } from './onnx/layers.js';
 export { POSTPROCESS_OUTPUTS } from './onnx/postprocess-graph.js';
+export {
+  CALIBRATION_METHODS,
+  type CalibrationInput,
+  type CalibrationMethod,
+  type QuantizeOptions,
+  type QuantizeResult,
+  quantizeOnnx,
+} from './quantize/index.js';

@@ -29,6 +29,7 @@ export const BMC_METADATA_KEYS = {
   model: 'bmc.model',
   operatingPoint: 'bmc.operating_point',
   pixelScale: 'bmc.pixel_scale',
+  quantization: 'bmc.quantization',
 } as const;
 
 /** How to turn RGB pixels (0..255) into the network's input: `((pixel * scale) - mean) / std` per channel. */
@@ -143,6 +144,31 @@ export interface BmcMetadata {
   operatingPoint?: OperatingPoint;
   /** How training scaled images; absent in files exported before bmc recorded it (then: no resize). */
   pixelScale?: PixelScale;
+  /** Present in statically quantised (INT8) files: the scheme and the calibration (`bmc export --int8`). */
+  quantization?: QuantizationInfo;
+}
+
+/** What `bmc export --int8` did: scheme and calibration, recorded in `bmc.quantization`. */
+export interface QuantizationInfo {
+  /** 'QDQ': QuantizeLinear / DequantizeLinear pairs around the quantised ops. */
+  format: 'QDQ';
+  weights: string;
+  activations: string;
+  calibration: {
+    method: 'minmax' | 'percentile';
+    percentile?: number;
+    /** Calibration images read. */
+    images: number;
+    /** Network inputs run (tiles of those images). */
+    inputs: number;
+    /** The calibration folder's name (not its full path). */
+    source: string;
+  };
+  quantizedConvs: number;
+  /** Convs left with float output (they read int8 weights through DequantizeLinear). */
+  floatConvs: number;
+  /** Tool and version that quantised the file. */
+  by: string;
 }
 
 /** A file that is not a bmc ONNX model, or whose bmc metadata is malformed. */
@@ -167,6 +193,7 @@ export function bmcMetadataProps(meta: BmcMetadata): Record<string, string> {
   if (meta.model) props[k.model] = JSON.stringify(meta.model);
   if (meta.operatingPoint) props[k.operatingPoint] = JSON.stringify(meta.operatingPoint);
   if (meta.pixelScale) props[k.pixelScale] = JSON.stringify(meta.pixelScale);
+  if (meta.quantization) props[k.quantization] = JSON.stringify(meta.quantization);
   validateBmcMetadata(meta, 'metadata to write');
   return props;
 }
@@ -254,6 +281,7 @@ export function readBmcMetadata(onnx: Uint8Array, source = 'ONNX data'): BmcMeta
     ...(props[k.model] !== undefined ? { model: json(k.model) } : {}),
     ...(props[k.operatingPoint] !== undefined ? { operatingPoint: json(k.operatingPoint) } : {}),
     ...(props[k.pixelScale] !== undefined ? { pixelScale: json(k.pixelScale) } : {}),
+    ...(props[k.quantization] !== undefined ? { quantization: json(k.quantization) } : {}),
   } as BmcMetadata;
   validateBmcMetadata(meta, source);
   return meta;

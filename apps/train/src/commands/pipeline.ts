@@ -63,13 +63,20 @@ export function exportRunOnnx(
   run: Pick<LoadedRun, 'config' | 'detector' | 'splits' | 'operatingPoint'>,
   out: string,
 ): number {
+  const bytes = runOnnxBytes(run);
+  writeFileAtomic(out, bytes);
+  return bytes.length;
+}
+
+/** A run's float ONNX file, in memory (`bmc export --int8` quantises it before anything is written). */
+export function runOnnxBytes(
+  run: Pick<LoadedRun, 'config' | 'detector' | 'splits' | 'operatingPoint'>,
+): Uint8Array {
   const { detector, config } = run;
   const meta = runMetadata(config, detector.config, run.splits.train.classes, run.splits.train.scale.scale);
   // The counting threshold travels beside the AP threshold (nms.scoreThreshold).
   const op = run.operatingPoint ? { operatingPoint: run.operatingPoint } : {};
-  const { bytes } = exportDetectorOnnx(detector.model, { ...meta, ...op });
-  writeFileAtomic(out, bytes);
-  return bytes.length;
+  return exportDetectorOnnx(detector.model, { ...meta, ...op }).bytes;
 }
 
 export interface DemoOptions {
