@@ -235,6 +235,8 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     )
     .action(async (o) => {
       const { startWorker } = await import('./jobs/worker.js');
+      // The URL first: a wrong one is exit 2 before the model is looked for.
+      await (await import('./jobs/connection.js')).checkRedis(o.queue);
       const worker = await startWorker({
         url: o.queue,
         model: await model(o.model),

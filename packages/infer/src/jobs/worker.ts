@@ -71,6 +71,8 @@ export async function startWorker(opts: WorkerOptions): Promise<TileWorker> {
       return { reused: true };
     }
     const t0 = performance.now();
+    // Said before the work, so a log shows which tile a worker held when it died.
+    log(`job ${job.id}: started`);
     let cells: number;
     try {
       if (d.kind === 'tile') {

@@ -1,0 +1,229 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSmearSlide } from '@bmc/data';
+import { freePort, redisServerPath, startRedis, type TestRedis } from '@bmc/test-utils/redis';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// bmc detect --queue / bmc worker on a real Redis (Debian's redis-server on a free port), all
+// through bin/bmc.mjs as a lab runs them, against single-process bmc detect on the same inputs.
+const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
+// Tiles of 320 px overlapping by 96 advance 224 px (as in slide.test.ts). 16 fields, 5 steps
+// apart, on a 4480 px slide: 9 tiles with tissue per field, 144 tile jobs.
+const TILE = ['--tile', '320', '--tile-overlap', '96'];
+const STEP = 224;
+const SIDE = 20 * STEP;
+const ORIGINS = Array.from({ length: 16 }, (_, k): [number, number] => [
+  STEP * (2 + 5 * (k % 4)),
+  STEP * (2 + 5 * Math.floor(k / 4)),
+]);
+// Short lock so the killed worker's tile comes back within seconds (the default is 30 s; a tile
+// here takes well under a second even on this loaded machine).
+const WORKER = ['--threads', '1', '--lock-duration', '5000'];
+
+const HAS_REDIS = redisServerPath() !== undefined;
+if (!HAS_REDIS)
+  console.log('queue tests skipped: redis-server is not installed (apt-get install -y redis-server)');
+
+let redis: TestRedis | undefined;
+let dir: string;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  if (!HAS_REDIS) return;
+  redis = await startRedis();
+  dir = mkdtempSync(join(tmpdir(), 'bmc-queue-'));
+  const fields = await writeSmearSlide(join(dir, 'slide.tif'), {
+    seed: 11,
+    width: SIDE,
+    height: SIDE,
+    fields: ORIGINS,
+  });
+  mkdirSync(join(dir, 'fields'));
+  for (const [k, f] of fields.slice(0, 3).entries())
+    await sharp(Buffer.from(f.rgb), { raw: { width: f.size, height: f.size, channels: 3 } })
+      .png()
+      .toFile(join(dir, 'fields', `field${k}.png`));
+}, 300_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await redis?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const bmcSync = (args: string[]) =>
+  spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000 });
+
+/** A bmc process in the background; its stderr collected line by line. */
+function bmc(args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const p = { child, stderr: '', stdout: '', exit: undefined as Promise<number | null> | undefined };
+  child.stderr!.on('data', (b: Buffer) => {
+    p.stderr += b.toString();
+  });
+  child.stdout!.on('data', (b: Buffer) => {
+    p.stdout += b.toString();
+  });
+  p.exit = new Promise((ok) => child.once('exit', (code) => ok(code)));
+  return p;
+}
+
+const until = async (cond: () => boolean, timeoutMs: number, what: string) => {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+/** Job ids a worker finished (ran the network and wrote the result), in order. */
+const ran = (log: string) => [...log.matchAll(/^job (\S+): \d+ candidate/gm)].map((m) => m[1]!);
+const started = (log: string) => [...log.matchAll(/^job (\S+): started/gm)].map((m) => m[1]!);
+const read = (...p: string[]) => readFileSync(join(dir, ...p), 'utf8');
+
+describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () => {
+  it('two workers, one killed mid-tile: the result equals single-process bmc detect, no tile lost or run twice; a rerun reuses every tile', async () => {
+    if (!redis) throw new Error('redis-server did not start');
+    const local = bmcSync([
+      'detect',
+      join(dir, 'slide.tif'),
+      join(dir, 'fields'),
+      '-o',
+      join(dir, 'local'),
+      ...TILE,
+    ]);
+    expect(local.status, local.stderr).toBe(0);
+
+    const a = bmc(['worker', '--queue', redis.url, ...WORKER]);
+    const b = bmc(['worker', '--queue', redis.url, ...WORKER]);
+    const out = join(dir, 'queued');
+    const submit = bmc([
+      'detect',
+      '--queue',
+      redis.url,
+      join(dir, 'slide.tif'),
+      join(dir, 'fields'),
+      '-o',
+      out,
+      ...TILE,
+    ]);
+    // Kill worker A with SIGKILL while it holds a tile (its last line says it started one).
+    await until(
+      () => ran(a.stderr).length >= 5 && /: started\n$/.test(a.stderr),
+      240_000,
+      'worker A in the middle of a tile',
+    );
+    a.child.kill('SIGKILL');
+    await a.exit;
+    expect(await submit.exit, submit.stderr).toBe(0);
+
+    const aRan = ran(a.stderr);
+    const inHand = started(a.stderr).filter((id) => !aRan.includes(id));
+    expect(inHand).toHaveLength(1);
+    const bRan = ran(b.stderr);
+    // The tile A died on was taken up by B (stalled-job retry) ...
+    expect(bRan).toContain(inHand[0]);
+    // ... and every job ran exactly once across the two workers: none lost, none doubled.
+    const all = [...aRan, ...bRan];
+    expect(new Set(all).size).toBe(all.length);
+    const tilesRun = Number(
+      /slide\.tif: slide \d+x\d+, level 0 .*?, (\d+) of \d+ tiles run/.exec(submit.stderr)![1],
+    );
+    // At most 3 x 3 tiles per field touch tissue (the low-resolution mask may miss a thin edge).
+    expect(tilesRun).toBeGreaterThan(8 * ORIGINS.length);
+    expect(tilesRun).toBeLessThanOrEqual(9 * ORIGINS.length);
+    expect(all.length).toBe(tilesRun + 3); // the slide's tiles and the 3 field images
+    const store = join(out, 'tiles');
+    const slideDirs = readdirSync(store).filter((d) => d !== 'images');
+    expect(slideDirs).toHaveLength(1);
+    expect(readdirSync(join(store, slideDirs[0]!)).filter((f) => f.endsWith('.json'))).toHaveLength(tilesRun);
+    expect(readdirSync(join(store, 'images'))).toHaveLength(3);
+    // Progress per slide came from the queue.
+    expect(submit.stderr).toMatch(new RegExp(`slide\\.tif: ${tilesRun}/${tilesRun} tiles \\(100%\\)`));
+
+    // Exactly the single-process outputs: COCO results (every box and score), counts, QuPath
+    // GeoJSON and the overview image.
+    for (const f of ['results.json', 'images.json', 'counts.csv', 'slides/slide.geojson'])
+      expect(read('queued', f), f).toBe(read('local', f));
+    expect(
+      readFileSync(join(out, 'slides/slide.overview.png')).equals(
+        readFileSync(join(dir, 'local/slides/slide.overview.png')),
+      ),
+    ).toBe(true);
+    expect(JSON.parse(read('local', 'results.json')).length).toBeGreaterThan(100);
+
+    // A rerun of the same inputs with the same model finds every result in the store: no job runs.
+    const before = ran(b.stderr).length;
+    const again = bmcSync([
+      'detect',
+      '--queue',
+      redis.url,
+      join(dir, 'slide.tif'),
+      join(dir, 'fields'),
+      '-o',
+      out,
+      ...TILE,
+    ]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(new RegExp(`${tilesRun} already done \\(reused from .*\\), 0 queued`));
+    expect(ran(b.stderr).length).toBe(before);
+    expect(read('queued', 'results.json')).toBe(read('local', 'results.json'));
+    b.child.kill('SIGTERM');
+    expect(await b.exit).toBe(0);
+    expect(b.stderr).toMatch(/worker: stopped \(\d+ job\(s\) run/);
+  }, 900_000);
+
+  it('resumes after Redis restarts (empty) in the middle of a slide', async () => {
+    if (!redis) throw new Error('redis-server did not start');
+    const w = bmc(['worker', '--queue', redis.url, ...WORKER]);
+    const out = join(dir, 'restart');
+    const submit = bmc(['detect', '--queue', redis.url, join(dir, 'slide.tif'), '-o', out, ...TILE]);
+    await until(() => ran(w.stderr).length >= 10, 240_000, 'ten tiles');
+    await redis.restart(1_000);
+    expect(await submit.exit, submit.stderr).toBe(0);
+    expect(submit.stderr).toMatch(/job\(s\) were no longer in Redis \(restarted\?\): queued again/);
+    // The same detections as the single-process run of the slide (image ids differ: that run had the fields too).
+    const localIds = JSON.parse(read('local', 'images.json')).images as Array<{
+      id: number;
+      file_name: string;
+    }>;
+    const slideId = localIds.find((im) => im.file_name === 'slide.tif')!.id;
+    const strip = (r: { image_id: number }[]) => r.map((x) => JSON.stringify({ ...x, image_id: 0 }));
+    expect(strip(JSON.parse(read('restart', 'results.json')))).toEqual(
+      strip(
+        JSON.parse(read('local', 'results.json')).filter((r: { image_id: number }) => r.image_id === slideId),
+      ),
+    );
+    expect(read('restart', 'slides/slide.geojson')).toBe(read('local', 'slides/slide.geojson'));
+    w.child.kill('SIGTERM');
+    await w.exit;
+  }, 600_000);
+
+  it('a bad or unreachable queue URL is exit 2 with one line naming it', async () => {
+    if (!redis) throw new Error('redis-server did not start');
+    const port = await freePort();
+    const r = bmcSync([
+      'detect',
+      '--queue',
+      `redis://127.0.0.1:${port}`,
+      join(dir, 'slide.tif'),
+      '-o',
+      join(dir, 'x'),
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^bmc: --queue redis://127\\.0\\.0\\.1:${port}: cannot reach Redis \\(.*ECONNREFUSED.*\\)\\n$`,
+      ),
+    );
+    const w = bmcSync(['worker', '--queue', 'localhost:6379']);
+    expect(w.status).toBe(2);
+    expect(w.stderr).toBe(
+      'bmc: --queue localhost:6379: expected a redis:// or rediss:// URL, got localhost:\n',
+    );
+  });
+});
