@@ -29,6 +29,7 @@ export {
   quantizeWeightsPerChannel,
   type Range,
   RangeCollector,
+  roundHalfEven,
 } from './ranges.js';
 
 export interface QuantizeOptions extends QdqOptions {

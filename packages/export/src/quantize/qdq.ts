@@ -177,13 +177,16 @@ export function planQdq(graph: GraphObj, options: QdqOptions = {}): QdqPlan {
   for (const [name, producer] of qOut) {
     if (graphOutputs.has(name)) continue;
     if (passThrough.has(producer)) {
-      shared.set(name, producer.input[0]!);
+      // Chains (MaxPool -> Resize) share the first producer's parameters.
+      let src = producer.input[0]!;
+      for (let p = qOut.get(src); p && passThrough.has(p); p = qOut.get(src)) src = p.input[0]!;
+      shared.set(name, src);
       continue;
     }
     if (options.quantizeHeadOutputs !== false || isQuantizedUse(name)) need(name);
   }
   // A pass-through op's input is quantised with the producer's parameters: make sure it is calibrated.
-  for (const src of shared.values()) if (!shared.has(src)) need(src);
+  for (const src of shared.values()) need(src);
   // Fused ReLUs whose output ends up float (graph output or not quantised) are not fused after all.
   const quantOut = new Set([...calibrated, ...shared.keys()]);
   for (const [relu] of fusedRelus) if (!quantOut.has(relu.output[0]!)) fusedRelus.delete(relu);

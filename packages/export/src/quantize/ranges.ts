@@ -80,6 +80,15 @@ function tails(values: Float32Array, p: number): [number, number] {
   return [sorted[n - 1 - k]!, sorted[k]!];
 }
 
+/**
+ * Round half to even, as ONNX QuantizeLinear rounds (numpy's `rint`), so the weights
+ * quantised here match what QuantizeLinear would give for them.
+ */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 /** uint8 asymmetric activation parameters. */
 export interface ActivationParams {
   scale: number;
@@ -97,7 +106,7 @@ export function activationParams(range: Range): ActivationParams {
   const hi = Math.max(0, range.max);
   if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
   const scale = (hi - lo) / 255;
-  const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+  const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale)));
   return { scale, zeroPoint };
 }
 
@@ -121,7 +130,7 @@ export function quantizeWeightsPerChannel(
     const s = m > 0 ? m / 127 : 1;
     scales[c] = s;
     for (let i = c * per; i < (c + 1) * per; i++)
-      data[i] = Math.max(-127, Math.min(127, Math.round(w[i]! / s)));
+      data[i] = Math.max(-127, Math.min(127, roundHalfEven(w[i]! / s)));
   }
   return { data, scales };
 }
@@ -141,7 +150,7 @@ export function quantizeBias(
     // The DequantizeLinear of the bias multiplies in float32, so the scale is rounded to float32 first.
     const s = Math.fround(inputScale * weightScales[c]!);
     scales[c] = s;
-    data[c] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, Math.round(b[c]! / s)));
+    data[c] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(b[c]! / s)));
   }
   return { data, scales };
 }
