@@ -189,6 +189,17 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     .addOption(resizeOption())
     .addOption(tileOption())
     .option('--no-viewer', 'do not serve the browser viewer at /')
+    .option(
+      '--queue <url>',
+      'slide jobs (POST /v1/jobs) detected by bmc workers through Redis (redis://host:port)',
+    )
+    .option('--jobs-dir <dir>', 'with --queue: job outputs, uploads and the tile store', 'bmc-jobs')
+    .option(
+      '--slide-root <dir>',
+      'with --queue: POST /v1/jobs {"path"} reads slides inside this folder only',
+      '.',
+    )
+    .option('--max-slide-mb <mb>', 'with --queue: largest uploaded slide in MiB', num(1), 8192)
     .action(async (o) => {
       const { createServer } = await import('./server.js');
       const server = await createServer({
@@ -211,6 +222,16 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
           ...(o.resize !== undefined ? { resizeLongSide: o.resize } : {}),
         },
         ...(o.viewer === false ? { viewer: false } : {}),
+        ...(o.queue
+          ? {
+              jobs: {
+                url: o.queue,
+                dir: o.jobsDir,
+                slideRoot: o.slideRoot,
+                maxUploadBytes: Math.round(o.maxSlideMb * 1024 * 1024),
+              },
+            }
+          : {}),
       });
       await server.listen();
       process.stderr.write(`${server.pixelScale.description}\n`);

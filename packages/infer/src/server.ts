@@ -14,6 +14,7 @@ import Fastify, {
 } from 'fastify';
 import { capConnections } from './connections.js';
 import { checkImageSize, decodeToPixels, ImageTooLargeError } from './image.js';
+import type { JobRoutesOptions } from './jobs/routes.js';
 import { type Detector, loadDetector } from './model.js';
 import { atThreshold, countingThreshold, describeCountingThreshold } from './pipeline/operating-point.js';
 import { toDetectionJson } from './pipeline/results.js';
@@ -64,6 +65,8 @@ export interface ServerOptions {
   viewer?: boolean;
   /** Built viewer folder. Default: this package's dist/viewer. */
   viewerDir?: string;
+  /** Slide jobs on bmc workers through Redis (`POST /v1/jobs`, see jobs/routes.ts). */
+  jobs?: Omit<JobRoutesOptions, 'detector' | 'detect'>;
   /** fastify logger: true for JSON logs on stdout (default), false for none, or pino options. */
   logger?: FastifyServerOptions['logger'];
 }
@@ -359,6 +362,14 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
       threshold,
     };
   });
+
+  // Loaded only with a queue: BullMQ and ioredis stay out of a plain service.
+  if (opts.jobs)
+    await (await import('./jobs/routes.js')).registerJobRoutes(app, {
+      ...opts.jobs,
+      detector,
+      detect: opts.detect,
+    });
 
   const viewerDir = resolve(opts.viewerDir ?? defaultViewerDir());
   if (opts.viewer ?? existsSync(join(viewerDir, 'index.html'))) {
