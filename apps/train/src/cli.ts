@@ -304,7 +304,7 @@ registerLabelCommands(program, async () =>
 );
 
 const { registerClassifyCommands } = await import('./classify/commands.js');
-registerClassifyCommands(program);
+registerClassifyCommands(program, stopOnSignals);
 
 // The light entry: onnxruntime, sharp and fastify load only when detect/serve run.
 const { registerInferCommands } = await import('@bmc/infer/commands');

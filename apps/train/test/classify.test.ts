@@ -106,7 +106,7 @@ describe('bmc classify on synthetic cell types (the way a user runs it)', () => 
             nchw[((b * 3 + c) * 32 + y) * 32 + x] = nhwc[((b * 32 + y) * 32 + x) * 3 + c]!;
     const out = await session.run({ crops: new ort.Tensor('float32', nchw, [n, 3, 32, 32]) });
     const onnxLogits = out.logits!.data as Float32Array;
-    const ck = await loadCheckpoint(join(run, 'checkpoint'));
+    const ck = await loadCheckpoint(join(run, 'best'));
     const t = tf.tensor4d(nhwc, [n, 32, 32, 3]);
     const tfLogits = (ck.model.predict(t) as tf.Tensor).dataSync();
     t.dispose();
@@ -250,6 +250,11 @@ describe('bmc classify train: bad input', () => {
     expect(unreadable.code).toBe(2);
     expect(unreadable.stderr).toContain(`${join(bad, 'a', 'cell.png')}: cannot decode the image`);
     for (const r of [missing, noClasses, unreadable]) expect(r.stderr).not.toMatch(/\n\s+at /);
+    const noRun = await bmc(['classify', 'train', '--resume', join(dir, 'nope')]);
+    expect(noRun.code).toBe(2);
+    expect(noRun.stderr).toContain(
+      `${join(dir, 'nope', 'classify-options.json')}: not a classifier run folder`,
+    );
     const two = await bmc([
       'classify',
       'train',

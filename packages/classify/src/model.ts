@@ -7,6 +7,11 @@ export interface ClassifierOptions {
   depth?: ResNetDepth;
   /** ResNet width multiplier (1 = torchvision's widths; smaller for quick CPU runs). */
   widthMultiplier?: number;
+  /**
+   * Draw the initial weights from this seed (the same initializers, seeded), so a run is
+   * reproducible and a resumed run can be compared with an uninterrupted one. Default: unseeded.
+   */
+  seed?: number;
 }
 
 /** Layer name of the logits (the ONNX output is named after the model output, `logits`). */
@@ -37,7 +42,41 @@ export function buildClassifier(o: ClassifierOptions): tf.LayersModel {
   const logits = tf.layers
     .dense({ units: o.numClasses, name: CLASSIFIER_OUTPUT })
     .apply(pooled) as tf.SymbolicTensor;
-  return tf.model({ inputs: input, outputs: logits, name: 'classifier' });
+  const model = tf.model({ inputs: input, outputs: logits, name: 'classifier' });
+  if (o.seed !== undefined) seedKernels(model, o.seed);
+  return model;
+}
+
+interface KernelLayer {
+  kernel?: { write(t: tf.Tensor): void; shape: number[] };
+  kernelInitializer?: { getClassName(): string; getConfig(): object };
+}
+
+/**
+ * Redraws every kernel with its layer's own initializer, seeded (layer i gets seed + i): the ResNet's
+ * He-normal fan-out convolutions (variance scaling) and the linear layer's Glorot-uniform. Biases
+ * and BatchNorm start as constants, so they need no seed.
+ */
+function seedKernels(model: tf.LayersModel, seed: number): void {
+  model.layers.forEach((layer, i) => {
+    const { kernel, kernelInitializer: init } = layer as unknown as KernelLayer;
+    if (!kernel || !init) return;
+    const s = (seed * 7919 + i) >>> 0;
+    const cls = init.getClassName();
+    const seeded =
+      cls === 'VarianceScaling'
+        ? tf.initializers.varianceScaling({
+            ...(init.getConfig() as Parameters<typeof tf.initializers.varianceScaling>[0]),
+            seed: s,
+          })
+        : cls === 'GlorotUniform'
+          ? tf.initializers.glorotUniform({ seed: s })
+          : undefined;
+    if (!seeded) throw new Error(`buildClassifier: no seeded version of the ${cls} initializer`);
+    const w = seeded.apply(kernel.shape);
+    kernel.write(w);
+    w.dispose();
+  });
 }
 
 /** Row-wise softmax of `[N, K]` logits in plain JS (for ONNX outputs and reports). */

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '@bmc/core';
+import { InputError, UsageError } from '@bmc/core';
 import { type Command, InvalidArgumentError } from 'commander';
 import { setUpEngine } from '../train/setup.js';
 
@@ -15,7 +16,11 @@ const num =
   };
 
 /** `bmc classify train|export`: the cell-type classifier (second stage after detection). */
-export function registerClassifyCommands(program: Command): void {
+export function registerClassifyCommands(
+  program: Command,
+  /** The CLI's Ctrl-C / SIGTERM handling (a clean stop after the current step, as `bmc train`). */
+  stopOnSignals: () => AbortSignal,
+): void {
   const cls = program.command('classify').description('cell-type classifier on cell crops: train, export');
   cls
     .command('train')
@@ -35,7 +40,11 @@ export function registerClassifyCommands(program: Command): void {
       'synthetic smears; every cell labelled with its type',
       num('--synthetic', 1, true),
     )
-    .requiredOption('--out <dir>', 'run folder to write')
+    .option('--out <dir>', 'run folder to write')
+    .option(
+      '--resume <runDir>',
+      'continue a classifier run from its newest readable checkpoint (same data, split and batch order)',
+    )
     .option('--crop-size <px>', 'classifier input side', num('--crop-size', 32, true), 64)
     .option(
       '--margin <f>',
@@ -47,6 +56,12 @@ export function registerClassifyCommands(program: Command): void {
     .option('--width <f>', 'ResNet width multiplier (1 = torchvision)', num('--width', 0.01), 0.25)
     .option('--epochs <n>', 'epochs', num('--epochs', 1, true), 10)
     .option('--batch <n>', 'crops per step (class-balanced)', num('--batch', 2, true), 32)
+    .option(
+      '--micro-batch <n>',
+      'crops per forward/backward pass, gradients summed over the batch (memory; 0 = whole batch)',
+      num('--micro-batch', 0, true),
+      0,
+    )
     .option('--lr <f>', 'AdamW learning rate', num('--lr', 0), 2e-3)
     .option('--weight-decay <f>', 'AdamW weight decay', num('--weight-decay', 0), 1e-4)
     .option('--val <f>', 'validation share per class', num('--val', 0), 0.15)
@@ -58,7 +73,22 @@ export function registerClassifyCommands(program: Command): void {
       num('--time-budget', 0),
       0,
     )
-    .action(async (o) => {
+    .action(async (given) => {
+      let o = given;
+      if (given.resume !== undefined) {
+        // The run's own options (data source, model, schedule): a resumed run continues that run.
+        const file = join(given.resume, 'classify-options.json');
+        try {
+          o = { ...JSON.parse(readFileSync(file, 'utf8')), resume: given.resume, out: given.resume };
+        } catch (e) {
+          throw new InputError(
+            `${file}: not a classifier run folder to resume (${(e as Error).message})`,
+            file,
+          );
+        }
+      } else if (o.out === undefined) {
+        throw new UsageError('give --out <dir> (a new run folder) or --resume <runDir>');
+      }
       if (![18, 34, 50, 101].includes(o.depth))
         throw new UsageError(`--depth must be 18, 34, 50 or 101, got ${o.depth}`);
       const say = (s: string) => console.log(s);
@@ -76,12 +106,16 @@ export function registerClassifyCommands(program: Command): void {
         width: o.width,
         epochs: o.epochs,
         batch: o.batch,
+        microBatch: o.microBatch ?? 0,
         lr: o.lr,
         weightDecay: o.weightDecay,
         seed: o.seed,
         val: o.val,
         test: o.test,
         timeBudgetMin: o.timeBudget,
+        resume: o.resume !== undefined,
+        ...(o.resume === undefined ? { commandOptions: o } : {}),
+        signal: stopOnSignals(),
         say,
       });
       say(

@@ -1,8 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '@bmc/core';
 import { writeFileAtomic } from '@bmc/core/node';
 import { exportOnnx, loadCheckpoint } from '@bmc/export';
+import { listCheckpoints, runPaths } from '../run/run-dir.js';
+
+/** The weights a classifier run exports: `best/` (best validation balanced accuracy), else its newest checkpoint. */
+export function classifierWeights(runDir: string): string {
+  const paths = runPaths(runDir);
+  if (existsSync(paths.best)) return paths.best;
+  const newest = listCheckpoints(paths)[0];
+  if (!newest) throw new InputError(`${runDir}: no best/ or checkpoints/ to export`, runDir);
+  return newest.dir;
+}
 
 /** Metadata keys of an exported classifier (ONNX `metadata_props`). */
 export const CLASSIFIER_METADATA_KEY = 'bmc_classifier';
@@ -24,7 +34,7 @@ export async function exportClassifierOnnx(
   } catch (e) {
     throw new InputError(`${metaFile}: not a classifier run folder (${(e as Error).message})`, metaFile);
   }
-  const ck = await loadCheckpoint(join(runDir, 'checkpoint'));
+  const ck = await loadCheckpoint(classifierWeights(runDir));
   try {
     const r = exportOnnx(ck.model, {
       inputNames: ['crops'],

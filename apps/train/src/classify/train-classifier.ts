@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResNetDepth } from '@bmc/backbone';
 import {
@@ -15,19 +15,22 @@ import {
 import {
   augmentCrop,
   balancedIndices,
-  classifierParams,
-  classifierStep,
   type LabelledCrops,
   predictLogits,
   stratifiedSplit,
 } from '@bmc/classify/train';
 import { UsageError } from '@bmc/core';
 import { writeFileAtomic } from '@bmc/core/node';
-import { encodePng, Rng } from '@bmc/data';
-import { saveCheckpoint } from '@bmc/export';
+import { encodePng, mixSeed, Rng } from '@bmc/data';
+import { restoreCheckpoint } from '@bmc/export';
 import * as tf from '@tensorflow/tfjs';
+import { JsonlLog } from '../run/jsonl-log.js';
+import { listCheckpoints, runPaths } from '../run/run-dir.js';
 import { AdamW } from '../train/adamw.js';
-import { learningRate } from '../train/schedule.js';
+import { CheckpointWriter, resumeRun } from '../train/checkpoints.js';
+import { type LoopState, runTaskLoop, type TrainTask } from '../train/loop.js';
+import { type StopReason, TrainingError } from '../train/state.js';
+import { type ClassifierStepResult, classifierStep } from './classifier-step.js';
 
 export interface ClassifierTrainOptions {
   out: string;
@@ -37,13 +40,27 @@ export interface ClassifierTrainOptions {
   width: number;
   epochs: number;
   batch: number;
+  /** Crops per forward/backward pass (gradient accumulation; 0 = the whole batch). */
+  microBatch?: number;
   lr: number;
   weightDecay: number;
+  /** Max global gradient norm (0 = no clipping). */
+  clipGradNorm?: number;
   seed: number;
   val: number;
   test: number;
   /** Stop training after this many minutes (0 = no limit); the evaluation still runs. */
   timeBudgetMin: number;
+  /** Continue the run in `out` from its newest readable checkpoint (same data, split and batch order). */
+  resume?: boolean;
+  /** Stop (with a checkpoint) after this many optimizer steps in this invocation: tests. */
+  maxSteps?: number;
+  /** Aborting it stops training cleanly after the current step (the CLI wires SIGINT/SIGTERM to it). */
+  signal?: AbortSignal;
+  /** The command's options, written to `classify-options.json` in a new run so `--resume` can re-read its data. */
+  commandOptions?: object;
+  /** Progress bar (default: when stdout is a TTY). */
+  progress?: boolean;
   say: (line: string) => void;
 }
 
@@ -52,15 +69,32 @@ export interface ClassifierRunSummary {
   split: { train: number; val: number; test: number };
   steps: number;
   trainSeconds: number;
+  stopped: StopReason;
+  /** Step of the weights evaluated and exported (`best/`: best validation balanced accuracy). */
+  bestStep: number;
   val: ReturnType<typeof classificationReport>;
   test: ReturnType<typeof classificationReport>;
 }
 
+/** The classifier's train state: the loop's, and the best validation balanced accuracy so far. */
+export interface ClassifierState extends LoopState {
+  bestScore: number;
+  bestStep: number;
+}
+
+/** A classifier batch until its step: which crops (cheap, so a resumed run skips batches for free). */
+interface CropIndices {
+  epoch: number;
+  index: number;
+  crops: number[];
+}
+
 /**
- * Trains a crop classifier on labelled crops and writes a run folder: `checkpoint/` (the model,
- * bmc checkpoint format), `classifier.json` (class names, crop rule, normalisation, split),
- * `log.jsonl`, `report.json`, `report.md`, `confusion.svg` and `confused/` example crops.
- * The optimizer (AdamW, PyTorch's rule) and the warm-up schedule are the detector trainer's.
+ * Trains a crop classifier on labelled crops in the detector trainer's loop (`runTaskLoop`: schedule,
+ * non-finite steps, checkpoints, resume, time budget, stop signal) and writes a run folder:
+ * `checkpoints/step-N` and `best/` (the weights with the best validation balanced accuracy: these
+ * are evaluated and exported), `classifier.json` (class names, crop rule, normalisation, split),
+ * `split.json`, `log.jsonl`, `report.json`, `report.md`, `confusion.svg` and `confused/` crops.
  */
 export async function trainClassifier(
   data: LabelledCrops,
@@ -71,24 +105,60 @@ export async function trainClassifier(
   const split = stratifiedSplit(data.labels, new Rng(o.seed), o.val, o.test);
   if (split.train.length === 0 || split.test.length === 0)
     throw new UsageError(`too few images for a train / test split (${data.labels.length} crops)`);
+  const paths = runPaths(o.out);
+  if (!o.resume && listCheckpoints(paths).length > 0)
+    throw new UsageError(
+      `${o.out} already holds a classifier run: continue it with --resume ${o.out}, or choose another --out`,
+    );
   mkdirSync(o.out, { recursive: true });
-  const logLines: string[] = [];
-  const log = (rec: object) => logLines.push(JSON.stringify(rec));
-  o.say(
+  if (!o.resume && o.commandOptions)
+    await writeFileAtomic(
+      join(o.out, 'classify-options.json'),
+      `${JSON.stringify(o.commandOptions, null, 2)}\n`,
+    );
+  const log = new JsonlLog(paths.log);
+  const { say } = o;
+  say(
     `classes (${k}): ${data.classNames.join(', ')}; stratified split seed ${o.seed}: train ${split.train.length}, val ${split.val.length}, test ${split.test.length}`,
   );
-  log({ event: 'split', seed: o.seed, valShare: o.val, testShare: o.test, counts: countSplit(split) });
 
   const model = buildClassifier({
     numClasses: k,
     cropSize: o.cropSize,
     depth: o.depth,
     widthMultiplier: o.width,
+    seed: o.seed,
   });
-  const params = classifierParams(model);
   const optimizer = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay });
-  const ctx = { model, params, optimizer, clipGradNorm: 5 };
-  const rng = new Rng(o.seed + 1);
+  const config = {
+    ...o,
+    say: undefined,
+    signal: undefined,
+    commandOptions: undefined,
+    classNames: data.classNames,
+  };
+  const checkpoints = new CheckpointWriter<ClassifierState>(
+    paths,
+    model,
+    optimizer,
+    config,
+    log,
+    2,
+    'valBalancedAccuracy',
+  );
+  let state: ClassifierState;
+  if (o.resume) {
+    state = await resumeRun<ClassifierState>(paths, model, optimizer, { say, log });
+  } else {
+    state = { step: 0, epoch: 0, batchInEpoch: 0, badSteps: 0, bestScore: -1, bestStep: -1 };
+    log.write({
+      event: 'split',
+      seed: o.seed,
+      valShare: o.val,
+      testShare: o.test,
+      counts: countSplit(split),
+    });
+  }
   const trainLabels = Int32Array.from(split.train.map((i) => data.labels[i]!));
   const stepsPerEpoch = Math.max(1, Math.floor(split.train.length / o.batch));
   const totalSteps = stepsPerEpoch * o.epochs;
@@ -99,70 +169,122 @@ export async function trainClassifier(
     warmupIters: Math.min(50, Math.floor(totalSteps / 10)),
     warmupFactor: 0.1,
   };
-  const started = performance.now();
-  const budgetMs = o.timeBudgetMin * 60_000;
-  let step = 0;
-  let stopped = 'finished';
-  const before = tf.memory().numTensors;
-  train: for (let epoch = 0; epoch < o.epochs; epoch++) {
-    const order = balancedIndices(trainLabels, rng, stepsPerEpoch * o.batch);
-    let lossSum = 0;
-    let accSum = 0;
-    for (let b = 0; b < stepsPerEpoch; b++) {
-      const idx = order.slice(b * o.batch, (b + 1) * o.batch).map((j) => split.train[j]!);
-      const crops = idx.map((i) => augmentCrop(rng, data.crops[i]!));
-      const x = tf.tensor4d(normalizeCrops(crops), [idx.length, o.cropSize, o.cropSize, 3]);
-      const lr = learningRate(schedule, step, epoch);
-      const r = classifierStep(ctx, x, Int32Array.from(idx.map((i) => data.labels[i]!)), lr);
-      x.dispose();
-      step++;
-      lossSum += r.loss;
-      accSum += r.accuracy;
-      log({
-        event: 'step',
-        step,
-        epoch,
-        lr,
-        // Flat after the first step (which creates the optimizer's moment slots): no leak.
-        tensors: tf.memory().numTensors,
-        loss: r.loss,
-        accuracy: r.accuracy,
-        gradNorm: r.gradNorm,
-        finite: r.finite,
-      });
-      if (budgetMs > 0 && performance.now() - started > budgetMs) {
-        stopped = 'time-budget';
-        o.say(`epoch ${epoch + 1}: time budget of ${o.timeBudgetMin} min reached after ${step} steps`);
-        break train;
-      }
+  const stepCtx = {
+    model,
+    optimizer,
+    clipGradNorm: o.clipGradNorm ?? 5,
+    ...(o.microBatch ? { microBatch: o.microBatch } : {}),
+  };
+  let validatedStep = -1;
+  const validate = async (s: ClassifierState) => {
+    validatedStep = s.step;
+    if (split.val.length === 0) {
+      // Nothing to choose by: best/ follows the latest weights.
+      s.bestStep = s.step;
+      await checkpoints.best(s, Number.NaN);
+      return undefined;
     }
-    const valRep = split.val.length ? evaluate(model, data, split.val, o.cropSize).report : undefined;
-    const msg = `epoch ${epoch + 1}/${o.epochs}: loss ${(lossSum / stepsPerEpoch).toFixed(4)}, train acc ${(accSum / stepsPerEpoch).toFixed(3)}${valRep ? `, val balanced acc ${valRep.balancedAccuracy.toFixed(3)}, macro-F1 ${valRep.macroF1.toFixed(3)}` : ''} (${((performance.now() - started) / 1000).toFixed(0)} s)`;
-    o.say(msg);
-    log({
-      event: 'epoch',
-      epoch: epoch + 1,
-      loss: lossSum / stepsPerEpoch,
-      valBalancedAccuracy: valRep?.balancedAccuracy,
-      valMacroF1: valRep?.macroF1,
+    const rep = evaluate(model, data, split.val, o.cropSize).report;
+    log.write({
+      event: 'eval',
+      split: 'val',
+      step: s.step,
+      epoch: s.epoch,
+      balancedAccuracy: rep.balancedAccuracy,
+      macroF1: rep.macroF1,
+      accuracy: rep.accuracy,
     });
-  }
+    say(
+      `validation at step ${s.step} (epoch ${s.epoch}): balanced accuracy ${rep.balancedAccuracy.toFixed(3)}, macro-F1 ${rep.macroF1.toFixed(3)}, accuracy ${rep.accuracy.toFixed(3)}`,
+    );
+    if (rep.balancedAccuracy > s.bestScore) {
+      s.bestScore = rep.balancedAccuracy;
+      s.bestStep = s.step;
+      await checkpoints.best(s, rep.balancedAccuracy);
+    }
+    return rep;
+  };
+  const task: TrainTask<CropIndices, ClassifierStepResult, unknown, ClassifierState> = {
+    batchesPerEpoch: stepsPerEpoch,
+    // Class-balanced order and augmentation are functions of (seed, epoch, batch): a resumed run
+    // trains on exactly the batches the uninterrupted run would have.
+    async *epoch(epoch) {
+      const order = balancedIndices(
+        trainLabels,
+        new Rng(mixSeed(o.seed, epoch, 0xc1a5)),
+        stepsPerEpoch * o.batch,
+      );
+      for (let b = 0; b < stepsPerEpoch; b++)
+        yield {
+          epoch,
+          index: b,
+          crops: order.slice(b * o.batch, (b + 1) * o.batch).map((j) => split.train[j]!),
+        };
+    },
+    samples: (b) => b.crops.length,
+    step(b, lr) {
+      const rng = new Rng(mixSeed(o.seed, b.epoch, b.index, 0xa06));
+      const x = normalizeCrops(b.crops.map((i) => augmentCrop(rng, data.crops[i]!)));
+      return classifierStep(
+        stepCtx,
+        { x, labels: Int32Array.from(b.crops.map((i) => data.labels[i]!)), cropSize: o.cropSize },
+        lr,
+      );
+    },
+    // tf.memory() after each step: flat after the first (which creates the optimizer's slots), no leak.
+    stepLog: (r) => ({ accuracy: r.accuracy, gradNorm: r.gradNorm, tensors: tf.memory().numTensors }),
+    progressDetail: (r) => ` (batch accuracy ${r.accuracy.toFixed(2)})`,
+    validate,
+    checkpoint: (s) => checkpoints.step(s),
+  };
+  const started = performance.now();
+  const loop = await runTaskLoop(
+    {
+      epochs: o.epochs,
+      schedule,
+      evalEvery: 1,
+      checkpointEvery: 0,
+      maxBadSteps: 5,
+      timeBudgetMin: o.timeBudgetMin,
+    },
+    task,
+    { state, log, say },
+    {
+      progress: o.progress ?? Boolean(process.stdout.isTTY),
+      ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    },
+  );
   const trainSeconds = (performance.now() - started) / 1000;
-  log({
-    event: 'end',
-    stopped,
-    steps: step,
-    trainSeconds,
-    tensorsBefore: before,
-    tensorsAfter: tf.memory().numTensors,
+  // The end of a run, as the detector's (finish.ts): early stops validate the final weights and
+  // leave a step checkpoint to resume from.
+  if (loop.stopped !== 'finished' && loop.stopped !== 'non-finite-loss') {
+    if (validatedStep !== state.step) await validate(state);
+    await checkpoints.step(state);
+    say(
+      `training stopped (${loop.stopped}) at step ${state.step}; continue with: bmc classify train --resume ${o.out}`,
+    );
+  }
+  log.write({
+    event: 'stop',
+    reason: loop.stopped,
+    step: state.step,
+    bestStep: state.bestStep,
+    seconds: trainSeconds,
   });
+  optimizer.dispose();
+  if (loop.stopped === 'non-finite-loss') {
+    model.dispose();
+    throw new TrainingError(
+      `loss was not finite for ${state.badSteps} steps in a row (last at step ${state.step}); the last good weights are in ${paths.checkpoints}. Lower --lr.`,
+    );
+  }
+  // Evaluate (and export) the best validated weights.
+  if (existsSync(paths.best)) await restoreCheckpoint(paths.best, model);
+  say(`best/ holds step ${state.bestStep} (validation balanced accuracy ${state.bestScore.toFixed(3)})`);
 
   const val = evaluate(model, data, split.val, o.cropSize);
   const test = evaluate(model, data, split.test, o.cropSize);
-  await saveCheckpoint(join(o.out, 'checkpoint'), {
-    model,
-    state: { step, epoch: o.epochs, config: { ...o, say: undefined } },
-  });
   const meta = {
     format: 'bmc-classifier/1',
     classNames: data.classNames,
@@ -184,19 +306,21 @@ export async function trainClassifier(
     join(o.out, 'split.json'),
     `${JSON.stringify({ classNames: data.classNames, train: byName(split.train), val: byName(split.val), test: byName(split.test) })}\n`,
   );
-  await writeFileAtomic(join(o.out, 'log.jsonl'), `${logLines.join('\n')}\n`);
   await writeReport(o.out, data, test, val.report, {
-    steps: step,
+    steps: state.step,
+    bestStep: state.bestStep,
     trainSeconds,
-    stopped,
+    stopped: loop.stopped,
     split: countSplit(split),
   });
   model.dispose();
   return {
     classNames: data.classNames,
     split: countSplit(split),
-    steps: step,
+    steps: state.step,
     trainSeconds,
+    stopped: loop.stopped,
+    bestStep: state.bestStep,
     val: val.report,
     test: test.report,
   };
@@ -251,7 +375,7 @@ async function writeReport(
   data: LabelledCrops,
   test: Evaluated,
   val: ReturnType<typeof classificationReport>,
-  run: { steps: number; trainSeconds: number; stopped: string; split: object },
+  run: { steps: number; bestStep: number; trainSeconds: number; stopped: string; split: object },
 ): Promise<void> {
   const names = data.classNames;
   const rep = test.report;
@@ -291,7 +415,7 @@ async function writeReport(
   const md = [
     '# Cell-type classifier: held-out test split',
     '',
-    `${run.steps} steps, ${run.trainSeconds.toFixed(0)} s of training (${run.stopped}); split ${JSON.stringify(run.split)}.`,
+    `${run.steps} steps, ${run.trainSeconds.toFixed(0)} s of training (${run.stopped}); the weights of step ${run.bestStep} (best validation balanced accuracy); split ${JSON.stringify(run.split)}.`,
     '',
     `Balanced accuracy **${f(rep.balancedAccuracy)}**, macro-F1 **${f(rep.macroF1)}**, accuracy ${f(rep.accuracy)} (validation: balanced accuracy ${f(val.balancedAccuracy)}, macro-F1 ${f(val.macroF1)}).`,
     '',

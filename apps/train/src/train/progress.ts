@@ -1,7 +1,6 @@
 import { SingleBar } from 'cli-progress';
-import type { StepResult } from './step.js';
 
-/** The terminal progress bar of a training run (absent when stdout is not a TTY). */
+/** The terminal progress bar of a training run (absent when stdout is not a TTY); any task's loss parts. */
 export class TrainProgress {
   private readonly bar?: SingleBar;
 
@@ -9,27 +8,25 @@ export class TrainProgress {
     if (!show) return;
     this.bar = new SingleBar({
       format:
-        'epoch {epoch} |{bar}| {value}/{total} steps | ETA {eta_formatted} | loss {loss} (cls {cls} box {box} iou {iou}) | lr {lr} | {ips} img/s',
+        'epoch {epoch} |{bar}| {value}/{total} steps | ETA {eta_formatted} | loss {loss}{detail} | lr {lr} | {ips} img/s',
       hideCursor: true,
     });
-    this.bar.start(totalSteps, step, {
-      epoch: epoch + 1,
-      loss: '-',
-      cls: '-',
-      box: '-',
-      iou: '-',
-      lr: '-',
-      ips: '-',
-    });
+    this.bar.start(totalSteps, step, { epoch: epoch + 1, loss: '-', detail: '', lr: '-', ips: '-' });
   }
 
-  update(step: number, epoch: number, r: StepResult, lr: number, imagesPerSecond: number): void {
+  /** `detail`: the task's loss parts as it writes them, e.g. ` (cls 0.1 box 0.2 iou 0.3)`. */
+  update(
+    step: number,
+    epoch: number,
+    loss: number,
+    detail: string,
+    lr: number,
+    imagesPerSecond: number,
+  ): void {
     this.bar?.update(step, {
       epoch: epoch + 1,
-      loss: r.total.toFixed(3),
-      cls: r.cls.toFixed(3),
-      box: r.box.toFixed(3),
-      iou: r.iou.toFixed(3),
+      loss: loss.toFixed(3),
+      detail,
       lr: lr.toExponential(1),
       ips: imagesPerSecond.toFixed(1),
     });

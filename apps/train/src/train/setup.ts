@@ -8,14 +8,12 @@ import {
   installEngineKernels,
   registerMissingWasmKernels,
 } from '@bmc/engine';
-import { restoreCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
-import * as tf from '@tensorflow/tfjs';
 import { stringify as toYaml } from 'yaml';
 import type { TrainConfig } from '../config/schema.js';
 import { JsonlLog } from '../run/jsonl-log.js';
-import { resumeCheckpoint } from '../run/resume.js';
 import { createRunDir, type RunPaths, runPaths } from '../run/run-dir.js';
+import { resumeRun } from './checkpoints.js';
 import { loadSplits, type Split } from './data.js';
 import { checkSplits } from './data-checks.js';
 import { lossOptions, toDetectorConfig } from './detector.js';
@@ -23,8 +21,8 @@ import { applyStartingWeights } from './init-weights.js';
 import { describeStepHeap, planTrainingMemory } from './memory-plan.js';
 import { createOptimizer, type Optimizer } from './optimizer.js';
 import { threadsPerReplica } from './replicas.js';
-import { initialTrainState, TrainingError, type TrainOptions, type TrainState } from './state.js';
-import { type StepContext, trainableParams } from './step.js';
+import { initialTrainState, type TrainOptions, type TrainState } from './state.js';
+import type { StepContext } from './step.js';
 
 /** Everything the loop, validation and the end of a run share. */
 export interface TrainSession {
@@ -74,22 +72,8 @@ function withAbsoluteDataPaths(config: TrainConfig): TrainConfig {
 }
 
 /** Restores weights, optimizer slots and train state from the newest readable checkpoint of a run. */
-async function resumeFrom(s: Omit<TrainSession, 'state' | 'step'>): Promise<TrainState> {
-  const dir = resumeCheckpoint(s.paths, s.say);
-  if (!dir)
-    throw new TrainingError(`--resume ${s.paths.root}: no readable checkpoint in ${s.paths.checkpoints}`);
-  const restored = await restoreCheckpoint(dir, s.detector.model);
-  if (restored.optimizer) {
-    s.optimizer.load(restored.optimizer.slots, trainableParams(s.detector.model));
-    s.optimizer.loadCounters(
-      (restored.optimizer.config as { counters?: Record<string, number> } | undefined)?.counters,
-    );
-    tf.dispose(Object.values(restored.optimizer.slots));
-  }
-  const state = restored.state?.train as TrainState;
-  s.say(`resumed from ${dir} at step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch})`);
-  s.log.write({ event: 'resume', checkpoint: dir, ...state });
-  return state;
+function resumeFrom(s: Omit<TrainSession, 'state' | 'step'>): Promise<TrainState> {
+  return resumeRun<TrainState>(s.paths, s.detector.model, s.optimizer, s);
 }
 
 /**

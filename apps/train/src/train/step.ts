@@ -254,9 +254,31 @@ export function snapshotNonTrainable(model: tf.LayersModel) {
 }
 
 /**
- * Clipping and the optimizer on whole-batch gradients, unless the loss or the gradient norm is not
- * finite (then nothing changes). Disposes `grads`.
+ * Clipping and the optimizer on whole-batch gradients of any task's loss, unless the loss or the gradient
+ * norm is not finite (then nothing changes). Disposes `grads`.
  */
+export function clipAndApply(
+  ctx: Pick<StepContext, 'optimizer' | 'clipGradNorm'>,
+  params: Param[],
+  loss: number,
+  grads: tf.NamedTensorMap,
+  lr: number,
+): { finite: boolean; gradNorm: number } {
+  if (!Number.isFinite(loss)) {
+    tf.dispose(grads);
+    return { finite: false, gradNorm: Number.NaN };
+  }
+  const gradNorm = clipGradNorm(grads, ctx.clipGradNorm);
+  if (!Number.isFinite(gradNorm)) {
+    tf.dispose(grads);
+    return { finite: false, gradNorm };
+  }
+  ctx.optimizer.apply(params, grads, lr);
+  tf.dispose(grads);
+  return { finite: true, gradNorm };
+}
+
+/** {@link clipAndApply} on a detection batch's loss parts. Disposes `grads`. */
 export function applyGradients(
   ctx: Pick<StepContext, 'optimizer' | 'clipGradNorm'>,
   params: Param[],
@@ -265,18 +287,26 @@ export function applyGradients(
 ): StepResult {
   const { parts, grads, assignMs } = result;
   const { total, ...rest } = parts;
-  if (!Number.isFinite(total)) {
-    tf.dispose(grads);
-    return { finite: false, total, ...rest, gradNorm: Number.NaN, assignMs };
+  const { finite, gradNorm } = clipAndApply(ctx, params, total, grads, lr);
+  return { finite, total, ...rest, gradNorm, assignMs };
+}
+
+/**
+ * Runs one optimizer step of any task so that a non-finite step (or an exception) leaves the
+ * BatchNorm statistics as they were (see {@link snapshotNonTrainable}).
+ */
+export function guardNonTrainable<R extends { finite: boolean }>(model: tf.LayersModel, step: () => R): R {
+  const state = snapshotNonTrainable(model);
+  let r: R;
+  try {
+    r = step();
+  } catch (e) {
+    state.restore();
+    throw e;
   }
-  const gradNorm = clipGradNorm(grads, ctx.clipGradNorm);
-  if (!Number.isFinite(gradNorm)) {
-    tf.dispose(grads);
-    return { finite: false, total, ...rest, gradNorm, assignMs };
-  }
-  ctx.optimizer.apply(params, grads, lr);
-  tf.dispose(grads);
-  return { finite: true, total, ...rest, gradNorm, assignMs };
+  if (r.finite) state.discard();
+  else state.restore();
+  return r;
 }
 
 /**
@@ -287,20 +317,12 @@ export function applyGradients(
  */
 export function trainStep(ctx: StepContext, batch: Batch, lr: number): StepResult {
   const params = trainableParams(ctx.model);
-  const state = snapshotNonTrainable(ctx.model);
-  let r: StepResult;
-  try {
+  return guardNonTrainable(ctx.model, () => {
     const result = batchLossAndGrads(
       ctx,
       batch,
       params.map((p) => p.variable),
     );
-    r = applyGradients(ctx, params, result, lr);
-  } catch (e) {
-    state.restore();
-    throw e;
-  }
-  if (r.finite) state.discard();
-  else state.restore();
-  return r;
+    return applyGradients(ctx, params, result, lr);
+  });
 }
