@@ -204,6 +204,85 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     await w.exit;
   }, 600_000);
 
+  it('bmc serve --queue: a slide job posted by path is detected by a worker, with status, results, GeoJSON and overview', async () => {
+    if (!redis) throw new Error('redis-server did not start');
+    const port = await freePort();
+    const w = bmc(['worker', '--queue', redis.url, ...WORKER]);
+    const serve = bmc([
+      'serve',
+      '--queue',
+      redis.url,
+      '--port',
+      String(port),
+      '--jobs-dir',
+      join(dir, 'service'),
+      '--slide-root',
+      dir,
+      ...TILE,
+    ]);
+    const base = `http://127.0.0.1:${port}`;
+    const end = Date.now() + 120_000;
+    while (
+      !(await fetch(`${base}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > end || serve.child.exitCode !== null)
+        throw new Error(`the service did not start: ${serve.stderr}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const post = (body: unknown) =>
+      fetch(`${base}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const outside = await post({ path: '/etc/hostname' });
+    expect(outside.status).toBe(403);
+    expect((await outside.json()).error).toMatch(/outside the slide folder/);
+    expect((await fetch(`${base}/v1/jobs/${'0'.repeat(32)}`)).status).toBe(404);
+
+    const res = await post({ path: 'slide.tif' });
+    expect(res.status).toBe(202);
+    const job = (await res.json()) as { id: string; status: string };
+    expect(res.headers.get('location')).toBe(`/v1/jobs/${job.id}`);
+    let status: { status: string; progress: { done: number; total: number }; result?: { count: number } };
+    const seen = new Set<number>();
+    for (;;) {
+      status = await (await fetch(`${base}/v1/jobs/${job.id}`)).json();
+      seen.add(status.progress.done);
+      if (status.status !== 'running') break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(status.status, JSON.stringify(status)).toBe('done');
+    expect(status.progress.done).toBe(status.progress.total);
+    expect(seen.size).toBeGreaterThan(2); // progress was visible while it ran
+    const results = await (await fetch(`${base}/v1/jobs/${job.id}/results`)).json();
+    const localIds = JSON.parse(read('local', 'images.json')).images as Array<{
+      id: number;
+      file_name: string;
+    }>;
+    const slideId = localIds.find((im) => im.file_name === 'slide.tif')!.id;
+    const strip = (r: { image_id: number }[]) => r.map((x) => JSON.stringify({ ...x, image_id: 0 }));
+    expect(strip(results)).toEqual(
+      strip(
+        JSON.parse(read('local', 'results.json')).filter((r: { image_id: number }) => r.image_id === slideId),
+      ),
+    );
+    expect(await (await fetch(`${base}/v1/jobs/${job.id}/geojson`)).text()).toBe(
+      read('local', 'slides/slide.geojson'),
+    );
+    const png = Buffer.from(await (await fetch(`${base}/v1/jobs/${job.id}/overview.png`)).arrayBuffer());
+    expect(png.equals(readFileSync(join(dir, 'local/slides/slide.overview.png')))).toBe(true);
+    // Posting the same slide again is the same job, already done.
+    const again = await (await post({ path: join(dir, 'slide.tif') })).json();
+    expect(again).toMatchObject({ id: job.id, status: 'done' });
+    serve.child.kill('SIGTERM');
+    w.child.kill('SIGTERM');
+    await Promise.all([serve.exit, w.exit]);
+  }, 600_000);
+
   it('a bad or unreachable queue URL is exit 2 with one line naming it', async () => {
     if (!redis) throw new Error('redis-server did not start');
     const port = await freePort();

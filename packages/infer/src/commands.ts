@@ -188,6 +188,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int(1))
     .addOption(resizeOption())
     .addOption(tileOption())
+    .option('--tile-overlap <px>', 'overlap between tiles, above the largest cell (default 128)', int(0))
     .option('--no-viewer', 'do not serve the browser viewer at /')
     .option(
       '--queue <url>',
@@ -219,6 +220,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
         threads: o.threads,
         detect: {
           ...(o.tile !== undefined ? { tileSize: o.tile } : {}),
+          ...(o.tileOverlap !== undefined ? { tileOverlap: o.tileOverlap } : {}),
           ...(o.resize !== undefined ? { resizeLongSide: o.resize } : {}),
         },
         ...(o.viewer === false ? { viewer: false } : {}),
