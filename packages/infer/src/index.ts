@@ -1,4 +1,5 @@
 export { annotate, CLASS_COLOURS, cropRect, crops, overlaySvg } from './annotate.js';
+export { type CellClassifier, loadCellClassifier } from './cell-classifier.js';
 export { registerInferCommands } from './commands.js';
 export {
   type DetectCommandOptions,

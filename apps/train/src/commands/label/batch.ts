@@ -34,6 +34,8 @@ export interface BatchManifest {
   readonly model: string;
   readonly modelVersion: string;
   readonly threshold: number;
+  /** The cell-type classifier that named each box's class (`--classifier`), when one did. */
+  readonly classifier?: { model: string; version: string; classNames: string[]; threshold: number };
   readonly formats: readonly ProposalFormat[];
   /** How the images were chosen: `all` (propose), `rank` or `random` (rank). */
   readonly selection: 'all' | 'rank' | 'random';

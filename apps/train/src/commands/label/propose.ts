@@ -1,6 +1,20 @@
-import { countingThreshold, type Detector, decodeToPixels, expandInputs, loadDetector } from '@bmc/infer';
+import {
+  type CellClassifier,
+  countingThreshold,
+  type Detector,
+  decodeToPixels,
+  expandInputs,
+  loadCellClassifier,
+  loadDetector,
+} from '@bmc/infer';
 import { type BatchManifest, type ProposalFormat, writeBatch } from './batch.js';
-import { detectImages, modelVersion, proposalDataset } from './detect-images.js';
+import {
+  addCellTypes,
+  classifierInfo,
+  detectImages,
+  modelVersion,
+  proposalDataset,
+} from './detect-images.js';
 
 export interface ProposeOptions {
   model: string;
@@ -12,6 +26,10 @@ export interface ProposeOptions {
   /** Label Studio `data.image` paths are relative to this folder (its LOCAL_FILES_DOCUMENT_ROOT). */
   labelStudioRoot?: string;
   threads?: number;
+  /** A cell-type classifier (`bmc classify export`): each proposal is labelled with its type. */
+  classifier?: string;
+  /** Below this best-type probability a proposal is `unclassified`. Default 0.5 (as bmc detect). */
+  classifierThreshold?: number;
   log?: (line: string) => void;
 }
 
@@ -24,14 +42,26 @@ export async function propose(o: ProposeOptions): Promise<BatchManifest> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const files = await expandInputs(o.inputs);
   const detector: Detector = await loadDetector(o.model, o.threads ? { threads: o.threads } : {});
+  let classifier: CellClassifier | undefined;
   try {
+    if (o.classifier)
+      classifier = await loadCellClassifier(o.classifier, o.classifierThreshold ?? 0.5, o.threads);
     const counting = countingThreshold(detector.meta, o.scoreThreshold);
     log(
       `proposing boxes with score >= ${counting.scoreThreshold.toFixed(3)} (${counting.source}) on ${files.length} images`,
     );
-    const { images, failed } = await detectImages(detector, files, { decode: decodeToPixels });
+    const found = await detectImages(detector, files, { decode: decodeToPixels });
+    const { failed } = found;
     for (const f of failed) log(`skipped ${f.file}: ${f.error}`);
-    const ds = proposalDataset(images, detector.meta.classNames, counting.scoreThreshold);
+    const images = classifier
+      ? await addCellTypes(found.images, classifier, counting.scoreThreshold, decodeToPixels)
+      : found.images;
+    const ds = proposalDataset(
+      images,
+      detector.meta.classNames,
+      counting.scoreThreshold,
+      classifier?.classNames,
+    );
     return await writeBatch(
       o.out,
       ds,
@@ -40,6 +70,7 @@ export async function propose(o: ProposeOptions): Promise<BatchManifest> {
         model: o.model,
         modelVersion: await modelVersion(o.model, detector.meta.version),
         threshold: counting.scoreThreshold,
+        ...(classifier ? { classifier: await classifierInfo(classifier) } : {}),
         selection: 'all',
         images: ds.images.map((im, i) => ({
           name: im.file.split(/[\\/]/).pop()!,
@@ -51,6 +82,7 @@ export async function propose(o: ProposeOptions): Promise<BatchManifest> {
       o.labelStudioRoot ? { labelStudioRoot: o.labelStudioRoot } : {},
     );
   } finally {
+    await classifier?.dispose();
     await detector.dispose();
   }
 }

@@ -1,10 +1,25 @@
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { UsageError } from '@bmc/core';
-import { countingThreshold, type Detector, decodeToPixels, expandInputs, loadDetector } from '@bmc/infer';
+import {
+  type CellClassifier,
+  countingThreshold,
+  type Detector,
+  decodeToPixels,
+  expandInputs,
+  loadCellClassifier,
+  loadDetector,
+} from '@bmc/infer';
 import { acquisition, pickDiverse, pickRandom } from './acquisition.js';
 import { type BatchManifest, type ProposalFormat, writeBatch } from './batch.js';
-import { detectImages, evidenceOf, modelVersion, proposalDataset } from './detect-images.js';
+import {
+  addCellTypes,
+  classifierInfo,
+  detectImages,
+  evidenceOf,
+  modelVersion,
+  proposalDataset,
+} from './detect-images.js';
 import { LEDGER_FILE, readLedger, writeLedger } from './ledger.js';
 
 export interface RankOptions {
@@ -23,6 +38,9 @@ export interface RankOptions {
   scoreThreshold?: number;
   labelStudioRoot?: string;
   threads?: number;
+  /** A cell-type classifier: the batch's proposals are labelled with their types (see propose). */
+  classifier?: string;
+  classifierThreshold?: number;
   log?: (line: string) => void;
 }
 
@@ -42,7 +60,10 @@ export async function rank(o: RankOptions): Promise<BatchManifest & { ranking: s
   log(`${all.length} images, ${all.length - files.length} labelled already, ${files.length} to rank`);
   if (files.length === 0) throw new UsageError('no unlabelled images left to rank');
   const detector: Detector = await loadDetector(o.model, o.threads ? { threads: o.threads } : {});
+  let classifier: CellClassifier | undefined;
   try {
+    if (o.classifier)
+      classifier = await loadCellClassifier(o.classifier, o.classifierThreshold ?? 0.5, o.threads);
     const t = countingThreshold(detector.meta, o.scoreThreshold).scoreThreshold;
     let chosen: number[];
     let images: Awaited<ReturnType<typeof detectImages>>['images'];
@@ -66,8 +87,10 @@ export async function rank(o: RankOptions): Promise<BatchManifest & { ranking: s
       );
     }
     for (const f of failed) log(`skipped ${f.file}: ${f.error}`);
-    const picked = chosen.map((i) => images[i]!);
-    const ds = proposalDataset(picked, detector.meta.classNames, t);
+    let picked = chosen.map((i) => images[i]!);
+    // Types only for the batch: the ranking itself does not look at them.
+    if (classifier) picked = await addCellTypes(picked, classifier, t, decodeToPixels);
+    const ds = proposalDataset(picked, detector.meta.classNames, t, classifier?.classNames);
     const manifest = await writeBatch(
       o.out,
       ds,
@@ -76,6 +99,7 @@ export async function rank(o: RankOptions): Promise<BatchManifest & { ranking: s
         model: o.model,
         modelVersion: await modelVersion(o.model, detector.meta.version),
         threshold: t,
+        ...(classifier ? { classifier: await classifierInfo(classifier) } : {}),
         selection: o.strategy,
         images: chosen.map((i, k) => ({
           name: basename(images[i]!.file),
@@ -112,6 +136,7 @@ export async function rank(o: RankOptions): Promise<BatchManifest & { ranking: s
       .join('\n');
     return { ...manifest, ranking };
   } finally {
+    await classifier?.dispose();
     await detector.dispose();
   }
 }

@@ -35,6 +35,11 @@ export function registerLabelCommands(program: Command, defaultModel: () => Prom
     return n;
   };
 
+  const classifierHelp =
+    'cell-type classifier ONNX (bmc classify export): each box is labelled with its type in every format';
+  const classifierThresholdHelp =
+    'below this type probability a box is labelled "unclassified" (default: 0.5)';
+
   label
     .command('propose <inputs...>')
     .description(
@@ -53,6 +58,8 @@ export function registerLabelCommands(program: Command, defaultModel: () => Prom
       "Label Studio's LOCAL_FILES_DOCUMENT_ROOT: image paths are written relative to it",
       '.',
     )
+    .option('--classifier <file>', classifierHelp)
+    .option('--classifier-threshold <p>', classifierThresholdHelp, prob('--classifier-threshold'), 0.5)
     .action(async (inputs: string[], o) => {
       const { propose } = await import('./propose.js');
       const m = await propose({
@@ -62,11 +69,13 @@ export function registerLabelCommands(program: Command, defaultModel: () => Prom
         formats: o.format,
         labelStudioRoot: o.lsRoot,
         ...(o.score !== undefined ? { scoreThreshold: o.score } : {}),
+        ...(o.classifier ? { classifier: o.classifier, classifierThreshold: o.classifierThreshold } : {}),
       });
       const boxes = m.images.reduce((s, i) => s + i.proposals, 0);
       console.log(
         printable(
-          `${o.out}: ${m.images.length} images, ${boxes} proposed boxes (score >= ${m.threshold.toFixed(3)}), ` +
+          `${o.out}: ${m.images.length} images, ${boxes} proposed boxes (score >= ${m.threshold.toFixed(3)})` +
+            `${m.classifier ? `, cell types from ${m.classifier.version}` : ''}, ` +
             `formats ${m.formats.join(', ')}${m.failed.length ? `; ${m.failed.length} image(s) failed (failed.csv)` : ''}`,
         ),
       );
@@ -120,6 +129,8 @@ export function registerLabelCommands(program: Command, defaultModel: () => Prom
     .option('--diversity <lambda>', 'diversity penalty weight, 0..1', prob('--diversity'), 0.5)
     .option('--score <t>', 'counting threshold (default: the model operating point)', prob('--score'))
     .option('--ls-root <dir>', "Label Studio's LOCAL_FILES_DOCUMENT_ROOT", '.')
+    .option('--classifier <file>', classifierHelp)
+    .option('--classifier-threshold <p>', classifierThresholdHelp, prob('--classifier-threshold'), 0.5)
     .action(async (inputs: string[], o) => {
       const { rank } = await import('./rank.js');
       const r = await rank({
@@ -134,6 +145,7 @@ export function registerLabelCommands(program: Command, defaultModel: () => Prom
         diversity: o.diversity,
         labelStudioRoot: o.lsRoot,
         ...(o.score !== undefined ? { scoreThreshold: o.score } : {}),
+        ...(o.classifier ? { classifier: o.classifier, classifierThreshold: o.classifierThreshold } : {}),
       });
       console.log(printable(`${o.out}: next batch of ${r.images.length} (${r.selection})\n${r.ranking}`));
     });
