@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,6 +205,64 @@ describe('bmc detect --classifier: the differential count', () => {
     for (const c of types.flatMap((t: { cells: unknown[] }) => t.cells))
       expect(c.probability).toBeGreaterThan(0);
   }, 300_000);
+
+  it('bmc serve --classifier: every answered cell has a type and probability; the differential adds up', async () => {
+    const { createServer } = await import('@bmc/infer');
+    const { modelPath } = await import('@bmc/models');
+    const server = await createServer({
+      model: modelPath(),
+      classifier: join(dir, 'cls.onnx'),
+      classifierThreshold: 0.6,
+      logger: false,
+      viewer: false,
+    });
+    try {
+      const model = (await server.app.inject({ url: '/v1/model' })).json();
+      expect(model.classifier.classNames).toEqual([
+        'blast',
+        'lymphocyte',
+        'band',
+        'segmented',
+        'eosinophil',
+        'plasma',
+      ]);
+      expect(model.classifier.threshold).toBe(0.6);
+      const onnx = await server.app.inject({ url: '/v1/classifier.onnx' });
+      expect(onnx.statusCode).toBe(200);
+      expect(onnx.rawPayload.length).toBe(readFileSync(join(dir, 'cls.onnx')).length);
+      const image = readdirSync(join(dir, 'smears', 'images', 'test')).sort()[0]!;
+      const res = await server.app.inject({
+        method: 'POST',
+        url: '/v1/detect',
+        headers: { 'content-type': 'image/png' },
+        payload: readFileSync(join(dir, 'smears', 'images', 'test', image)),
+      });
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body.count).toBeGreaterThan(0);
+      const names = [...model.classifier.classNames, 'unclassified'];
+      for (const d of body.detections) {
+        expect(names).toContain(d.cellType);
+        expect(d.cellTypeProbability).toBeGreaterThan(0);
+        expect(d.cellTypeProbability).toBeLessThanOrEqual(1);
+        // Below the threshold a cell is unclassified, never guessed; at or above it, typed.
+        expect(d.cellType === 'unclassified').toBe(d.cellTypeProbability < 0.6);
+      }
+      const diff = body.differential;
+      expect(diff.threshold).toBe(0.6);
+      expect(diff.rows.map((r: { type: string }) => r.type)).toEqual(names);
+      // Counts add up to the answered cells and match their types; percentages add up to 100.
+      expect(diff.total).toBe(body.count);
+      for (const r of diff.rows)
+        expect(r.count).toBe(
+          body.detections.filter((d: { cellType: string }) => d.cellType === r.type).length,
+        );
+      const pct = diff.rows.reduce((a: number, r: { percent: number }) => a + r.percent, 0);
+      expect(Math.abs(pct - 100)).toBeLessThan(1e-9);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
 
   it('a file that is not a classifier: exit 2 naming it', async () => {
     const bogus = join(dir, 'bogus.onnx');

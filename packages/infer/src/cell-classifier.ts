@@ -1,33 +1,27 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import {
-  type CellCall,
-  callCells,
-  cropCell,
-  type DifferentialCount,
-  differentialCount,
-  normalizeCrops,
-  softmaxRows,
-} from '@bmc/classify';
+import type { CellCall, DifferentialCount } from '@bmc/classify';
 import { InputError } from '@bmc/core';
-import { readOnnxMetadataProps } from '@bmc/export/metadata';
 import * as ort from 'onnxruntime-node';
+import {
+  type ClassifierMeta,
+  cellDifferential,
+  classifyBoxes,
+  NON_NUCLEATED,
+  readClassifierMeta,
+} from './pipeline/cell-types.js';
 import type { RawPixels } from './pipeline/types.js';
 
-/** What `bmc classify export` writes into `metadata_props.bmc_classifier`. */
-interface ClassifierMeta {
-  classNames: string[];
-  cropSize: number;
-  margin: number;
-}
-
-/** Classes a differential of nucleated cells leaves out when the classifier knows them. */
-export const NON_NUCLEATED = ['platelet'];
+export { NON_NUCLEATED };
 
 export interface CellClassifier {
+  /** The ONNX file it was loaded from. */
+  readonly path: string;
   readonly classNames: readonly string[];
   readonly cropSize: number;
   readonly margin: number;
+  /** Probability below which a cell is counted as unclassified. */
+  readonly threshold: number;
   /** Best type and its probability for every box (crop rule from the model's metadata). */
   classify(
     image: RawPixels,
@@ -37,8 +31,8 @@ export interface CellClassifier {
 }
 
 /**
- * Loads a classifier exported by `bmc classify export`. A file that is not one (no
- * `bmc_classifier` metadata, unreadable, not ONNX) is an `InputError` naming it.
+ * Loads a classifier exported by `bmc classify export` into onnxruntime-node. A file that is not
+ * one (no `bmc_classifier` metadata, unreadable, not ONNX) is an `InputError` naming it.
  */
 export async function loadCellClassifier(
   path: string,
@@ -53,9 +47,7 @@ export async function loadCellClassifier(
   }
   let meta: ClassifierMeta;
   try {
-    const raw = readOnnxMetadataProps(bytes, path).bmc_classifier;
-    if (!raw) throw new Error('no bmc_classifier metadata: export it with `bmc classify export`');
-    meta = JSON.parse(raw) as ClassifierMeta;
+    meta = readClassifierMeta(bytes, path);
   } catch (e) {
     throw new InputError(`${path}: not a bmc cell classifier (${(e as Error).message})`, path);
   }
@@ -63,33 +55,19 @@ export async function loadCellClassifier(
     intraOpNumThreads: threads ?? availableParallelism(),
     interOpNumThreads: 1,
   });
-  const k = meta.classNames.length;
-  const S = meta.cropSize;
+  const run = async (nchw: Float32Array, n: number, S: number) => {
+    const out = await session.run({
+      [session.inputNames[0]!]: new ort.Tensor('float32', nchw, [n, 3, S, S]),
+    });
+    return out[session.outputNames[0]!]!.data as Float32Array;
+  };
   return {
+    path,
     classNames: meta.classNames,
-    cropSize: S,
+    cropSize: meta.cropSize,
     margin: meta.margin,
-    async classify(image, boxes) {
-      if (boxes.length === 0) return [];
-      // RGB or RGBA bytes -> float RGB in [0, 1], the crop rule's input.
-      const ch = image.channels;
-      const rgb = new Float32Array(image.width * image.height * 3);
-      for (let p = 0; p < image.width * image.height; p++)
-        for (let c = 0; c < 3; c++) rgb[p * 3 + c] = image.data[p * ch + c]! / 255;
-      const src = { data: rgb, width: image.width, height: image.height };
-      const nhwc = normalizeCrops(boxes.map((b) => cropCell(src, b, { cropSize: S, margin: meta.margin })));
-      const n = boxes.length;
-      // The ONNX graph takes NCHW.
-      const nchw = new Float32Array(nhwc.length);
-      for (let b = 0; b < n; b++)
-        for (let p = 0; p < S * S; p++)
-          for (let c = 0; c < 3; c++) nchw[(b * 3 + c) * S * S + p] = nhwc[(b * S * S + p) * 3 + c]!;
-      const out = await session.run({
-        [session.inputNames[0]!]: new ort.Tensor('float32', nchw, [n, 3, S, S]),
-      });
-      const logits = out[session.outputNames[0]!]!.data as Float32Array;
-      return callCells(softmaxRows(logits, k), k, threshold);
-    },
+    threshold,
+    classify: (image, boxes) => classifyBoxes(run, meta, image, boxes, threshold),
     dispose: () => session.release(),
   };
 }
@@ -100,5 +78,5 @@ export function imageDifferential(
   c: CellClassifier,
   threshold: number,
 ): DifferentialCount {
-  return differentialCount(calls, c.classNames, threshold, NON_NUCLEATED);
+  return cellDifferential(calls, c.classNames, threshold);
 }

@@ -189,6 +189,16 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     .addOption(resizeOption())
     .addOption(tileOption())
     .option('--tile-overlap <px>', 'overlap between tiles, above the largest cell (default 128)', int(0))
+    .option(
+      '--classifier <file>',
+      'cell-type classifier ONNX (bmc classify export): each cell gets a type, the answer a differential count',
+    )
+    .option(
+      '--classifier-threshold <p>',
+      'below this probability a cell is counted as unclassified',
+      num(0, 1),
+      0.5,
+    )
     .option('--no-viewer', 'do not serve the browser viewer at /')
     .option(
       '--queue <url>',
@@ -223,6 +233,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
           ...(o.tileOverlap !== undefined ? { tileOverlap: o.tileOverlap } : {}),
           ...(o.resize !== undefined ? { resizeLongSide: o.resize } : {}),
         },
+        ...(o.classifier ? { classifier: o.classifier, classifierThreshold: o.classifierThreshold } : {}),
         ...(o.viewer === false ? { viewer: false } : {}),
         ...(o.queue
           ? {

@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UNCLASSIFIED } from '@bmc/classify';
 import { DataError } from '@bmc/data';
 import multipart from '@fastify/multipart';
 import Fastify, {
@@ -12,12 +13,14 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
+import { type CellClassifier, loadCellClassifier } from './cell-classifier.js';
 import { capConnections } from './connections.js';
 import { checkImageSize, decodeToPixels, ImageTooLargeError } from './image.js';
 import type { JobRoutesOptions } from './jobs/routes.js';
 import { type Detector, loadDetector } from './model.js';
+import { cellDifferential } from './pipeline/cell-types.js';
 import { atThreshold, countingThreshold, describeCountingThreshold } from './pipeline/operating-point.js';
-import { toDetectionJson } from './pipeline/results.js';
+import { type DetectionJson, toDetectionJson } from './pipeline/results.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
 import type { DetectOptions } from './pipeline/types.js';
 import { CancelledError, JobQueue, QueueFullError, type Reservation, TimeoutError } from './queue.js';
@@ -65,6 +68,13 @@ export interface ServerOptions {
   viewer?: boolean;
   /** Built viewer folder. Default: this package's dist/viewer. */
   viewerDir?: string;
+  /**
+   * A cell-type classifier (`bmc classify export`; a path, or a loaded one, not disposed on close):
+   * every detected cell gets its type and probability, and the answer the differential count.
+   */
+  classifier?: string | CellClassifier;
+  /** With a classifier: cells whose best type is less probable are counted as unclassified. Default 0.5. */
+  classifierThreshold?: number;
   /** Slide jobs on bmc workers through Redis (`POST /v1/jobs`, see jobs/routes.ts). */
   jobs?: Omit<JobRoutesOptions, 'detector' | 'detect'>;
   /** fastify logger: true for JSON logs on stdout (default), false for none, or pino options. */
@@ -74,6 +84,7 @@ export interface ServerOptions {
 export interface InferServer {
   app: FastifyInstance;
   detector: Detector;
+  classifier?: CellClassifier;
   queue: JobQueue;
   /** The pixel scale every request gets: the model's recorded one unless `detect` overrides it. */
   pixelScale: AppliedScale;
@@ -132,6 +143,10 @@ function numberParam(q: Record<string, unknown>, key: string, min: number, max: 
 export async function createServer(opts: ServerOptions): Promise<InferServer> {
   const detector =
     typeof opts.model === 'string' ? await loadDetector(opts.model, { threads: opts.threads }) : opts.model;
+  const classifier =
+    typeof opts.classifier === 'string'
+      ? await loadCellClassifier(opts.classifier, opts.classifierThreshold ?? 0.5, opts.threads)
+      : opts.classifier;
   const bodyLimit = opts.bodyLimit ?? 32 * 1024 * 1024;
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const maxPixels = opts.maxPixels ?? 50_000_000;
@@ -221,7 +236,25 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     // Both thresholds: candidates (COCO results / AP) and the one `count` uses by default.
     thresholds: { candidates: detector.meta.nms.scoreThreshold, count: counting },
     pixelScale,
+    ...(classifier
+      ? {
+          classifier: {
+            file: basename(classifier.path),
+            classNames: classifier.classNames,
+            cropSize: classifier.cropSize,
+            margin: classifier.margin,
+            threshold: classifier.threshold,
+          },
+        }
+      : {}),
   }));
+
+  // The viewer runs the classifier in the page too (GET answers 404 without one).
+  if (classifier)
+    app.get('/v1/classifier.onnx', async (_req, reply) => {
+      reply.type('application/octet-stream');
+      return readFile(classifier.path);
+    });
 
   app.get('/v1/model.onnx', async (_req, reply) => {
     reply.type('application/octet-stream');
@@ -330,6 +363,7 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     // Count and answer at the model's operating point unless ?score= says otherwise.
     const threshold = countingThreshold(detector.meta, options.scoreThreshold);
     const t0 = performance.now();
+    let calls: Awaited<ReturnType<CellClassifier['classify']>> | undefined;
     // Header only, before queueing: an image too large to decode safely costs nothing.
     await checkImageSize(bytes, maxPixels, name ?? 'request body');
     const result = await queue.run(
@@ -343,7 +377,16 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
         });
         // Decoding cannot be interrupted; the detection stops at its next tile once aborted.
         signal.throwIfAborted();
-        return detector.detect(image, { ...options, signal });
+        const detected = await detector.detect(image, { ...options, signal });
+        if (classifier) {
+          signal.throwIfAborted();
+          const counted = atThreshold(detected, threshold.scoreThreshold).detections;
+          calls = await classifier.classify(
+            image,
+            counted.map((d) => d.box),
+          );
+        }
+        return detected;
       },
       { timeoutMs, signal: abandoned(req.raw, reply.raw), reservation: reservations.get(req) },
     );
@@ -357,10 +400,8 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
       },
       'detected',
     );
-    return {
-      ...toDetectionJson(atThreshold(result, threshold.scoreThreshold), detector.meta, name),
-      threshold,
-    };
+    const json = toDetectionJson(atThreshold(result, threshold.scoreThreshold), detector.meta, name);
+    return { ...json, threshold, ...(classifier && calls ? withCellTypes(json, calls, classifier) : {}) };
   });
 
   // Loaded only with a queue: BullMQ and ioredis stay out of a plain service.
@@ -389,6 +430,7 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
   return {
     app,
     detector,
+    ...(classifier ? { classifier } : {}),
     pixelScale,
     queue,
     async listen() {
@@ -397,6 +439,7 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     async close() {
       await app.close();
       if (typeof opts.model === 'string') await detector.dispose();
+      if (classifier && typeof opts.classifier === 'string') await classifier.dispose();
     },
   };
 }
@@ -415,6 +458,25 @@ function abandoned(req: IncomingMessage, res: ServerResponse): AbortSignal {
   if (req.socket.destroyed) onClose();
   else res.once('close', onClose);
   return control.signal;
+}
+
+/**
+ * The answer's second-stage part: each counted cell's type and probability (`unclassified` below
+ * the classifier's threshold) and the differential count of the nucleated cells.
+ */
+function withCellTypes(
+  json: DetectionJson,
+  calls: Awaited<ReturnType<CellClassifier['classify']>>,
+  classifier: CellClassifier,
+) {
+  return {
+    detections: json.detections.map((d, i) => ({
+      ...d,
+      cellType: calls[i]!.type >= 0 ? classifier.classNames[calls[i]!.type]! : UNCLASSIFIED,
+      cellTypeProbability: calls[i]!.probability,
+    })),
+    differential: cellDifferential(calls, classifier.classNames, classifier.threshold),
+  };
 }
 
 function defined<T extends object>(o: T): Partial<T> {

@@ -1,3 +1,11 @@
+export {
+  type ClassifierMeta,
+  type ClassifierRunner,
+  cellDifferential,
+  classifyBoxes,
+  NON_NUCLEATED,
+  readClassifierMeta,
+} from './cell-types.js';
 export { DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, detectPixels, mergeTiles } from './detect.js';
 export {
   atThreshold,
