@@ -1,39 +1,62 @@
 #!/usr/bin/env node
 // The ranking experiment of issue 21, from one command:
 //
-//   node apps/train/bench/active-learning.mjs [--pool 100] [--rounds 3] [--minutes 2] [--val 40] [--work /tmp/bmc-al]
+//   pnpm --filter @bmc/train bench:active-learning            (the committed run)
+//   node apps/train/bench/active-learning.mjs [--pool 1000] [--rounds 3] [--steps 300] [--seeds 21]
+//        [--val 60] [--work /tmp/bmc-al] [--smoke]
 //
-// A pool of TXL-PBC training images (seeded shuffle, `--pool` of them); round 0 labels a random 10%
-// (the same images for both strategies); each later round adds 10% of the pool chosen by
-// `bmc label rank` (with the model trained in the previous round) or at random
-// (`bmc label rank --strategy random`). The "hematologist" is TXL-PBC's ground truth: the chosen
-// images' true boxes go in through `bmc label import`, as a corrected COCO export would. Each round
-// trains a fresh tiny detector for the same time budget (`bmc train --preset tiny --time-budget`),
-// validated and evaluated on `--val` TXL-PBC validation images (`bmc eval --split test`), then
-// exported for the next ranking. Everything runs through bin/bmc.mjs, as a lab would run it.
-// Writes bench/measured/active-learning.json and .svg (AP50 / AP75 against labelled images).
+// Design (one seed):
+// - The pool: `--pool` TXL-PBC training images in a seeded order (1000 of the 1008, so 10% is
+//   exactly 100 images). Round 0 labels the first 10% of that order; both arms share it, and its
+//   trained model, so they start from the same weights.
+// - Each later round adds 10% of the pool chosen by `bmc label rank` with the previous round's
+//   model (arm "rank"), or `bmc label rank --strategy random` (arm "random", seeded).
+// - The "hematologist" is TXL-PBC's ground truth: the chosen images' true boxes go in through
+//   `bmc label import` (a COCO file beside the images, as a corrected export would be), which
+//   grows each arm's dataset folder and ledger.
+// - Training: `bmc train --preset tiny` FROM SCRATCH on the arm's dataset.json for the same
+//   number of optimizer steps every round (batch 4, epochs = steps / (labelled / 4): 100, 200,
+//   300, 400 images give 12, 6, 4, 3 epochs of 300 steps), constant learning rate after warmup
+//   (no epoch milestones, which would fall at different steps), validation once at the end on
+//   `--val` TXL-PBC *validation* images (it sets the counting threshold the ranking uses).
+//   From scratch, not fine-tuned from the previous round: a round's AP then depends only on
+//   which images are labelled, not on the order earlier rounds trained in, and warm-started
+//   runs are known to generalise worse than fresh ones at the same data.
+// - Test: `bmc export` + `bmc detect` on all 144 images of TXL-PBC's held-out *test* split,
+//   AP / AP50 / AP75 from @bmc/metrics against the test labels (class-agnostic, as the model
+//   is; detect's results equal `bmc eval`'s, apps/train/test/pixel-scale.test.ts). The test
+//   split is never used to choose anything.
+// Writes bench/measured/active-learning.json and .svg (AP50 / AP75 against labelled images) after
+// every round, so a cut-short run still leaves what it measured.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { linkImage, readYolo, writeCoco } from '@bmc/data';
+import { linkImage, mapCategories, readYolo, toCoco, writeCoco } from '@bmc/data';
+import { evaluateCoco } from '@bmc/metrics';
 import { pickRandom } from '../dist/index.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BIN = join(HERE, '..', 'bin', 'bmc.mjs');
-const TXL = join(HERE, '..', '..', '..', '..', 'shared', 'data', 'txl-pbc');
+const TXL = process.env.BMC_TXL ?? join(HERE, '..', '..', '..', '..', 'shared', 'data', 'txl-pbc');
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
-const POOL = Number(arg('pool', 100));
-const ROUNDS = Number(arg('rounds', 3));
-const MINUTES = Number(arg('minutes', 2));
-const VAL = Number(arg('val', 40));
+const SMOKE = process.argv.includes('--smoke');
+const POOL = Number(arg('pool', SMOKE ? 40 : 400));
+const ROUNDS = Number(arg('rounds', SMOKE ? 1 : 3));
+const STEPS = Number(arg('steps', SMOKE ? 10 : 120));
+const BATCH = 4;
+const VAL = Number(arg('val', SMOKE ? 8 : 60));
+const TEST = Number(arg('test', SMOKE ? 8 : 0)); // 0: the whole test split
+const INIT = arg('init', 'previous'); // 'previous': fine-tune from the arm's last round; 'scratch'
+if (!['previous', 'scratch'].includes(INIT)) throw new Error(`--init ${INIT}: previous or scratch`);
+const SEEDS = String(arg('seeds', '21')).split(',').map(Number);
 const WORK = arg('work', '/tmp/bmc-al');
-const SEED = Number(arg('seed', 21));
-const STEP = Math.max(1, Math.round(POOL / 10));
+const OUT = arg('out', join(HERE, 'measured', SMOKE ? 'active-learning-smoke' : 'active-learning'));
+const STEP = Math.round(POOL / 10);
 
 /** The same seeded order `bmc label rank --strategy random` draws (mulberry32 + Fisher-Yates). */
 const shuffle = (list, seed) => pickRandom(list.length, list.length, seed).map((k) => list[k]);
@@ -43,9 +66,11 @@ function bmc(args) {
   const out = execFileSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
   });
-  console.error(`  bmc ${args.slice(0, 2).join(' ')} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-  return out;
+  const s = (Date.now() - t0) / 1000;
+  console.error(`  bmc ${args.slice(0, 2).join(' ')} (${s.toFixed(0)} s)`);
+  return { out, seconds: s };
 }
 
 /** A COCO file of these images with their true boxes, images linked beside it (a "corrected export"). */
@@ -61,37 +86,115 @@ async function groundTruth(images, categories, dir) {
   return join(dir, 'gt.json');
 }
 
+/** `lscpu`'s model name and the SIMD flags that matter for the conv kernels. */
+function machine() {
+  let model = cpus()[0]?.model;
+  let flags = [];
+  try {
+    const l = execFileSync('lscpu', { encoding: 'utf8' });
+    model = /^Model name:\s*(.+)$/m.exec(l)?.[1]?.trim() ?? model;
+    const all = (/^Flags:\s*(.+)$/m.exec(l)?.[1] ?? '').split(/\s+/);
+    flags = all.filter((f) =>
+      /^(sse4_1|sse4_2|avx|avx2|fma|f16c|avx512f|avx512bw|avx512_vnni|avx512_bf16|amx_\w+)$/.test(f),
+    );
+  } catch {}
+  return { cpu: model, cores: cpus().length, flags };
+}
+
+/** AP / AP50 / AP75 of `bmc detect`'s output folder against the test split (matched by file name). */
+function testAp(detOut, gtCoco) {
+  const byName = new Map(gtCoco.images.map((im) => [basename(im.file_name), im.id]));
+  const images = JSON.parse(readFileSync(join(detOut, 'images.json'), 'utf8'));
+  const idOf = new Map(images.images.map((im) => [im.id, byName.get(basename(im.file_name))]));
+  const cat = gtCoco.categories[0].id; // class-agnostic: one category on both sides
+  const dt = JSON.parse(readFileSync(join(detOut, 'results.json'), 'utf8')).map((r) => ({
+    ...r,
+    image_id: idOf.get(r.image_id),
+    category_id: cat,
+  }));
+  const s = evaluateCoco(gtCoco, dt).stats;
+  const r4 = (x) => Math.round(x * 1e4) / 1e4;
+  return { ap: r4(s[0]), ap50: r4(s[1]), ap75: r4(s[2]) };
+}
+
 if (process.argv.includes('--plot-only')) {
   // Redraw the committed result without rerunning it.
-  const file = join(HERE, 'measured', 'active-learning.json');
-  writeFileSync(join(HERE, 'measured', 'active-learning.svg'), plot(JSON.parse(readFileSync(file, 'utf8'))));
+  writeFileSync(`${OUT}.svg`, plot(JSON.parse(readFileSync(`${OUT}.json`, 'utf8'))));
   process.exit(0);
 }
+
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true });
 const train = await readYolo(TXL, { split: 'train', policy: 'lenient' });
 const val = await readYolo(TXL, { split: 'val', policy: 'lenient' });
-const pool = shuffle(train.images, SEED).slice(0, POOL);
-const byName = new Map(pool.map((im) => [basename(im.file), im]));
-const valFile = join(WORK, 'val.json');
-await writeCoco({ ...val, images: shuffle(val.images, SEED).slice(0, VAL) }, valFile);
-mkdirSync(join(WORK, 'pool'), { recursive: true });
-for (const im of pool) await linkImage(im.file, join(WORK, 'pool', basename(im.file)));
-const first = pool.slice(0, STEP);
+let test = await readYolo(TXL, { split: 'test', policy: 'lenient' });
+if (TEST) test = { ...test, images: test.images.slice(0, TEST) };
+const testCoco = toCoco(mapCategories(test, 'single'), '/');
+const testDir = join(WORK, 'test');
+mkdirSync(testDir, { recursive: true });
+for (const im of test.images) await linkImage(im.file, join(testDir, basename(im.file)));
 
-const results = { rank: [], random: [] };
-const t0 = Date.now();
-for (const strategy of ['rank', 'random']) {
-  const root = join(WORK, strategy);
-  const labels = join(root, 'labels');
-  let chosen = first;
-  for (let round = 0; round <= ROUNDS; round++) {
-    console.error(`${strategy} round ${round}: ${chosen.length} new images`);
-    const batch = join(root, `batch-${String(round).padStart(2, '0')}`);
-    const gt = await groundTruth(chosen, train.categories, batch);
-    bmc(['label', 'import', gt, '--into', labels, '--round', String(round)]);
-    const runs = join(root, 'runs');
-    bmc([
+const startedAt = Date.now();
+const record = {
+  what: 'AP / AP50 / AP75 on the held-out TXL-PBC test split against labelled training images: batches chosen by bmc label rank vs at random',
+  command: `nice -n 10 node apps/train/bench/active-learning.mjs --pool ${POOL} --rounds ${ROUNDS} --steps ${STEPS} --init ${INIT} --val ${VAL} --seeds ${SEEDS.join(',')}${TEST ? ` --test ${TEST}` : ''}`,
+  protocol: {
+    pool: `${POOL} of ${train.images.length} TXL-PBC training images (seeded order), 10% = ${STEP} images per batch`,
+    rounds: `round 0: the first ${STEP} of the order (shared by both arms, one model); rounds 1..${ROUNDS} add ${STEP} each`,
+    ranking:
+      'bmc label rank -m <previous round model.onnx> <pool> --dataset <labels> --top N (defaults: diversity 0.5, flip disagreement)',
+    random: 'bmc label rank --strategy random --seed <seed + round>',
+    labels:
+      "TXL-PBC's ground truth for the chosen images, through bmc label import (a COCO export beside the images)",
+    training: `bmc train --preset tiny, ${STEPS} optimizer steps every round (batch ${BATCH}, epochs = steps / batches per epoch), constant lr after warmup (optim.steps=[]), run.seed = seed, one validation at the end`,
+    validation: `${VAL} TXL-PBC validation images (seeded) via data.valPath: the counting threshold and nothing else`,
+    test: `bmc export + bmc detect on ${test.images.length} TXL-PBC test images; @bmc/metrics COCO AP, class-agnostic`,
+    init:
+      INIT === 'previous'
+        ? "round 0 from scratch; each later round fine-tunes (bmc train --init) from the same arm's previous round, so round k has had (k+1) x steps in both arms: at this CPU budget a from-scratch tiny model is far from converged after one round's steps, so from-scratch rounds would measure the step budget rather than the labels"
+        : 'from scratch every round: a round depends only on which images are labelled, not on the path of earlier rounds',
+  },
+  pool: POOL,
+  batch: STEP,
+  steps: STEPS,
+  init: INIT,
+  valImages: VAL,
+  testImages: test.images.length,
+  seeds: SEEDS,
+  runs: [],
+  machine: machine(),
+  load: { start: loadavg().map((x) => +x.toFixed(2)) },
+};
+const save = () => {
+  record.minutes = +((Date.now() - startedAt) / 60000).toFixed(1);
+  record.load.end = loadavg().map((x) => +x.toFixed(2));
+  record.date = new Date().toISOString();
+  record.summary = summarise(record.runs);
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(`${OUT}.json.tmp`, `${JSON.stringify(record, null, 1)}\n`);
+  renameSync(`${OUT}.json.tmp`, `${OUT}.json`);
+  writeFileSync(`${OUT}.svg.tmp`, plot(record));
+  renameSync(`${OUT}.svg.tmp`, `${OUT}.svg`);
+};
+
+for (const seed of SEEDS) {
+  const root = join(WORK, `seed-${seed}`);
+  const pool = shuffle(train.images, seed).slice(0, POOL);
+  const byName = new Map(pool.map((im) => [basename(im.file), im]));
+  const valFile = join(root, 'val.json');
+  mkdirSync(join(root, 'pool'), { recursive: true });
+  await writeCoco({ ...val, images: shuffle(val.images, seed).slice(0, VAL) }, valFile);
+  for (const im of pool) await linkImage(im.file, join(root, 'pool', basename(im.file)));
+  const run = { seed, rank: [], random: [] };
+  record.runs.push(run);
+
+  /** Trains on the arm's dataset for STEPS steps, tests the model; returns the round's figures. */
+  const trainAndTest = (labels, dir, labelled, init) => {
+    const epochs = (STEPS * BATCH) / labelled;
+    if (!Number.isInteger(epochs))
+      throw new Error(`${STEPS} steps of ${BATCH} do not split into epochs of ${labelled}`);
+    const runs = join(dir, 'runs');
+    const t = bmc([
       'train',
       '--preset',
       'tiny',
@@ -100,88 +203,184 @@ for (const strategy of ['rank', 'random']) {
       '--runs',
       runs,
       '--no-progress',
-      '--time-budget',
-      String(MINUTES),
-      '--set',
-      `data.valPath=${valFile}`,
-      '--set',
-      'data.allowOutsideRoot=true',
+      ...(init && INIT === 'previous' ? ['--init', init] : []),
+      '--epochs',
+      String(epochs),
+      '--batch-size',
+      String(BATCH),
+      ...[
+        `data.valPath=${valFile}`,
+        'data.allowOutsideRoot=true',
+        'run.evalEvery=0',
+        'optim.steps=[]',
+        `run.seed=${seed}`,
+      ].flatMap((s) => ['--set', s]),
     ]);
-    const run = join(runs, execFileSync('ls', ['-t', runs], { encoding: 'utf8' }).split('\n')[0]);
-    const ev = bmc(['eval', run, '--split', 'test']);
-    const m = /AP ([\d.]+)\s+AP50 ([\d.]+)\s+AP75 ([\d.]+)/.exec(ev);
-    const labelled = (round + 1) * STEP;
-    results[strategy].push({ round, labelled, ap: Number(m[1]), ap50: Number(m[2]), ap75: Number(m[3]) });
-    bmc(['label', 'metric', labels, '--round', String(round), '--ap50', m[2], '--ap75', m[3], '--run', run]);
-    console.error(`  AP50 ${m[2]} AP75 ${m[3]} with ${labelled} labelled images`);
-    if (round === ROUNDS) break;
-    const model = join(run, 'model.onnx');
-    bmc(['export', run, '--out', model]);
-    const next = join(root, `proposed-${round + 1}`);
+    const runDir = /run folder: (.+)/.exec(t.out)[1].trim();
+    const model = join(dir, 'model.onnx');
+    bmc(['export', runDir, '--out', model]);
+    const det = join(dir, 'test-detections');
+    bmc(['detect', '-m', model, testDir, '-o', det, '--no-annotate', '--no-progress']);
+    const stop = readFileSync(join(runDir, 'log.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"event":"stop"'))
+      .map((l) => JSON.parse(l))
+      .at(-1);
+    const steps = stop?.step;
+    return {
+      model,
+      runDir,
+      figures: { ...testAp(det, testCoco), steps, trainSeconds: Math.round(t.seconds) },
+    };
+  };
+
+  // Round 0: the same first 10% for both arms, trained once.
+  const first = pool.slice(0, STEP);
+  const arms = {};
+  for (const arm of ['rank', 'random']) {
+    const labels = join(root, arm, 'labels');
+    const gt = await groundTruth(first, train.categories, join(root, arm, 'batch-00'));
+    bmc(['label', 'import', gt, '--into', labels, '--round', '0', '--accept-fixes']);
+    arms[arm] = { labels, chosen: first };
+  }
+  console.error(`seed ${seed} round 0: ${STEP} images`);
+  const r0 = trainAndTest(arms.rank.labels, join(root, 'round-00'), STEP);
+  for (const arm of ['rank', 'random']) {
+    const boxes = first.reduce((s, im) => s + im.labels.length, 0);
+    run[arm].push({ round: 0, labelled: STEP, boxes, ...r0.figures, load: loadavg()[0] });
     bmc([
       'label',
-      'rank',
-      '-m',
-      model,
-      join(WORK, 'pool'),
-      '--dataset',
-      labels,
-      '--top',
-      String(STEP),
-      '--out',
-      next,
-      '--format',
-      'coco',
-      '--strategy',
-      strategy,
-      '--seed',
-      String(SEED + round),
+      'metric',
+      arms[arm].labels,
+      '--round',
+      '0',
+      '--ap50',
+      String(r0.figures.ap50),
+      '--ap75',
+      String(r0.figures.ap75),
+      '--run',
+      r0.runDir,
     ]);
-    const picked = JSON.parse(execFileSync('cat', [join(next, 'batch.json')], { encoding: 'utf8' })).images;
-    chosen = picked.map((p) => byName.get(p.name));
+    arms[arm].model = r0.model;
+    arms[arm].runDir = r0.runDir;
   }
+  save();
+  console.error(`  round 0: AP50 ${r0.figures.ap50} AP75 ${r0.figures.ap75}`);
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const arm of ['rank', 'random']) {
+      const a = arms[arm];
+      const dir = join(root, arm, `round-${String(round).padStart(2, '0')}`);
+      const proposed = join(dir, 'proposed');
+      const rk = bmc([
+        'label',
+        'rank',
+        '-m',
+        a.model,
+        join(root, 'pool'),
+        '--dataset',
+        a.labels,
+        '--top',
+        String(STEP),
+        '--out',
+        proposed,
+        '--format',
+        'coco',
+        '--strategy',
+        arm,
+        '--seed',
+        String(seed + round),
+      ]);
+      const picked = JSON.parse(readFileSync(join(proposed, 'batch.json'), 'utf8')).images;
+      const chosen = picked.map((p) => byName.get(p.name));
+      const gt = await groundTruth(chosen, train.categories, join(dir, 'corrected'));
+      bmc(['label', 'import', gt, '--into', a.labels, '--round', String(round), '--accept-fixes']);
+      const labelled = (round + 1) * STEP;
+      const r = trainAndTest(a.labels, dir, labelled, a.runDir);
+      const prev = run[arm].at(-1);
+      const boxes = prev.boxes + chosen.reduce((s, im) => s + im.labels.length, 0);
+      run[arm].push({
+        round,
+        labelled,
+        boxes,
+        ...r.figures,
+        rankSeconds: Math.round(rk.seconds),
+        load: loadavg()[0],
+      });
+      bmc([
+        'label',
+        'metric',
+        a.labels,
+        '--round',
+        String(round),
+        '--ap50',
+        String(r.figures.ap50),
+        '--ap75',
+        String(r.figures.ap75),
+        '--run',
+        r.runDir,
+      ]);
+      a.model = r.model;
+      a.runDir = r.runDir;
+      save();
+      console.error(
+        `  ${arm} round ${round}: AP50 ${r.figures.ap50} AP75 ${r.figures.ap75} (${labelled} images, ${boxes} boxes)`,
+      );
+    }
+  }
+  run.status = bmc(['label', 'status', arms.rank.labels, '--json']).out.length > 0 ? 'ok' : 'missing';
+}
+save();
+console.log(JSON.stringify(record.summary, null, 1));
+
+/** Per round: each arm's mean AP50 / AP75 over seeds and the mean rank - random gap. */
+function summarise(runs) {
+  const done = runs.filter((r) => r.rank.length && r.random.length);
+  if (!done.length) return [];
+  const rounds = Math.min(...done.flatMap((r) => [r.rank.length, r.random.length]));
+  const mean = (xs) => +(xs.reduce((s, x) => s + x, 0) / xs.length).toFixed(4);
+  return Array.from({ length: rounds }, (_, k) => {
+    const at = (arm, key) => done.map((r) => r[arm][k][key]);
+    return {
+      round: k,
+      labelled: done[0].rank[k].labelled,
+      seeds: done.length,
+      rank: {
+        ap50: mean(at('rank', 'ap50')),
+        ap75: mean(at('rank', 'ap75')),
+        boxes: mean(at('rank', 'boxes')),
+      },
+      random: {
+        ap50: mean(at('random', 'ap50')),
+        ap75: mean(at('random', 'ap75')),
+        boxes: mean(at('random', 'boxes')),
+      },
+      gapAp50: mean(done.map((r) => r.rank[k].ap50 - r.random[k].ap50)),
+      gapAp75: mean(done.map((r) => r.rank[k].ap75 - r.random[k].ap75)),
+    };
+  });
 }
 
-const out = join(HERE, 'measured');
-mkdirSync(out, { recursive: true });
-const record = {
-  what: 'AP50 / AP75 on TXL-PBC validation images against labelled images: bmc label rank vs random batches',
-  command: `node apps/train/bench/active-learning.mjs --pool ${POOL} --rounds ${ROUNDS} --minutes ${MINUTES} --val ${VAL} --seed ${SEED}`,
-  pool: POOL,
-  batch: STEP,
-  valImages: VAL,
-  trainMinutesPerRound: MINUTES,
-  results,
-  // Round 0 trains on the same images for both strategies: the gap between them there is the
-  // run-to-run noise of a time-budgeted run on a shared CPU, the yardstick for every other gap.
-  noise: Math.abs(results.rank[0].ap50 - results.random[0].ap50),
-  minutes: (Date.now() - t0) / 60000,
-  cpu: cpus()[0]?.model,
-  cores: cpus().length,
-  loadavg: loadavg(),
-  date: new Date().toISOString(),
-};
-writeFileSync(join(out, 'active-learning.json'), `${JSON.stringify(record, null, 1)}\n`);
-writeFileSync(join(out, 'active-learning.svg'), plot(record));
-console.log(JSON.stringify(results));
-
 function plot(r) {
-  const W = 520;
-  const H = 300;
+  const W = 560;
+  const H = 320;
   const L = 50;
   const B = 40;
-  const xs = [...r.results.rank, ...r.results.random].map((p) => p.labelled);
-  const ys = [...r.results.rank, ...r.results.random].flatMap((p) => [p.ap50, p.ap75]);
-  const xmax = Math.max(...xs);
-  const xmin = Math.min(...xs);
-  const ymax = Math.max(0.05, ...ys) * 1.1;
+  const pts = r.runs.flatMap((x) => [...x.rank, ...x.random]);
+  const xs = pts.map((p) => p.labelled);
+  const ys = pts.flatMap((p) => [p.ap50, p.ap75]);
+  const xmax = Math.max(...xs, 1);
+  const xmin = Math.min(...xs, 0);
+  const ymax = Math.min(1, Math.max(0.05, ...ys) * 1.15);
   const X = (x) => L + ((x - xmin) / Math.max(1, xmax - xmin)) * (W - L - 20);
-  const Y = (y) => H - B - (y / ymax) * (H - B - 20);
-  const line = (pts, key, colour, dash) =>
-    `<polyline fill="none" stroke="${colour}" stroke-width="2"${dash ? ' stroke-dasharray="5,4"' : ''} points="${pts
-      .map((p) => `${X(p.labelled).toFixed(1)},${Y(p[key]).toFixed(1)}`)
+  const Y = (y) => H - B - (y / ymax) * (H - B - 70);
+  const summary = summarise(r.runs);
+  const line = (key, arm, colour, dash) =>
+    `<polyline fill="none" stroke="${colour}" stroke-width="2"${dash ? ' stroke-dasharray="5,4"' : ''} points="${summary
+      .map((p) => `${X(p.labelled).toFixed(1)},${Y(p[arm][key]).toFixed(1)}`)
       .join(' ')}"/>` +
-    pts
+    r.runs
+      .flatMap((x) => x[arm])
       .map(
         (p) =>
           `<circle cx="${X(p.labelled).toFixed(1)}" cy="${Y(p[key]).toFixed(1)}" r="3" fill="${colour}"/>`,
@@ -196,19 +395,21 @@ function plot(r) {
     .map((f) => f * ymax)
     .map(
       (y) =>
-        `<text x="${L - 6}" y="${Y(y).toFixed(1)}" font-size="11" text-anchor="end">${y.toFixed(2)}</text>`,
+        `<text x="${L - 6}" y="${(Y(y) + 4).toFixed(1)}" font-size="11" text-anchor="end">${y.toFixed(2)}</text>`,
     )
     .join('');
+  const seeds = r.runs.filter((x) => x.rank.length).length;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<line x1="${L}" y1="${H - B}" x2="${W - 10}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="10" x2="${L}" y2="${H - B}" stroke="black"/>
+<line x1="${L}" y1="${H - B}" x2="${W - 10}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="60" x2="${L}" y2="${H - B}" stroke="black"/>
 ${ticks}${yt}
-<text x="${(W + L) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">labelled TXL-PBC training images</text>
-${line(r.results.rank, 'ap50', '#c0392b')}${line(r.results.random, 'ap50', '#2c7fb8')}
-${line(r.results.rank, 'ap75', '#c0392b', true)}${line(r.results.random, 'ap75', '#2c7fb8', true)}
-<text x="${L + 10}" y="22" font-size="12" fill="#c0392b">ranked (bmc label rank)</text>
-<text x="${L + 10}" y="38" font-size="12" fill="#2c7fb8">random</text>
-<text x="${L + 10}" y="54" font-size="11">solid AP50, dashed AP75; ${r.valImages} val images, ${r.trainMinutesPerRound} min training per round</text>
+<text x="${(W + L) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">labelled TXL-PBC training images (pool ${r.pool})</text>
+${line('ap50', 'rank', '#c0392b')}${line('ap50', 'random', '#2c7fb8')}
+${line('ap75', 'rank', '#c0392b', true)}${line('ap75', 'random', '#2c7fb8', true)}
+<text x="${L + 10}" y="16" font-size="12" fill="#c0392b">ranked (bmc label rank)</text>
+<text x="${L + 190}" y="16" font-size="12" fill="#2c7fb8">random (bmc label rank --strategy random)</text>
+<text x="${L + 10}" y="33" font-size="11">solid AP50, dashed AP75 on ${r.testImages} held-out test images; tiny preset, ${r.steps} steps per round${r.init === 'previous' ? ', fine-tuned round to round' : ', from scratch'}</text>
+<text x="${L + 10}" y="48" font-size="11">${seeds} seed${seeds === 1 ? '' : 's'}${seeds > 1 ? ' (lines: mean, dots: each seed)' : ' (one seed: a weak result)'}</text>
 </svg>
 `;
 }
