@@ -1,9 +1,9 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/cli.ts', 'src/commands.ts', 'src/pipeline/index.ts'],
+  entry: ['src/index.ts', 'src/cli.ts', 'src/commands.ts', 'src/pipeline/index.ts', 'src/jobs/index.ts'],
   format: ['esm'],
-  dts: { entry: ['src/index.ts', 'src/commands.ts', 'src/pipeline/index.ts'] },
+  dts: { entry: ['src/index.ts', 'src/commands.ts', 'src/pipeline/index.ts', 'src/jobs/index.ts'] },
   // The viewer (vite) writes dist/viewer after this; tsup must not wipe it on rebuild order changes.
   clean: ['**/*', '!viewer/**'],
   sourcemap: true,

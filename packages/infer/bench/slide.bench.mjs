@@ -11,7 +11,7 @@
 // worker" 1 x 2 threads, as is the single process: the same cores, split differently; on several
 // machines each worker brings its own cores.
 //
-// Run after `pnpm build`: node bench/slide.bench.mjs [--side 6720] [--fields 25] [--rounds 1]
+// Run after `pnpm build`: node bench/slide.bench.mjs [--side 6720] [--fields 25] [--rounds 3]
 // [--model file.onnx] [--out bench/measured/slide.json]
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,7 +33,7 @@ const TILE = ['--tile', '320', '--tile-overlap', '96'];
 const FIELDS = Number(arg('fields', '25'));
 const GRID = Math.ceil(Math.sqrt(FIELDS));
 const SIDE = Number(arg('side', String((GRID * 5 + 5) * STEP)));
-const ROUNDS = Number(arg('rounds', '1'));
+const ROUNDS = Number(arg('rounds', '3'));
 const SHIPPED = join(here, '..', '..', 'models', 'models', 'blood-smear', 'model.onnx');
 const MODEL = arg(
   'model',
@@ -147,7 +147,11 @@ try {
     }
   }
 
-  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const median = (a) => {
+    const s = [...a].sort((x, y) => x - y);
+    const m = Math.floor(s.length / 2);
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  };
   const single = median(results['single process'].map((r) => r.ms));
   const rows = modes.map((m) => {
     const r = results[m.name];

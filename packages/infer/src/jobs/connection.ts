@@ -15,11 +15,11 @@ export function redisOptions(url: string): RedisOptions {
     throw new UsageError(`--queue ${url}: not a URL (expected redis://host:port)`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
-    throw new UsageError(`--queue ${url}: expected a redis:// or rediss:// URL, got ${u.protocol}`);
-  if (!u.hostname) throw new UsageError(`--queue ${url}: no host (expected redis://host:port)`);
+    throw new UsageError(`--queue ${safeUrl(url)}: expected a redis:// or rediss:// URL, got ${u.protocol}`);
+  if (!u.hostname) throw new UsageError(`--queue ${safeUrl(url)}: no host (expected redis://host:port)`);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
   if (!Number.isInteger(db) || db < 0)
-    throw new UsageError(`--queue ${url}: '${u.pathname.slice(1)}' is not a database number`);
+    throw new UsageError(`--queue ${safeUrl(url)}: '${u.pathname.slice(1)}' is not a database number`);
   return {
     host: u.hostname.replace(/^\[|\]$/g, ''),
     port: u.port ? Number(u.port) : 6379,

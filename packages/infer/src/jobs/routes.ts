@@ -8,6 +8,7 @@ import { type DetectCommandResult, detectCommand } from '../detect-command.js';
 import type { Detector } from '../model.js';
 import type { DetectOptions } from '../pipeline/types.js';
 import { checkRedis, safeUrl } from './connection.js';
+import { JOBS_PAGE } from './page.js';
 import { type QueueDetection, queueDetection } from './submit.js';
 import { fileIdentity, modelHash, resultId } from './tile-store.js';
 
@@ -56,6 +57,7 @@ const SAFE_NAME = /[^\w.-]+/g;
  *   slide again returns the same job.
  * - `GET /v1/jobs/:id`: status (`running`, `done`, `failed`), tiles done of total, counts when done.
  * - `GET /v1/jobs/:id/results` (COCO results JSON), `/geojson` (QuPath), `/overview.png`.
+ * - `GET /jobs`: a page that submits a slide, shows its progress and opens its overview.
  * A job's record is written next to its outputs, so finished jobs outlive a service restart (a
  * job that was running then is reported failed; posting it again resumes from its finished tiles).
  */
@@ -170,6 +172,8 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
     },
   });
 
+  app.get('/jobs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(JOBS_PAGE));
+
   await app.register(async (scope) => {
     // The service accepts no JSON elsewhere; here a job may name a slide on the server.
     scope.addContentTypeParser(
@@ -208,11 +212,9 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
       } else {
         const body = req.body as { path?: unknown } | undefined;
         if (!body || typeof body.path !== 'string' || !body.path)
-          return reply
-            .status(400)
-            .send({
-              error: 'send {"path": "<slide file on the server>"} as JSON, or upload the slide as multipart',
-            });
+          return reply.status(400).send({
+            error: 'send {"path": "<slide file on the server>"} as JSON, or upload the slide as multipart',
+          });
         const abs = resolve(root, body.path);
         const real = await realpath(abs).catch(() => undefined);
         if (!real || !(real === root || real.startsWith(root + sep)))
