@@ -142,6 +142,8 @@ export class QueueDetection implements RemoteDetection {
     this.log(
       `queue ${safeUrl(this.opts.url)} ${this.queue.name} (model ${model.slice(0, 12)}), tile store ${this.store}`,
     );
+    // A previous run's failed jobs would block re-queueing under the same ids: read once, removed per input.
+    this.failedJobs = await this.queue.getJobs(['failed']);
     for (const { file, slide } of inputs) {
       const p = this.newPending(file, slide ? 'slide' : 'image');
       try {
@@ -294,10 +296,11 @@ export class QueueDetection implements RemoteDetection {
     return copy;
   }
 
+  private failedJobs: Awaited<ReturnType<Queue['getJobs']>> = [];
+
   /** A previous run's failed jobs of this input would block re-queueing (same ids): removed. */
   private async clearFailed(id: string) {
-    const failed = await this.queue!.getJobs(['failed']);
-    await Promise.all(failed.filter((j) => j.id?.startsWith(`${id}-`)).map((j) => j.remove()));
+    await Promise.all(this.failedJobs.filter((j) => j.id?.startsWith(`${id}-`)).map((j) => j.remove()));
   }
 
   async slide(file: string): Promise<SlideResult> {
