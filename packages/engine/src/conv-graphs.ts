@@ -12,12 +12,20 @@
  *   of a stride-1 conv is the same im2col GEMM on dy with the filter flipped;
  *   a strided one has no cheap NHWC form (col2im) and uses ConvTranspose
  *   between transposes in both modes.
+ * Two forms for one gradient each:
+ * - 'flipped' (input gradient, stride 1): MLAS's NCHW `Conv` of dy with the
+ *   filter flipped in space and its channels swapped, between transposes.
+ * - 'taps' (filter gradient): one `Gemm` per filter tap over the strided slice
+ *   of the padded input that tap reads, concatenated to HWIO.
+ * Where a form does not apply to a kernel, the kernel uses 'transpose' (the
+ * forward for both, the input gradient of strided 'flipped') or the GEMM of
+ * 'nhwc' (a pointwise filter gradient for 'taps').
  */
 import type { ConvGeometry } from './conv-geometry.js';
 import { isPointwise } from './conv-geometry.js';
 import type { OnnxGraph, OnnxNode } from './onnx-model.js';
 
-export type ConvLayout = 'transpose' | 'nhwc';
+export type ConvLayout = 'transpose' | 'nhwc' | 'flipped' | 'taps';
 
 /** 'auto' picks per kernel call from the geometry ({@link chooseLayout}). */
 export type LayoutOption = ConvLayout | 'auto';
@@ -35,10 +43,12 @@ export const IM2COL_LIMIT = 3_500_000;
 /**
  * The faster graph form for one kernel call, from measurements (README):
  * pointwise convolutions are always a GEMM; forward and input gradient use
- * NHWC im2col while it stays small; the filter gradient's im2col GEMM wins up
- * to twice that size (4.7 M: nhwc faster; 9.4 M: transpose faster) unless the
- * input has very few channels (the RGB stem, where 49 narrow slices make the
- * im2col slow).
+ * NHWC im2col while it stays small; above that the forward runs on MLAS's
+ * NCHW convolution and a stride-1 input gradient on the same kernel with the
+ * filter flipped ('flipped'; strided ones on ConvTranspose). The filter
+ * gradient is one GEMM per filter tap ('taps') unless the input has very few
+ * channels (the RGB stem: 49 taps of 3 channels make tiny GEMMs), where the
+ * batch-as-channels convolution wins.
  */
 export function chooseLayout(kind: ConvKernelKind, g: ConvGeometry): ConvLayout {
   if (isPointwise(g)) return 'nhwc';
@@ -47,13 +57,10 @@ export function chooseLayout(kind: ConvKernelKind, g: ConvGeometry): ConvLayout 
     case 'forward':
       return g.inC >= 16 && g.batch * g.outH * g.outW * taps * g.inC <= IM2COL_LIMIT ? 'nhwc' : 'transpose';
     case 'backpropInput':
-      return g.strideH === 1 && g.strideW === 1 && g.batch * g.inH * g.inW * taps * g.outC <= IM2COL_LIMIT
-        ? 'nhwc'
-        : 'transpose';
+      if (g.strideH !== 1 || g.strideW !== 1) return 'transpose';
+      return g.batch * g.inH * g.inW * taps * g.outC <= IM2COL_LIMIT ? 'nhwc' : 'flipped';
     case 'backpropFilter':
-      return g.inC >= 16 && g.batch * g.outH * g.outW * taps * g.inC <= 2 * IM2COL_LIMIT
-        ? 'nhwc'
-        : 'transpose';
+      return g.inC >= 16 ? 'taps' : 'transpose';
   }
 }
 
@@ -132,6 +139,12 @@ class GraphBuilder {
    * like a flattened HWIO filter.
    */
   im2col(x: string, g: ConvGeometry, reverseTaps = false): string {
+    const patches = this.tapSlices(x, g, reverseTaps);
+    return patches.length === 1 ? patches[0]! : this.node('Concat', patches, { axis: { int: 3 } });
+  }
+
+  /** The padded input's strided window per filter tap, `[N, OH, OW, C]` each, in (kh, kw) order. */
+  tapSlices(x: string, g: ConvGeometry, reverseTaps = false): string[] {
     let xp = x;
     if (g.padTop + g.padBottom + g.padLeft + g.padRight > 0) {
       xp = this.node('Pad', [x, this.constInts([0, g.padTop, g.padLeft, 0, 0, g.padBottom, g.padRight, 0])]);
@@ -148,7 +161,7 @@ class GraphBuilder {
         patches.push(this.node('Slice', [xp, starts, ends, axes, steps]));
       }
     }
-    return patches.length === 1 ? patches[0]! : this.node('Concat', patches, { axis: { int: 3 } });
+    return patches;
   }
 
   build(inputs: OnnxGraph['inputs'], outputs: OnnxGraph['outputs']): OnnxGraph {
@@ -226,6 +239,24 @@ export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout): OnnxGra
     const wt = b.reshape(b.transpose('w', [2, 0, 1, 3]), [g.inC, g.kH * g.kW * g.outC]);
     const dx2 = b.node('Gemm', [cols, wt], { transB: { int: 1 } });
     b.reshape(dx2, xShape(g), 'dx');
+  } else if (layout === 'flipped' && flippedGeometry(g)) {
+    // Stride 1 on MLAS's own convolution (tiled im2col + GEMM, as fast as the forward pass):
+    // dx = correlate(pad(dy), w flipped in space with in/out channels swapped). ConvTranspose
+    // instead materialises the whole [Cin*KH*KW, H*W] column matrix and folds it back with a
+    // single-threaded col2im, which is what made the input gradient 3x slower than the forward.
+    const f = flippedGeometry(g)!;
+    const dyt = b.transpose('dy', NHWC_TO_NCHW);
+    // HWIO [KH, KW, Cin, Cout] -> [Cin, Cout, KH, KW] (OIHW of the flipped conv), then reversed in space.
+    const wt = b.transpose('w', [2, 3, 0, 1]);
+    const wf = b.node('Slice', [
+      wt,
+      b.constInts([-1, -1]),
+      b.constInts([-(g.kH + 1), -(g.kW + 1)]),
+      b.constInts([2, 3]),
+      b.constInts([-1, -1]),
+    ]);
+    const dxt = b.node('Conv', [dyt, wf], convAttrs(f));
+    b.transpose(dxt, NCHW_TO_NHWC, 'dx');
   } else {
     const extraH = g.inH + g.padTop + g.padBottom - ((g.outH - 1) * g.strideH + (g.kH - 1) * g.dilH + 1);
     const extraW = g.inW + g.padLeft + g.padRight - ((g.outW - 1) * g.strideW + (g.kW - 1) * g.dilW + 1);
@@ -284,7 +315,20 @@ function flippedGeometry(g: ConvGeometry): ConvGeometry | null {
 export function backpropFilterGraph(g: ConvGeometry, layout: ConvLayout): OnnxGraph {
   const b = new GraphBuilder();
   const rows = g.batch * g.outH * g.outW;
-  if (layout === 'nhwc') {
+  if (layout === 'taps' && !isPointwise(g)) {
+    // One GEMM per filter tap, dw[kh, kw] = x(kh, kw)^T @ dy over all N*OH*OW positions, where
+    // x(kh, kw) is the strided slice of the padded input that tap reads. Same sums as the im2col
+    // GEMM below, without its [N*OH*OW, KH*KW*Cin] matrix (151 MB for 3x3x256 at 128x128, which
+    // made that form memory-bound): each slice is one input-sized copy the GEMM reads once.
+    const dy2 = b.reshape('dy', [rows, g.outC]);
+    const parts: string[] = [];
+    for (const slice of b.tapSlices('x', g)) {
+      const s2 = b.reshape(slice, [rows, g.inC]);
+      parts.push(b.node('Gemm', [s2, dy2], { transA: { int: 1 } }));
+    }
+    const dw2 = parts.length === 1 ? parts[0]! : b.node('Concat', parts, { axis: { int: 0 } });
+    b.reshape(dw2, wShape(g), 'dw');
+  } else if (layout !== 'transpose') {
     const cols = isPointwise(g) ? 'x' : b.im2col('x', g);
     const cols2 = b.reshape(cols, [rows, g.kH * g.kW * g.inC]);
     const dy2 = b.reshape('dy', [rows, g.outC]);

@@ -112,18 +112,21 @@ describe('gradients vs PyTorch 1.13 (small conv net, inference-mode BN)', () => 
     tf.setBackend('wasm');
   });
 
-  it.each(['nhwc', 'transpose'] as const)('onnxruntime kernels on wasm, layout %s', (layout) => {
-    handle = registerOrtKernels({ backend: 'wasm', layout, threads: 2 });
-    checkAgainstTorch(`wasm/${layout}`);
-    const s = handle.stats()!;
-    expect(s.delegated).toEqual({});
-    expect(Object.keys(s.native).sort()).toEqual([
-      'Conv2D',
-      'Conv2DBackpropFilter',
-      'Conv2DBackpropInput',
-      'FusedConv2D',
-    ]);
-  });
+  it.each(['nhwc', 'transpose', 'flipped', 'taps'] as const)(
+    'onnxruntime kernels on wasm, layout %s',
+    (layout) => {
+      handle = registerOrtKernels({ backend: 'wasm', layout, threads: 2 });
+      checkAgainstTorch(`wasm/${layout}`);
+      const s = handle.stats()!;
+      expect(s.delegated).toEqual({});
+      expect(Object.keys(s.native).sort()).toEqual([
+        'Conv2D',
+        'Conv2DBackpropFilter',
+        'Conv2DBackpropInput',
+        'FusedConv2D',
+      ]);
+    },
+  );
 
   it('onnxruntime kernels on the cpu backend', () => {
     tf.setBackend('cpu');

@@ -154,28 +154,31 @@ function checkCase(
 const cpuReference = (name: string, ins: object, attrs: object) =>
   kernel('cpu', name, ins as Record<string, [Float32Array, number[]]>, attrs);
 
-describe.each(['nhwc', 'transpose'] as const)('onnxruntime kernels on wasm, layout %s', (layout) => {
-  let handle: EngineHandle;
-  beforeAll(async () => {
-    await useWasm();
-    handle = registerOrtKernels({ backend: 'wasm', layout, threads: 1 });
-  });
-  afterAll(() => handle.unregister());
-
-  it.each(CASES)('$label', (c) => checkCase(c, 'wasm', cpuReference));
-
-  it('ran every kernel natively (no silent delegation)', () => {
-    const s = handle.stats()!;
-    expect(s.delegated).toEqual({});
-    const withGrad = CASES.filter((c) => c.dilations[0] === 1 && c.dilations[1] === 1).length;
-    expect(s.native).toEqual({
-      Conv2D: CASES.length,
-      FusedConv2D: CASES.length,
-      Conv2DBackpropInput: withGrad,
-      Conv2DBackpropFilter: withGrad,
+describe.each(['nhwc', 'transpose', 'flipped', 'taps'] as const)(
+  'onnxruntime kernels on wasm, layout %s',
+  (layout) => {
+    let handle: EngineHandle;
+    beforeAll(async () => {
+      await useWasm();
+      handle = registerOrtKernels({ backend: 'wasm', layout, threads: 1 });
     });
-  });
-});
+    afterAll(() => handle.unregister());
+
+    it.each(CASES)('$label', (c) => checkCase(c, 'wasm', cpuReference));
+
+    it('ran every kernel natively (no silent delegation)', () => {
+      const s = handle.stats()!;
+      expect(s.delegated).toEqual({});
+      const withGrad = CASES.filter((c) => c.dilations[0] === 1 && c.dilations[1] === 1).length;
+      expect(s.native).toEqual({
+        Conv2D: CASES.length,
+        FusedConv2D: CASES.length,
+        Conv2DBackpropInput: withGrad,
+        Conv2DBackpropFilter: withGrad,
+      });
+    });
+  },
+);
 
 describe('onnxruntime kernels registered on the cpu backend', () => {
   const cases = CASES.slice(0, 6);

@@ -37,7 +37,7 @@ describe('convGeometry', () => {
 });
 
 describe('chooseLayout', () => {
-  it('uses a GEMM for pointwise convs and NHWC im2col only while it stays small', () => {
+  it('uses a GEMM for pointwise convs, NHWC im2col only while it stays small, and the gradient forms of the measured winners', () => {
     const pw = convGeometry([2, 64, 64, 256], [1, 1, 256, 64], 1, 1, 'valid');
     expect(
       ['forward', 'backpropInput', 'backpropFilter'].map((k) => chooseLayout(k as 'forward', pw)),
@@ -50,12 +50,15 @@ describe('chooseLayout', () => {
     // 1*64*64 x 9 x 256 = 9.4 M: over it.
     const big = convGeometry([1, 64, 64, 256], [3, 3, 256, 256], 1, 1, 'same');
     expect(chooseLayout('forward', big)).toBe('transpose');
-    expect(chooseLayout('backpropInput', big)).toBe('transpose');
-    expect(chooseLayout('backpropFilter', big)).toBe('transpose');
-    // 2*64*64 x 9 x 64 = 4.7 M: the filter gradient keeps the NHWC GEMM (limit x2).
-    expect(chooseLayout('backpropFilter', convGeometry([2, 64, 64, 64], [3, 3, 64, 64], 1, 1, 'same'))).toBe(
-      'nhwc',
-    );
+    // Over it, a stride-1 input gradient runs on MLAS's convolution with the filter flipped.
+    expect(chooseLayout('backpropInput', big)).toBe('flipped');
+    // The filter gradient is one GEMM per tap at any size (no im2col matrix to outgrow).
+    expect(chooseLayout('backpropFilter', big)).toBe('taps');
+    expect(chooseLayout('backpropFilter', small)).toBe('taps');
+    // A strided input gradient keeps ConvTranspose.
+    expect(
+      chooseLayout('backpropInput', convGeometry([1, 64, 64, 256], [3, 3, 256, 256], 2, 1, 'same')),
+    ).toBe('transpose');
     // Strided input gradients have no NHWC form; the RGB stem's filter gradient neither pays off.
     const stem = convGeometry([2, 64, 64, 3], [7, 7, 3, 64], 2, 1, 'same');
     expect(chooseLayout('backpropInput', stem)).toBe('transpose');
@@ -109,14 +112,14 @@ const hasOnnx = spawnSync(PY, ['-c', 'import onnx'], { encoding: 'utf8' }).statu
 
 // Skipped where Debian's python3-onnx is not installed (the checker is the reference).
 describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
-  it('forward, backprop-input and backprop-filter graphs, both layouts, with full shape inference', () => {
+  it('forward, backprop-input and backprop-filter graphs, every layout, with full shape inference', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bmc-engine-'));
     try {
       const g = convGeometry([2, 8, 7, 3], [3, 3, 3, 4], 2, 1, 'same');
       const p = convGeometry([2, 5, 5, 3], [1, 1, 3, 4], 1, 1, 'valid');
       const q = convGeometry([2, 6, 6, 3], [3, 3, 3, 4], 1, 1, 'same');
       const files: string[] = [];
-      for (const layout of ['nhwc', 'transpose'] as const) {
+      for (const layout of ['nhwc', 'transpose', 'flipped', 'taps'] as const) {
         const graphs = [
           forwardGraph(g, { layout, bias: true, activation: 'relu6' }),
           forwardGraph(p, { layout, bias: false, activation: 'linear' }),
@@ -125,6 +128,7 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
           backpropInputGraph(q, layout),
           backpropFilterGraph(g, layout),
           backpropFilterGraph(p, layout),
+          backpropFilterGraph(q, layout),
         ];
         graphs.forEach((gr, i) => {
           const f = join(dir, `${layout}_${i}.onnx`);

@@ -1,0 +1,384 @@
+// Profile of one training micro-batch of the thesis detector (R50 + FPN + PAN-attn + IoU head, 512x512,
+// one image, the trainer's own trainStep) on the wasm backend with the engine kernels: where the time
+// goes by phase (forward / backward), by tfjs kernel, and per convolution shape and kind (forward,
+// input gradient, filter gradient) with achieved GFLOP/s, against the machine's sgemm rate measured in
+// the same run (an onnxruntime MatMul) and its nominal FMA peak (see peakFlops below).
+// Run after `pnpm exec turbo run build --filter=@bmc/train...`: `pnpm --filter @bmc/engine bench:profile`.
+// Env: BMC_PROFILE_SIZE (512), BMC_PROFILE_THREADS (onnxruntime threads; default all cores),
+// BMC_PROFILE_LAYOUT (the engine's layout option, default auto), BMC_PROFILE_OUT (JSON path).
+import { execSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+// The trainer and the detector come from apps/train's build (the engine does not depend on them).
+const train = await import('../../../apps/train/dist/index.js');
+const heads = await import('../../../apps/train/node_modules/@bmc/heads-iou/dist/index.js');
+const assigners = await import('../../../apps/train/node_modules/@bmc/assigners/dist/index.js');
+const { initBackend } = await import('../../../apps/train/node_modules/@bmc/core/dist/backend.js');
+const engine = await import('../dist/index.js');
+
+const SIZE = Number(process.env.BMC_PROFILE_SIZE ?? 512);
+const THREADS = Number(process.env.BMC_PROFILE_THREADS ?? availableParallelism());
+const LAYOUT = process.env.BMC_PROFILE_LAYOUT ?? 'auto';
+const OUT = process.env.BMC_PROFILE_OUT ?? here('./runs/step-profile.json');
+
+const sh = (c) => {
+  try {
+    return execSync(c, { encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+};
+
+/** lscpu model, flags, and the SIMD features that matter to the kernels. */
+export function machineInfo() {
+  const lscpu = sh('lscpu');
+  const field = (k) => lscpu.match(new RegExp(`^${k}:\\s*(.*)$`, 'm'))?.[1]?.trim();
+  const flags = (field('Flags') ?? '').split(/\s+/);
+  const has = (f) => flags.includes(f);
+  const mhz = Number(
+    readFileSync('/proc/cpuinfo', 'utf8').match(/cpu MHz\s*:\s*([\d.]+)/)?.[1] ?? Number.NaN,
+  );
+  return {
+    model: field('Model name'),
+    vendor: field('Vendor ID'),
+    family: field('CPU family'),
+    modelNumber: field('Model'),
+    cpus: Number(field('CPU\\(s\\)')),
+    mhz,
+    features: {
+      avx2: has('avx2'),
+      fma: has('fma'),
+      avx512f: has('avx512f'),
+      avx512_vnni: has('avx512_vnni'),
+      avx512_bf16: has('avx512_bf16'),
+      amx: has('amx_tile'),
+    },
+    flags: flags.join(' '),
+  };
+}
+
+/**
+ * fp32 FMA peak, two ways. Nominal: cores x clock x FMA lanes x 2 flops, where AMD family 25
+ * (Zen 3 / Zen 4) has two 256-bit FMA pipes per core and Zen 4 runs AVX-512 on them double-pumped,
+ * so AVX-512 does not raise the peak there: 2 pipes x 8 fp32 lanes = 16 FMA = 32 flop per cycle per
+ * core (Intel server cores with AVX-512: 64). The clock /proc/cpuinfo shows in a VM is the nominal
+ * (TSC) one; cores boost above it, so the peak is also measured: bench/fma-peak.c runs 12 independent
+ * FMA chains on one core (thread CPU time, so other load does not count), x the cores.
+ */
+export function peakFlops(m) {
+  const amd = m.vendor === 'AuthenticAMD';
+  const flopsPerCycle = amd ? 32 : m.features.avx512f ? 64 : m.features.fma ? 32 : 16;
+  const nominal = (m.cpus * m.mhz * flopsPerCycle) / 1000;
+  let measured = null;
+  const dir = mkdtempSync(join(tmpdir(), 'bmc-fma-'));
+  try {
+    const bin = join(dir, 'fma');
+    execSync(`gcc -O2 -mavx2 -mfma -o ${bin} ${here('./fma-peak.c')}`, { stdio: 'ignore' });
+    measured = JSON.parse(execSync(bin, { encoding: 'utf8' }));
+  } catch {
+    // no gcc or no AVX2: the nominal figure only
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const perCore = measured ? Math.max(measured.avx2GflopsPerCore, measured.avx512GflopsPerCore) : null;
+  return {
+    gflops: perCore ? perCore * m.cpus : nominal,
+    nominalGflops: nominal,
+    measuredPerCore: measured,
+    how:
+      `nominal ${nominal.toFixed(0)} = ${m.cpus} cores x ${(m.mhz / 1000).toFixed(3)} GHz (/proc/cpuinfo) x ${flopsPerCycle} fp32 flop/cycle ` +
+      `(${amd ? '2 x 256-bit FMA pipes per core, AMD family 25; Zen 4 runs AVX-512 double-pumped on them' : m.features.avx512f ? '2 x 512-bit FMA units' : '2 x 256-bit FMA units'}, 2 flop per FMA)` +
+      (perCore
+        ? `; measured ${perCore.toFixed(1)} GFLOP/s per core (bench/fma-peak.c: AVX2 ${measured.avx2GflopsPerCore}, AVX-512 ${measured.avx512GflopsPerCore}; ${((perCore / flopsPerCycle) * 1).toFixed(2)} GHz effective) x ${m.cpus} cores = ${(perCore * m.cpus).toFixed(0)}, the peak used for the percentages`
+        : ''),
+  };
+}
+
+const uptime = () => sh('uptime') || `loadavg ${loadavg().map((l) => l.toFixed(2))}`;
+
+/** onnxruntime's sgemm (MLAS) rate on a large square MatMul: the achievable ceiling for im2col GEMMs. */
+function sgemmGflops(n, threads) {
+  const native = engine.loadOrtNative();
+  const bytes = engine.encodeModel({
+    inputs: [
+      { name: 'a', shape: [n, n] },
+      { name: 'b', shape: [n, n] },
+    ],
+    outputs: [{ name: 'c', shape: [n, n] }],
+    nodes: [{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['c'] }],
+    int64Constants: {},
+    floatScalars: {},
+  });
+  const s = native.newSession();
+  s.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  const a = new Float32Array(n * n).map(() => Math.random());
+  const b = new Float32Array(n * n).map(() => Math.random());
+  const c = new Float32Array(n * n);
+  const T = native.Tensor;
+  const run = () =>
+    s.run(
+      { a: new T('float32', a, [n, n]), b: new T('float32', b, [n, n]) },
+      { c: new T('float32', c, [n, n]) },
+      {},
+    );
+  run();
+  const times = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    run();
+    times.push(performance.now() - t0);
+  }
+  s.dispose();
+  const best = Math.min(...times);
+  return (2 * n ** 3) / best / 1e6;
+}
+
+const machine = machineInfo();
+const peak = peakFlops(machine);
+console.log(
+  `${machine.model}, ${machine.cpus} CPUs, ${machine.mhz} MHz; features ${JSON.stringify(machine.features)}`,
+);
+console.log(`fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s: ${peak.how}`);
+const loadStart = uptime();
+console.log(`load before: ${loadStart}`);
+
+const backend = await initBackend({ preference: 'wasm' });
+if (backend.name !== 'wasm') throw new Error(`step-profile: wanted wasm, got ${backend.name}`);
+engine.registerMissingWasmKernels();
+const handle = engine.installEngineKernels({ backend: 'wasm', threads: THREADS, layout: LAYOUT });
+tf.env().set('IS_TEST', false);
+console.log(engine.describeEngine().summary);
+
+// Wrap the four convolution kernels with a clock keyed by kind and geometry.
+const perShape = new Map();
+let phase = 'forward';
+const KINDS = {
+  Conv2D: 'forward',
+  FusedConv2D: 'forward',
+  Conv2DBackpropInput: 'dx',
+  Conv2DBackpropFilter: 'dw',
+};
+const restore = [];
+for (const name of Object.keys(KINDS)) {
+  const k = tf.getKernel(name, 'wasm');
+  const inner = k.kernelFunc;
+  const wrapped = (args) => {
+    const { inputs, attrs } = args;
+    let g;
+    if (name === 'Conv2DBackpropInput') {
+      g = engine.convGeometry(
+        attrs.inputShape,
+        inputs.filter.shape,
+        attrs.strides,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+    } else if (name === 'Conv2DBackpropFilter') {
+      g = engine.convGeometry(
+        inputs.x.shape,
+        attrs.filterShape,
+        attrs.strides,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+    } else {
+      g = engine.convGeometry(
+        inputs.x.shape,
+        inputs.filter.shape,
+        attrs.strides,
+        attrs.dilations ?? 1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+    }
+    const kind = KINDS[name];
+    const layout =
+      LAYOUT === 'auto'
+        ? engine.chooseLayout(
+            kind === 'forward' ? 'forward' : kind === 'dx' ? 'backpropInput' : 'backpropFilter',
+            g,
+          )
+        : LAYOUT;
+    const key = `${kind} ${g.kH}x${g.kW}/${g.strideH} ${g.inC}->${g.outC} @${g.inH}x${g.inW} (${layout})`;
+    const t0 = performance.now();
+    const out = inner(args);
+    const ms = performance.now() - t0;
+    const flops = 2 * g.batch * g.outH * g.outW * g.kH * g.kW * g.inC * g.outC;
+    const e = perShape.get(key) ?? { key, kind, layout, calls: 0, ms: 0, flops: 0, phase };
+    e.calls += 1;
+    e.ms += ms;
+    e.flops += flops;
+    perShape.set(key, e);
+    return out;
+  };
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...k, kernelFunc: wrapped });
+  restore.push(() => {
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(k);
+  });
+}
+
+const config = train.loadConfig({ preset: 'thesis' });
+const detector = heads.buildDetector(train.toDetectorConfig(config, 1));
+const ctx = {
+  model: detector.model,
+  assigner: assigners.createAssigner({ type: 'ota' }),
+  anchors: detector.anchorsFor(SIZE, SIZE),
+  strides: detector.strides,
+  numClasses: 1,
+  loss: train.lossOptions(config),
+  optimizer: train.createOptimizer(config),
+  clipGradNorm: config.optim.clipGradNorm,
+  microBatch: 1,
+};
+let seed = 1;
+const rand = () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
+const images = new Float32Array(SIZE * SIZE * 3).map(() => rand() * 2 - 1);
+const bx = new Float32Array(12);
+for (let g = 0; g < 3; g++) {
+  const w = 32 + rand() * 160;
+  const h = 32 + rand() * 160;
+  const x = rand() * (SIZE - w);
+  const y = rand() * (SIZE - h);
+  bx.set([x, y, x + w, y + h], g * 4);
+}
+const batch = {
+  images,
+  batchSize: 1,
+  width: SIZE,
+  height: SIZE,
+  boxes: [bx],
+  labels: [new Int32Array(3)],
+  ids: [0],
+  indices: [0],
+};
+
+// Forward vs backward: the first gradient kernel call marks the start of the backward pass.
+const origDx = tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc;
+let backwardStart = 0;
+tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+tf.registerKernel({
+  kernelName: 'Conv2DBackpropInput',
+  backendName: 'wasm',
+  kernelFunc: (a) => {
+    if (phase === 'forward') {
+      phase = 'backward';
+      backwardStart = performance.now();
+    }
+    return origDx(a);
+  },
+});
+
+const t0w = performance.now();
+train.trainStep(ctx, batch, 1e-4);
+console.log(`warm-up micro-batch (sessions compile): ${(performance.now() - t0w).toFixed(0)} ms`);
+perShape.clear();
+phase = 'forward';
+
+const byKernel = new Map();
+let stepMs = 0;
+let forwardMs = 0;
+const prof = await tf.profile(() => {
+  const t0 = performance.now();
+  train.trainStep(ctx, batch, 1e-4);
+  stepMs = performance.now() - t0;
+  forwardMs = backwardStart - t0;
+});
+for (const k of prof.kernels) {
+  if (k.name.endsWith('__op')) continue;
+  const e = byKernel.get(k.name) ?? { name: k.name, ms: 0, calls: 0 };
+  e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+  e.calls += 1;
+  byKernel.set(k.name, e);
+}
+const loadEnd = uptime();
+for (const r of restore.reverse()) r();
+handle?.unregister();
+
+const sgemm = sgemmGflops(2048, THREADS);
+const shapes = [...perShape.values()].sort((a, b) => b.ms - a.ms);
+const convMs = { forward: 0, dx: 0, dw: 0 };
+const convFlops = { forward: 0, dx: 0, dw: 0 };
+for (const s of shapes) {
+  convMs[s.kind] += s.ms;
+  convFlops[s.kind] += s.flops;
+}
+const kernels = [...byKernel.values()].sort((a, b) => b.ms - a.ms);
+const gf = (flops, ms) => flops / ms / 1e6;
+
+console.log(
+  `\nprofiled micro-batch: ${stepMs.toFixed(0)} ms; forward (to the first gradient kernel) ${forwardMs.toFixed(0)} ms, backward + optimizer ${(stepMs - forwardMs).toFixed(0)} ms`,
+);
+console.log(
+  `sgemm 2048^3 on onnxruntime (${THREADS} threads): ${sgemm.toFixed(0)} GFLOP/s; nominal peak ${peak.gflops.toFixed(0)}`,
+);
+for (const k of ['forward', 'dx', 'dw']) {
+  console.log(
+    `  conv ${k.padEnd(7)} ${convMs[k].toFixed(0).padStart(6)} ms  ${(convFlops[k] / 1e9).toFixed(1)} GFLOP  ${gf(convFlops[k], convMs[k]).toFixed(1)} GFLOP/s (${((100 * gf(convFlops[k], convMs[k])) / peak.gflops).toFixed(0)}% of peak)`,
+  );
+}
+console.log('\ntop kernels (tf.profile):');
+for (const e of kernels.slice(0, 12))
+  console.log(`  ${e.name.padEnd(26)} ${e.ms.toFixed(0).padStart(7)} ms  ${e.calls} calls`);
+console.log('\nconvolution shapes by time:');
+for (const s of shapes.slice(0, 30)) {
+  console.log(
+    `  ${s.key.padEnd(52)} ${s.calls.toString().padStart(3)} calls ${s.ms.toFixed(0).padStart(6)} ms  ${gf(s.flops, s.ms).toFixed(1).padStart(6)} GFLOP/s`,
+  );
+}
+
+const result = {
+  suite: 'engine-step-profile',
+  what: `one training micro-batch (1 image, ${SIZE}x${SIZE}) of the thesis detector through apps/train trainStep, wasm + engine kernels (layout ${LAYOUT}, ${THREADS} onnxruntime threads)`,
+  command: 'pnpm --filter @bmc/engine bench:profile',
+  date: new Date().toISOString(),
+  machine: {
+    ...machine,
+    peakGflops: peak.gflops,
+    nominalPeakGflops: peak.nominalGflops,
+    fmaPerCore: peak.measuredPerCore,
+    peakHow: peak.how,
+    sgemmGflops: sgemm,
+  },
+  load: { before: loadStart, after: loadEnd },
+  engine: engine.describeEngine().onnxruntime,
+  stepMs,
+  forwardMs,
+  backwardMs: stepMs - forwardMs,
+  conv: Object.fromEntries(
+    ['forward', 'dx', 'dw'].map((k) => [
+      k,
+      { ms: convMs[k], gflop: convFlops[k] / 1e9, gflops: gf(convFlops[k], convMs[k]) },
+    ]),
+  ),
+  kernels: kernels.map((e) => ({ ...e, ms: Math.round(e.ms * 10) / 10 })),
+  shapes: shapes.map((s) => ({
+    ...s,
+    ms: Math.round(s.ms * 10) / 10,
+    gflops: Math.round(gf(s.flops, s.ms) * 10) / 10,
+  })),
+};
+mkdirSync(dirname(OUT), { recursive: true });
+writeFileSync(`${OUT}.tmp`, `${JSON.stringify(result, null, 1)}\n`);
+renameSync(`${OUT}.tmp`, OUT);
+console.log(`\nresults: ${OUT}`);
+process.exit(0);
