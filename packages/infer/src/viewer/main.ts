@@ -4,17 +4,28 @@
  * threaded when the page is cross-origin isolated) and runs the very same
  * pre- and post-processing code as `bmc detect` (src/pipeline). Nothing is uploaded.
  */
+import { type CellCall, type DifferentialCount, UNCLASSIFIED } from '@bmc/classify';
 import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
 // The runtime's .wasm is a hashed asset of this build, fetched from the page's own origin (works offline).
 import ortWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+import {
+  type ClassifierMeta,
+  type ClassifierRunner,
+  cellDifferential,
+  classifyBoxes,
+  readClassifierMeta,
+} from '../pipeline/cell-types.js';
 import { detectPixels } from '../pipeline/detect.js';
 import { countingThreshold, describeCountingThreshold } from '../pipeline/operating-point.js';
 import { checkGraphNames, ortRunner } from '../pipeline/ort-runner.js';
 import { type DetectionJson, toDetectionJson } from '../pipeline/results.js';
 import { applyPixelScale } from '../pipeline/scale.js';
-import type { DetectResult, NetworkRunner, RawPixels } from '../pipeline/types.js';
+import type { Detection, DetectResult, NetworkRunner, RawPixels } from '../pipeline/types.js';
 
 const COLOURS = ['#E69F00', '#56B4E9', '#009E73', '#F0E442', '#0072B2', '#D55E00', '#CC79A7', '#000000'];
+/** Cell types beyond the 8 colours above, then unclassified (grey). */
+const TYPE_COLOURS = [...COLOURS.slice(0, 7), '#8B4513', '#FF69B4', '#2F4F4F', '#9ACD32', '#4B0082'];
+const UNCLASSIFIED_COLOUR = '#999999';
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 
@@ -38,6 +49,11 @@ interface State {
   resultThreshold?: number;
   threshold: number;
   detectMs?: number;
+  /** The cell-type classifier, when the service has one (`bmc serve --classifier`) or `?classifier=` names one. */
+  classifier?: { meta: ClassifierMeta; run: ClassifierRunner; threshold: number };
+  /** Type call of each detection of `result` (classified once per detection run). */
+  calls?: Map<Detection, CellCall>;
+  classifyMs?: number;
 }
 const state: State = { threshold: Number(($('threshold') as HTMLInputElement).value) };
 
@@ -49,6 +65,9 @@ const api = {
   result: () => state.result,
   json: () => currentJson(),
   detectMs: () => state.detectMs,
+  /** With a classifier: the differential count of the cells shown. */
+  differential: () => currentDifferential(),
+  classifyMs: () => state.classifyMs,
   /** Runs detection on already loaded pixels again (for timing). */
   rerun: async () => {
     await detect();
@@ -102,6 +121,37 @@ async function initModel() {
   }
 }
 
+async function initClassifier() {
+  const url = params.get('classifier') ?? './v1/classifier.onnx';
+  let bytes: Uint8Array;
+  try {
+    const res = await fetch(url);
+    if (!res.ok) return; // no classifier: detection only
+    bytes = new Uint8Array(await res.arrayBuffer());
+  } catch {
+    return;
+  }
+  try {
+    const meta = readClassifierMeta(bytes, url);
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    const run: ClassifierRunner = async (nchw, n, S) => {
+      const out = await session.run({
+        [session.inputNames[0]!]: new ort.Tensor('float32', nchw, [n, 3, S, S]),
+      });
+      return out[session.outputNames[0]!]!.data as Float32Array;
+    };
+    // The service's threshold (bmc serve --classifier-threshold), else ?classifierThreshold=, else 0.5.
+    const served = await fetch('./v1/model')
+      .then((r) => (r.ok ? r.json() : undefined))
+      .catch(() => undefined);
+    const threshold = Number(params.get('classifierThreshold') ?? served?.classifier?.threshold ?? 0.5);
+    state.classifier = { meta, run, threshold };
+    $('differential-section').hidden = false;
+  } catch (e) {
+    status(`${url}: not a usable cell classifier (${(e as Error).message})`, true);
+  }
+}
+
 async function readPixels(file: Blob): Promise<{ pixels: RawPixels; bitmap: ImageBitmap }> {
   // No colour management or premultiplication: the bytes must match what libvips decodes in Node.
   const bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
@@ -119,11 +169,27 @@ async function detect() {
   state.result = await detectPixels(state.run, state.meta, state.image, { scoreThreshold: state.threshold });
   state.detectMs = performance.now() - t0;
   state.resultThreshold = state.threshold;
+  const c = state.classifier;
+  if (c) {
+    // Every detection of this run gets its type once; the slider then only filters.
+    const t1 = performance.now();
+    const dets = state.result.detections;
+    const calls = await classifyBoxes(
+      c.run,
+      c.meta,
+      state.image,
+      dets.map((d) => d.box),
+      c.threshold,
+    );
+    state.calls = new Map(dets.map((d, i) => [d, calls[i]!]));
+    state.classifyMs = performance.now() - t1;
+  }
   const t = state.result.timings;
   status(
     `${state.result.detections.length} cells in ${state.detectMs.toFixed(0)} ms ` +
       `(preprocess ${t.preprocessMs.toFixed(0)}, network ${t.networkMs.toFixed(0)}, post-process ${t.postprocessMs.toFixed(0)} ms; ` +
-      `WASM ${threads} thread${threads > 1 ? 's' : ''}).`,
+      `WASM ${threads} thread${threads > 1 ? 's' : ''})` +
+      (state.classifyMs !== undefined ? `; cell types in ${state.classifyMs.toFixed(0)} ms.` : '.'),
   );
   render();
 }
@@ -132,10 +198,43 @@ function visible() {
   return (state.result?.detections ?? []).filter((d) => d.score >= state.threshold);
 }
 
-function currentJson(): DetectionJson | undefined {
-  if (!state.result || !state.meta) return undefined;
-  return toDetectionJson({ ...state.result, detections: visible() }, state.meta, state.imageName);
+/** A shown detection's type name and probability (undefined without a classifier). */
+function cellType(d: Detection): { name: string; index: number; probability: number } | undefined {
+  const call = state.calls?.get(d);
+  if (!call || !state.classifier) return undefined;
+  const name = call.type >= 0 ? state.classifier.meta.classNames[call.type]! : UNCLASSIFIED;
+  return { name, index: call.type, probability: call.probability };
 }
+
+function currentDifferential(): DifferentialCount | undefined {
+  const c = state.classifier;
+  if (!c || !state.calls) return undefined;
+  const calls = visible().flatMap((d) => {
+    const call = state.calls!.get(d);
+    return call ? [call] : [];
+  });
+  return cellDifferential(calls, c.meta.classNames, c.threshold);
+}
+
+function currentJson(): (DetectionJson & { differential?: DifferentialCount }) | undefined {
+  if (!state.result || !state.meta) return undefined;
+  const dets = visible();
+  const json = toDetectionJson({ ...state.result, detections: dets }, state.meta, state.imageName);
+  const differential = currentDifferential();
+  if (!differential) return json;
+  // The same fields as the service's answer (bmc serve --classifier).
+  return {
+    ...json,
+    detections: json.detections.map((d, i) => {
+      const t = cellType(dets[i]!)!;
+      return { ...d, cellType: t.name, cellTypeProbability: t.probability };
+    }),
+    differential,
+  };
+}
+
+const typeColour = (index: number) =>
+  index >= 0 ? TYPE_COLOURS[index % TYPE_COLOURS.length]! : UNCLASSIFIED_COLOUR;
 
 function render() {
   const canvas = $('canvas') as HTMLCanvasElement;
@@ -151,10 +250,14 @@ function render() {
   ctx.font = `${font}px sans-serif`;
   dets.forEach((d, i) => {
     const [x1, y1, x2, y2] = d.box;
-    const c = COLOURS[d.classId % COLOURS.length]!;
+    const type = cellType(d);
+    // With a classifier, boxes take their cell type's colour (unclassified: grey).
+    const c = type ? typeColour(type.index) : COLOURS[d.classId % COLOURS.length]!;
     ctx.strokeStyle = c;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const label = `${i + 1} ${d.score.toFixed(2)}`;
+    const label = type
+      ? `${i + 1} ${type.name} ${type.probability.toFixed(2)}`
+      : `${i + 1} ${d.score.toFixed(2)}`;
     const ty = y1 > font + 2 ? y1 - 3 : y2 + font;
     ctx.lineWidth = 3;
     ctx.strokeStyle = 'white';
@@ -178,10 +281,35 @@ function render() {
       innerHTML: `<td></td><td><b>total</b></td><td><b>${json.count}</b></td>`,
     }),
   );
+  const differential = currentDifferential();
+  if (differential) {
+    $('differential').replaceChildren(
+      ...differential.rows.map((r, k) => {
+        const tr = document.createElement('tr');
+        const colour = typeColour(
+          r.type === UNCLASSIFIED ? -1 : state.classifier!.meta.classNames.indexOf(r.type),
+        );
+        tr.innerHTML = `<td><span class="swatch" style="background:${colour}"></span></td><td></td><td></td><td></td>`;
+        tr.children[1]!.textContent = r.type;
+        tr.children[2]!.textContent = String(r.count);
+        tr.children[3]!.textContent = `${r.percent.toFixed(1)}%`;
+        tr.dataset.row = String(k);
+        return tr;
+      }),
+      Object.assign(document.createElement('tr'), {
+        innerHTML: `<td></td><td><b>nucleated</b></td><td><b>${differential.total}</b></td><td><b>100%</b></td>`,
+      }),
+    );
+    $('differential-note').textContent =
+      `below probability ${differential.threshold} a cell is counted as unclassified`;
+  }
   $('cells').replaceChildren(
     ...dets.map((d) => {
       const li = document.createElement('li');
-      li.textContent = `${d.className} ${d.score.toFixed(3)} [${d.box.map((v) => v.toFixed(0)).join(', ')}]`;
+      const type = cellType(d);
+      li.textContent =
+        `${d.className} ${d.score.toFixed(3)} [${d.box.map((v) => v.toFixed(0)).join(', ')}]` +
+        (type ? ` ${type.name} ${type.probability.toFixed(2)}` : '');
       return li;
     }),
   );
@@ -246,4 +374,4 @@ $('download').addEventListener('click', () => {
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 });
 
-api.ready = initModel();
+api.ready = Promise.all([initModel(), initClassifier()]).then(() => {});
