@@ -84,6 +84,8 @@ export interface ImageSummary {
   ms: number;
   /** With a classifier: the differential count of this image's cells. */
   differential?: DifferentialCount;
+  /** With a classifier: milliseconds of `ms` spent cutting, classifying and counting the cells. */
+  classifyMs?: number;
   /** Slides (pyramidal TIFF, or an image above 64 megapixels): read region by region. */
   slide?: {
     level: number;
@@ -273,12 +275,15 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
           );
         }
         let differential: DifferentialCount | undefined;
+        let classifyMs: number | undefined;
         if (classifier) {
+          const tc = performance.now();
           const calls = await classifier.classify(
             image,
             res.detections.map((d) => d.box),
           );
           differential = imageDifferential(calls, classifier, classifierThreshold);
+          classifyMs = performance.now() - tc;
           cellTypes.push({
             file,
             cells: res.detections.map((d, k) => ({
@@ -300,7 +305,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
           counts: countByClass(res.detections, meta.classNames),
           tiles: res.tiles,
           ms: performance.now() - t0,
-          ...(differential ? { differential } : {}),
+          ...(differential ? { differential, classifyMs } : {}),
         });
       } catch (e) {
         const fatal = outputWriteError(e, out);

@@ -12,6 +12,7 @@ import type { RunPaths } from '../run/run-dir.js';
 import type { Split } from '../train/data.js';
 import type { Evaluation } from '../train/evaluate.js';
 import { describeOperatingPoint } from '../train/operating-point.js';
+import { type ClassifierReportInput, classifierSection } from './classifier-section.js';
 import { drawBoxesPng } from './draw-boxes.js';
 import { measureModelCost, modelCostMarkdown } from './model-cost.js';
 import { lineChartSvg, smooth } from './svg-lines.js';
@@ -32,6 +33,8 @@ export interface RunReportInput {
   samples?: number;
   /** The evaluated network: the report then counts its parameters and GFLOPs and times it (FPS). */
   model?: LayersModel;
+  /** A cell-type classifier trained with the run (the demo): its section with the confusion matrix. */
+  classifier?: ClassifierReportInput;
 }
 
 /** Steps as logged; after a resume a step can appear twice, and the last record wins. */
@@ -180,6 +183,7 @@ export async function writeRunReport(r: RunReportInput): Promise<string> {
     '',
     sampleLines.join(' '),
     '',
+    ...(r.classifier ? classifierSection(dir, r.classifier) : []),
   ].join('\n');
   writeFileAtomic(join(dir, 'report.md'), md);
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>${r.config.name} report</title>
