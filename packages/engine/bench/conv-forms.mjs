@@ -19,18 +19,19 @@ await tf.setBackend('wasm');
 tf.env().set('IS_TEST', false);
 
 // NHWC x, HWIO w; the thesis model at 512 px, one image (the FPN/PAN/head levels and ResNet stages).
-const SHAPES =
-  (process.env.BMC_FORMS_SHAPES ?? 'all') === 'quick'
-    ? [{ x: [1, 64, 64, 256], w: [3, 3, 256, 256], stride: 1 }]
-    : [
-        { x: [1, 128, 128, 256], w: [3, 3, 256, 256], stride: 1 },
-        { x: [1, 64, 64, 256], w: [3, 3, 256, 256], stride: 1 },
-        { x: [1, 32, 32, 256], w: [3, 3, 256, 256], stride: 1 },
-        { x: [1, 64, 64, 128], w: [3, 3, 128, 128], stride: 1 },
-        { x: [1, 128, 128, 256], w: [3, 3, 256, 36], stride: 1 },
-        { x: [1, 128, 128, 256], w: [3, 3, 256, 256], stride: 2 },
-        { x: [1, 64, 64, 512], w: [1, 1, 512, 128], stride: 1 },
-      ];
+const ALL_SHAPES = [
+  { x: [1, 128, 128, 256], w: [3, 3, 256, 256], stride: 1 },
+  { x: [1, 64, 64, 256], w: [3, 3, 256, 256], stride: 1 },
+  { x: [1, 32, 32, 256], w: [3, 3, 256, 256], stride: 1 },
+  { x: [1, 64, 64, 128], w: [3, 3, 128, 128], stride: 1 },
+  { x: [1, 128, 128, 256], w: [3, 3, 256, 36], stride: 1 },
+  { x: [1, 128, 128, 256], w: [3, 3, 256, 9], stride: 1 },
+  { x: [1, 128, 128, 256], w: [3, 3, 256, 256], stride: 2 },
+  { x: [1, 64, 64, 512], w: [1, 1, 512, 128], stride: 1 },
+];
+// BMC_FORMS_SHAPES: 'all' (default) or indices into ALL_SHAPES, e.g. '0,5'.
+const pickShapes = process.env.BMC_FORMS_SHAPES ?? 'all';
+const SHAPES = pickShapes === 'all' ? ALL_SHAPES : pickShapes.split(',').map((i) => ALL_SHAPES[Number(i)]);
 const FORMS = {
   Conv2DBackpropInput: ['nhwc', 'transpose', 'flipped'],
   Conv2DBackpropFilter: ['nhwc', 'transpose', 'taps'],

@@ -320,14 +320,18 @@ export function backpropFilterGraph(g: ConvGeometry, layout: ConvLayout): OnnxGr
     // x(kh, kw) is the strided slice of the padded input that tap reads. Same sums as the im2col
     // GEMM below, without its [N*OH*OW, KH*KW*Cin] matrix (151 MB for 3x3x256 at 128x128, which
     // made that form memory-bound): each slice is one input-sized copy the GEMM reads once.
+    // MLAS's GEMM runs best with the wider side as the output's columns: a narrow Cout (a head's
+    // 9 or 36 outputs) is computed as dw^T per tap, [Cout, Cin], and transposed once at the end.
+    const swap = g.outC < g.inC;
     const dy2 = b.reshape('dy', [rows, g.outC]);
     const parts: string[] = [];
     for (const slice of b.tapSlices('x', g)) {
       const s2 = b.reshape(slice, [rows, g.inC]);
-      parts.push(b.node('Gemm', [s2, dy2], { transA: { int: 1 } }));
+      parts.push(b.node('Gemm', swap ? [dy2, s2] : [s2, dy2], { transA: { int: 1 } }));
     }
     const dw2 = parts.length === 1 ? parts[0]! : b.node('Concat', parts, { axis: { int: 0 } });
-    b.reshape(dw2, wShape(g), 'dw');
+    if (swap) b.transpose(b.reshape(dw2, [g.kH, g.kW, g.outC, g.inC]), [0, 1, 3, 2], 'dw');
+    else b.reshape(dw2, wShape(g), 'dw');
   } else if (layout !== 'transpose') {
     const cols = isPointwise(g) ? 'x' : b.im2col('x', g);
     const cols2 = b.reshape(cols, [rows, g.kH * g.kW * g.inC]);
