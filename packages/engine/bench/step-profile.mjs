@@ -2,16 +2,17 @@
 // one image, the trainer's own trainStep) on the wasm backend with the engine kernels: where the time
 // goes by phase (forward / backward), by tfjs kernel, and per convolution shape and kind (forward,
 // input gradient, filter gradient) with achieved GFLOP/s, against the machine's sgemm rate measured in
-// the same run (an onnxruntime MatMul) and its nominal FMA peak (see peakFlops below).
+// the same run (an onnxruntime MatMul) and its FMA peak (machine.mjs: nominal and measured).
 // Run after `pnpm exec turbo run build --filter=@bmc/train...`: `pnpm --filter @bmc/engine bench:profile`.
 // Env: BMC_PROFILE_SIZE (512), BMC_PROFILE_THREADS (onnxruntime threads; default all cores),
-// BMC_PROFILE_LAYOUT (the engine's layout option, default auto), BMC_PROFILE_OUT (JSON path).
-import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+// BMC_PROFILE_LAYOUT (the engine's layout option, default auto; v1: a0f647d's forms), BMC_PROFILE_OUT (JSON path).
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { chooseLayoutV1, registerV1Kernels } from './layout-v1.mjs';
+import { machineInfo, peakFlops, uptime } from './machine.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 // The trainer and the detector come from apps/train's build (the engine does not depend on them).
@@ -25,81 +26,6 @@ const SIZE = Number(process.env.BMC_PROFILE_SIZE ?? 512);
 const THREADS = Number(process.env.BMC_PROFILE_THREADS ?? availableParallelism());
 const LAYOUT = process.env.BMC_PROFILE_LAYOUT ?? 'auto';
 const OUT = process.env.BMC_PROFILE_OUT ?? here('./runs/step-profile.json');
-
-const sh = (c) => {
-  try {
-    return execSync(c, { encoding: 'utf8' }).trim();
-  } catch {
-    return '';
-  }
-};
-
-/** lscpu model, flags, and the SIMD features that matter to the kernels. */
-export function machineInfo() {
-  const lscpu = sh('lscpu');
-  const field = (k) => lscpu.match(new RegExp(`^${k}:\\s*(.*)$`, 'm'))?.[1]?.trim();
-  const flags = (field('Flags') ?? '').split(/\s+/);
-  const has = (f) => flags.includes(f);
-  const mhz = Number(
-    readFileSync('/proc/cpuinfo', 'utf8').match(/cpu MHz\s*:\s*([\d.]+)/)?.[1] ?? Number.NaN,
-  );
-  return {
-    model: field('Model name'),
-    vendor: field('Vendor ID'),
-    family: field('CPU family'),
-    modelNumber: field('Model'),
-    cpus: Number(field('CPU\\(s\\)')),
-    mhz,
-    features: {
-      avx2: has('avx2'),
-      fma: has('fma'),
-      avx512f: has('avx512f'),
-      avx512_vnni: has('avx512_vnni'),
-      avx512_bf16: has('avx512_bf16'),
-      amx: has('amx_tile'),
-    },
-    flags: flags.join(' '),
-  };
-}
-
-/**
- * fp32 FMA peak, two ways. Nominal: cores x clock x FMA lanes x 2 flops, where AMD family 25
- * (Zen 3 / Zen 4) has two 256-bit FMA pipes per core and Zen 4 runs AVX-512 on them double-pumped,
- * so AVX-512 does not raise the peak there: 2 pipes x 8 fp32 lanes = 16 FMA = 32 flop per cycle per
- * core (Intel server cores with AVX-512: 64). The clock /proc/cpuinfo shows in a VM is the nominal
- * (TSC) one; cores boost above it, so the peak is also measured: bench/fma-peak.c runs 12 independent
- * FMA chains on one core (thread CPU time, so other load does not count), x the cores.
- */
-export function peakFlops(m) {
-  const amd = m.vendor === 'AuthenticAMD';
-  const flopsPerCycle = amd ? 32 : m.features.avx512f ? 64 : m.features.fma ? 32 : 16;
-  const nominal = (m.cpus * m.mhz * flopsPerCycle) / 1000;
-  let measured = null;
-  const dir = mkdtempSync(join(tmpdir(), 'bmc-fma-'));
-  try {
-    const bin = join(dir, 'fma');
-    execSync(`gcc -O2 -mavx2 -mfma -o ${bin} ${here('./fma-peak.c')}`, { stdio: 'ignore' });
-    measured = JSON.parse(execSync(bin, { encoding: 'utf8' }));
-  } catch {
-    // no gcc or no AVX2: the nominal figure only
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  const perCore = measured ? Math.max(measured.avx2GflopsPerCore, measured.avx512GflopsPerCore) : null;
-  return {
-    gflops: perCore ? perCore * m.cpus : nominal,
-    nominalGflops: nominal,
-    measuredPerCore: measured,
-    how:
-      `nominal ${nominal.toFixed(0)} = ${m.cpus} cores x ${(m.mhz / 1000).toFixed(3)} GHz (/proc/cpuinfo) x ${flopsPerCycle} fp32 flop/cycle ` +
-      `(${amd ? '2 x 256-bit FMA pipes per core, AMD family 25; Zen 4 runs AVX-512 double-pumped on them' : m.features.avx512f ? '2 x 512-bit FMA units' : '2 x 256-bit FMA units'}, 2 flop per FMA)` +
-      (perCore
-        ? `; measured ${perCore.toFixed(1)} GFLOP/s per core (bench/fma-peak.c: AVX2 ${measured.avx2GflopsPerCore}, AVX-512 ${measured.avx512GflopsPerCore}; ${((perCore / flopsPerCycle) * 1).toFixed(2)} GHz effective) x ${m.cpus} cores = ${(perCore * m.cpus).toFixed(0)}, the peak used for the percentages`
-        : ''),
-  };
-}
-
-const uptime = () => sh('uptime') || `loadavg ${loadavg().map((l) => l.toFixed(2))}`;
 
 /** onnxruntime's sgemm (MLAS) rate on a large square MatMul: the achievable ceiling for im2col GEMMs. */
 function sgemmGflops(n, threads) {
@@ -158,7 +84,11 @@ console.log(`load before: ${loadStart}`);
 const backend = await initBackend({ preference: 'wasm' });
 if (backend.name !== 'wasm') throw new Error(`step-profile: wanted wasm, got ${backend.name}`);
 engine.registerMissingWasmKernels();
-const handle = engine.installEngineKernels({ backend: 'wasm', threads: THREADS, layout: LAYOUT });
+// 'v1': the graph forms of a0f647d (bench/layout-v1.mjs), for a before/after profile.
+const handle =
+  LAYOUT === 'v1'
+    ? registerV1Kernels({ threads: THREADS })
+    : engine.installEngineKernels({ backend: 'wasm', threads: THREADS, layout: LAYOUT });
 tf.env().set('IS_TEST', false);
 console.log(engine.describeEngine().summary);
 
@@ -207,13 +137,13 @@ for (const name of Object.keys(KINDS)) {
       );
     }
     const kind = KINDS[name];
+    const longKind = kind === 'forward' ? 'forward' : kind === 'dx' ? 'backpropInput' : 'backpropFilter';
     const layout =
       LAYOUT === 'auto'
-        ? engine.chooseLayout(
-            kind === 'forward' ? 'forward' : kind === 'dx' ? 'backpropInput' : 'backpropFilter',
-            g,
-          )
-        : LAYOUT;
+        ? engine.chooseLayout(longKind, g)
+        : LAYOUT === 'v1'
+          ? chooseLayoutV1(longKind, g)
+          : LAYOUT;
     const key = `${kind} ${g.kH}x${g.kW}/${g.strideH} ${g.inC}->${g.outC} @${g.inH}x${g.inW} (${layout})`;
     const t0 = performance.now();
     const out = inner(args);

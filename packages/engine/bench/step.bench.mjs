@@ -1,0 +1,250 @@
+// The thesis detector's training step (apps/train trainStep: R50, FPN P2-P5, PAN-attn N2-N5, IoU head,
+// OTA, 512x512, batch 2 in micro-batches of one image) on tfjs-wasm with the engine kernels, side by side
+// in one run with the same architecture in PyTorch 1.13 (tooling/bench/thesis_model.py, 2 threads):
+// - PyTorch, timed before and after ours (the faster of the two runs is the reference: other jobs on a
+//   shared machine come and go, and only ever slow a run down);
+// - ours with the engine's graph forms as they were at a0f647d (bench/layout-v1.mjs: "before");
+// - ours as it is ("after"), one process with onnxruntime on all cores;
+// - ours as it is with 2 data-parallel replicas (apps/train ReplicaPool, 1 onnxruntime thread each).
+// Records the machine (lscpu model and flags, AVX2 / AVX-512 / VNNI / BF16 / AMX, measured FMA peak)
+// and the load (uptime before and after each part). Run after building apps/train and its dependencies
+// (`pnpm exec turbo run build --filter=@bmc/train...`): `pnpm --filter @bmc/engine bench:step`.
+// Env: BMC_STEP_ITERS (timed steps per variant, default 2), BMC_STEP_TORCH_ITERS (default 2),
+// BMC_STEP_BEFORE=0 skips the a0f647d variant, BMC_STEP_REPLICAS (default 2; 0 skips),
+// BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test).
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { report, runPython, torchAvailable } from '@bmc/bench-utils';
+import * as tf from '@tensorflow/tfjs';
+import { registerV1Kernels } from './layout-v1.mjs';
+import { machineInfo, peakFlops, uptime } from './machine.mjs';
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+// The trainer and the detector come from apps/train's build (the engine does not depend on them).
+const train = await import('../../../apps/train/dist/index.js');
+const heads = await import('../../../apps/train/node_modules/@bmc/heads-iou/dist/index.js');
+const assigners = await import('../../../apps/train/node_modules/@bmc/assigners/dist/index.js');
+const { initBackend } = await import('../../../apps/train/node_modules/@bmc/core/dist/backend.js');
+const engine = await import('../dist/index.js');
+
+const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
+const BATCH = 2;
+const ITERS = Number(process.env.BMC_STEP_ITERS ?? 2);
+const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
+const BEFORE = process.env.BMC_STEP_BEFORE !== '0';
+const REPLICAS = Number(process.env.BMC_STEP_REPLICAS ?? 2);
+const OUT = process.env.BMC_STEP_OUT ?? here('./runs/step.json');
+const THREADS = availableParallelism();
+
+const machine = machineInfo();
+const peak = peakFlops(machine);
+const log = [];
+const say = (s) => {
+  console.log(s);
+  log.push(s);
+};
+say(`${machine.model}, ${machine.cpus} CPUs; features ${JSON.stringify(machine.features)}`);
+say(`fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s: ${peak.how}`);
+
+const backend = await initBackend({ preference: 'wasm' });
+if (backend.name !== 'wasm') throw new Error(`step bench: wanted wasm, got ${backend.name}`);
+engine.registerMissingWasmKernels();
+tf.env().set('IS_TEST', false);
+
+const config = train.loadConfig({ preset: 'thesis' });
+const detector = heads.buildDetector(train.toDetectorConfig(config, 1));
+const ctx = {
+  model: detector.model,
+  assigner: assigners.createAssigner({ type: 'ota' }),
+  anchors: detector.anchorsFor(SIZE, SIZE),
+  strides: detector.strides,
+  numClasses: 1,
+  loss: train.lossOptions(config),
+  optimizer: train.createOptimizer(config),
+  clipGradNorm: config.optim.clipGradNorm,
+  microBatch: 1,
+};
+// Random input and 3 random GT boxes per image (fixed seed: the same batch every step and variant).
+let seed = 1;
+const rand = () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
+const images = new Float32Array(BATCH * SIZE * SIZE * 3).map(() => rand() * 2 - 1);
+const boxes = [];
+for (let b = 0; b < BATCH; b++) {
+  const bx = new Float32Array(12);
+  for (let g = 0; g < 3; g++) {
+    const w = 32 + rand() * 160;
+    const h = 32 + rand() * 160;
+    const x = rand() * (SIZE - w);
+    const y = rand() * (SIZE - h);
+    bx.set([x, y, x + w, y + h], g * 4);
+  }
+  boxes.push(bx);
+}
+const batch = {
+  images,
+  batchSize: BATCH,
+  width: SIZE,
+  height: SIZE,
+  boxes,
+  labels: boxes.map(() => new Int32Array(3)),
+  ids: boxes.map((_, i) => i),
+  indices: boxes.map((_, i) => i),
+};
+const LR = 1e-4;
+const first = train.sliceBatch(batch, 0, 1);
+
+/** Warm-up (one micro-batch: compiles the sessions), then ITERS timed steps of the whole batch. */
+function timeSteps(label) {
+  say(`\n${label}; load before: ${uptime()}`);
+  train.trainStep(ctx, first, LR);
+  const before = tf.memory().numTensors;
+  const times = [];
+  for (let i = 0; i < ITERS; i++) {
+    const t0 = performance.now();
+    const r = train.trainStep(ctx, batch, LR);
+    times.push(performance.now() - t0);
+    say(`  step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)})`);
+  }
+  const leaked = tf.memory().numTensors - before;
+  const load = uptime();
+  say(`  load after: ${load}; leaked tensors ${leaked}`);
+  return { ms: [...times].sort((a, b) => a - b)[times.length >> 1], times, leaked, loadAfter: load };
+}
+
+function torchRun() {
+  if (!torchAvailable()) return null;
+  const script = fileURLToPath(new URL('../../../tooling/bench/thesis_model.py', import.meta.url));
+  say(`\nPyTorch (thesis, warm-up 1, ${TORCH_ITERS} steps); load before: ${uptime()}`);
+  const py = runPython(
+    `import runpy, sys\nsys.argv = [${JSON.stringify(script)}, 'thesis', '${TORCH_ITERS}', '${SIZE}', '${BATCH}']\nrunpy.run_path(sys.argv[0], run_name='__main__')`,
+    { timeoutMs: 1_800_000 },
+  );
+  say(
+    `  PyTorch ${py.torch}, ${py.threads} threads: ${py.thesis.ms.toFixed(0)} ms (steps ${py.thesis.steps_ms.map((m) => m.toFixed(0)).join(', ')})`,
+  );
+  return {
+    ms: py.thesis.ms,
+    steps: py.thesis.steps_ms,
+    torch: py.torch,
+    threads: py.threads,
+    loadAfter: uptime(),
+  };
+}
+
+const loadStart = uptime();
+const torch1 = torchRun();
+
+let before;
+if (BEFORE) {
+  const h = registerV1Kernels({ threads: THREADS });
+  before = timeSteps(`ours, engine graph forms of a0f647d (before), onnxruntime ${THREADS} threads`);
+  h.unregister();
+}
+engine.installEngineKernels({ backend: 'wasm' });
+const after = timeSteps(`ours, engine as it is (after), onnxruntime ${THREADS} threads`);
+
+let replicas;
+if (REPLICAS > 1) {
+  const threads = train.threadsPerReplica(REPLICAS);
+  engine.installEngineKernels({ backend: 'wasm', threads });
+  const pool = await train.ReplicaPool.start(ctx.model, {
+    config,
+    numClasses: 1,
+    replicas: REPLICAS,
+    threads,
+  });
+  say(`\n${pool.size} replicas, ${threads} onnxruntime thread(s) each; load before: ${uptime()}`);
+  await pool.step(ctx, batch, LR);
+  const mainBefore = tf.memory().numTensors;
+  const workerBefore = [...pool.workerTensors];
+  const times = [];
+  for (let i = 0; i < ITERS; i++) {
+    const t0 = performance.now();
+    const r = await pool.step(ctx, batch, LR);
+    times.push(performance.now() - t0);
+    say(`  replicas step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)})`);
+  }
+  replicas = {
+    replicas: pool.size,
+    threads,
+    ms: [...times].sort((a, b) => a - b)[times.length >> 1],
+    times,
+    leakedMain: tf.memory().numTensors - mainBefore,
+    leakedWorkers: pool.workerTensors.map((n, i) => n - workerBefore[i]),
+  };
+  await pool.close();
+  replicas.loadAfter = uptime();
+  say(`  load after: ${replicas.loadAfter}`);
+}
+const torch2 = torchRun();
+const loadEnd = uptime();
+
+const torchRuns = [torch1, torch2].filter(Boolean);
+const ref = torchRuns.length ? Math.min(...torchRuns.map((t) => t.ms)) : undefined;
+const refName = `PyTorch thesis b${BATCH} (faster of ${torchRuns.length} runs in this run)`;
+const rows = [];
+const withRef = (r) => (ref ? { ...r, refMs: ref, ref: refName } : r);
+if (before)
+  rows.push(
+    withRef({
+      name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1), engine before (a0f647d graph forms)`,
+      ms: before.ms,
+    }),
+  );
+rows.push(
+  withRef({
+    name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1) (wasm + engine)`,
+    ms: after.ms,
+  }),
+);
+if (replicas)
+  rows.push(
+    withRef({
+      name: `thesis train step ${SIZE}x${SIZE} b${BATCH}, ${replicas.replicas} data-parallel replicas (${replicas.threads} ort thread each)`,
+      ms: replicas.ms,
+    }),
+  );
+const notes = [
+  `ours: warm-up 1 micro-batch, median of ${ITERS} steps; before ${before?.times.map((m) => m.toFixed(0)).join(', ') ?? '-'} ms; after ${after.times.map((m) => m.toFixed(0)).join(', ')} ms; replicas ${replicas?.times.map((m) => m.toFixed(0)).join(', ') ?? '-'} ms; leaked tensors ${before?.leaked ?? '-'} / ${after.leaked} / main ${replicas?.leakedMain ?? '-'}, workers ${replicas?.leakedWorkers.join(', ') ?? '-'}`,
+  `PyTorch runs: ${torchRuns.map((t) => `${t.ms.toFixed(0)} ms (steps ${t.steps.map((m) => m.toFixed(0)).join(', ')})`).join('; ')}`,
+];
+report('engine-step', rows, notes);
+
+const result = {
+  suite: 'thesis-step-512-b2',
+  what: 'Training step of the thesis preset (R50, PAN-attn N2-N5, IoU branch, OTA), 512 px, batch 2 in micro-batches of 1, against PyTorch 1.13 with the same architecture timed in the same run; the engine before (a0f647d graph forms) and after in the same process',
+  command:
+    'pnpm --filter @bmc/engine bench:step (packages/engine/bench/step.bench.mjs; reference tooling/bench/thesis_model.py)',
+  date: new Date().toISOString(),
+  machine: {
+    cpu: machine.model,
+    cores: machine.cpus,
+    features: machine.features,
+    mhz: machine.mhz,
+    peakGflops: peak.gflops,
+    nominalPeakGflops: peak.nominalGflops,
+    fmaPerCore: peak.measuredPerCore,
+    peakHow: peak.how,
+    flags: machine.flags,
+    node: process.version,
+  },
+  load: `uptime at start: ${loadStart}; after PyTorch: ${torch1?.loadAfter ?? '-'}; after before: ${before?.loadAfter ?? '-'}; after after: ${after.loadAfter}; after replicas: ${replicas?.loadAfter ?? '-'}; at end: ${loadEnd}. The 2-core machine was shared with other jobs`,
+  engine: engine.describeEngine().onnxruntime,
+  rows,
+  notes,
+  torch: torchRuns,
+  before,
+  after,
+  replicas,
+  log,
+};
+mkdirSync(dirname(OUT), { recursive: true });
+writeFileSync(`${OUT}.tmp`, `${JSON.stringify(result, null, 1)}\n`);
+renameSync(`${OUT}.tmp`, OUT);
+console.log(`\nresults: ${OUT}`);
+process.exit(0);
