@@ -8,7 +8,13 @@
 // level's rounds are pooled.
 //
 // Run after `pnpm build`: node bench/load.bench.mjs [--seconds 10] [--rounds 2] [--levels 16,64,128] [--size 512]
-// [--model file.onnx] [--server-args '--admission-wait 0'] [--out bench/measured/load.json]
+// [--model file.onnx] [--image smear.png] [--server-args '--admission-wait 0'] [--out bench/measured/load.json]
+//
+// Settings sweep (which --threads / --concurrency to make the defaults): one server per setting,
+// all started at once (idle ones cost nothing), rounds rotating over the settings so drifting load
+// falls on each alike; the reference is the first setting, measured in the same run:
+// node bench/load.bench.mjs --levels 16 --settings 'threads=2 concurrency=1;threads=1 concurrency=2' [--batch-probe 320]
+//   [--out bench/measured/load-settings.json]; a setting may also name `model=<file>`.
 // Percentiles are over the answers received within each run; requests still waiting when a run
 // ends are counted as unansweredAtEnd.
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -32,7 +38,12 @@ const ROUNDS = Number(arg('rounds', '2'));
 const LEVELS = arg('levels', '16,64,128').split(',').map(Number);
 const SIZE = Number(arg('size', '512'));
 const MODEL = arg('model', join(here, '..', 'test', 'fixtures', 'tiny-detector.onnx'));
-const OUT = arg('out', join(here, 'measured', 'load.json'));
+const SETTINGS = arg('settings', '')
+  .split(';')
+  .map((x) => x.trim())
+  .filter(Boolean);
+const OUT = arg('out', join(here, 'measured', SETTINGS.length ? 'load-settings.json' : 'load.json'));
+const IMAGE = arg('image', '');
 const THREADS = Math.min(2, availableParallelism());
 
 const sh = (cmd, args) => {
@@ -51,52 +62,78 @@ const machine = {
   loadavgAtStart: loadavg().map((l) => +l.toFixed(2)),
 };
 
-const png = await encodePng(generateSmear(3, 0, { width: SIZE, height: SIZE }).image);
-const bodyFile = join(mkdtempSync(join(tmpdir(), 'bmc-load-')), 'smear.png');
+const png = IMAGE
+  ? readFileSync(IMAGE)
+  : await encodePng(generateSmear(3, 0, { width: SIZE, height: SIZE }).image);
+const imageType = IMAGE && /\.jpe?g$/i.test(IMAGE) ? 'image/jpeg' : 'image/png';
+const bodyFile = join(
+  mkdtempSync(join(tmpdir(), 'bmc-load-')),
+  imageType === 'image/jpeg' ? 'smear.jpg' : 'smear.png',
+);
 writeFileSync(bodyFile, png);
 
 const bin = join(here, '..', 'bin', 'bmc-infer.mjs');
 const EXTRA = arg('server-args', '').split(' ').filter(Boolean);
-const serverArgs = [
-  'serve',
-  '-m',
-  MODEL,
-  '--port',
-  '0',
-  '--threads',
-  String(THREADS),
-  '--no-viewer',
-  ...EXTRA,
-];
-const child = spawn(process.execPath, [bin, ...serverArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
-const url = await new Promise((resolve, reject) => {
-  let buf = '';
-  const onData = (d) => {
-    buf += d;
-    const m = buf.match(/"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/);
-    if (m) {
-      child.stdout.off('data', onData);
-      resolve(m[1]);
-    }
+
+/** A setting `threads=1 concurrency=2 model=x.onnx` as serve arguments (threads default: THREADS). */
+function settingArgs(setting) {
+  const kv = Object.fromEntries(
+    setting
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((t) => t.split('=')),
+  );
+  const model = kv.model ?? MODEL;
+  const args = [
+    'serve',
+    '-m',
+    model,
+    '--port',
+    '0',
+    '--threads',
+    kv.threads ?? String(THREADS),
+    '--no-viewer',
+  ];
+  if (kv.concurrency) args.push('--concurrency', kv.concurrency);
+  return [...args, ...EXTRA];
+}
+
+/** Starts `bmc-infer serve` and returns its URL and probes of its process. */
+async function startServer(serverArgs) {
+  const child = spawn(process.execPath, [bin, ...serverArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d) => {
+      buf += d;
+      const m = buf.match(/"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/);
+      if (m) {
+        child.stdout.off('data', onData);
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  child.stdout.resume(); // its request logs are not needed, only drained
+  const rssMiB = () => {
+    const m = /VmRSS:\s*(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
   };
-  child.stdout.on('data', onData);
-  child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-});
-child.stdout.resume(); // its request logs are not needed, only drained
+  /** CPU seconds (user + system) the server process has used: what each answer costs it. */
+  const cpuSeconds = () => {
+    const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  const health = async () => (await fetch(`${url}/healthz`)).json();
+  // Warm-up: the first runs allocate onnxruntime's arenas.
+  for (let i = 0; i < 3; i++)
+    await fetch(`${url}/v1/detect`, { method: 'POST', body: png, headers: { 'content-type': imageType } });
+  return { child, url, rssMiB, cpuSeconds, health, args: serverArgs };
+}
 
-const rssMiB = () => {
-  const m = /VmRSS:\s*(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-};
-const health = async () => (await fetch(`${url}/healthz`)).json();
-/** CPU seconds (user + system) the server process has used: what each answer costs it. */
-const cpuSeconds = () => {
-  const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
-
-/** One run of `SECONDS` at `connections`: raw counts and every answer's latency. */
-async function run(connections) {
+/** One run of `SECONDS` at `connections` against `server`: raw counts and every answer's latency. */
+async function run(server, connections) {
+  const { url, rssMiB, cpuSeconds, health } = server;
   let maxRss = rssMiB();
   const sampler = setInterval(() => (maxRss = Math.max(maxRss, rssMiB())), 100);
   const before = (await health()).queue;
@@ -114,7 +151,7 @@ async function run(connections) {
       String(connections),
       String(SECONDS),
       bodyFile,
-      'image/png',
+      imageType,
     ],
     { maxBuffer: 256 * 2 ** 20 },
   );
@@ -138,7 +175,7 @@ async function run(connections) {
     latencies,
   };
   console.log(
-    `${connections} connections: ${one.ok} ok, ${one.non2xx} non-2xx, ${one.errors} errors in ${one.seconds.toFixed(1)} s`,
+    `${server.label ?? ''}${connections} connections: ${one.ok} ok, ${one.non2xx} non-2xx, ${one.errors} errors in ${one.seconds.toFixed(1)} s`,
   );
   return one;
 }
@@ -174,18 +211,22 @@ function pool(runs) {
   };
 }
 
+if (SETTINGS.length) {
+  await sweep();
+  process.exit(process.exitCode ?? 0);
+}
+
+const serverArgs = settingArgs('');
+const server = await startServer(serverArgs);
 const runs = [];
 try {
-  // Warm-up: the first runs allocate onnxruntime's arenas.
-  for (let i = 0; i < 3; i++)
-    await fetch(`${url}/v1/detect`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
   // Rounds, the level order rotated each round, so drifting machine load falls on every level alike.
   for (let round = 0; round < ROUNDS; round++)
-    for (let i = 0; i < LEVELS.length; i++) runs.push(await run(LEVELS[(i + round) % LEVELS.length]));
-  const alive = (await fetch(`${url}/healthz`)).status === 200;
+    for (let i = 0; i < LEVELS.length; i++) runs.push(await run(server, LEVELS[(i + round) % LEVELS.length]));
+  const alive = (await fetch(`${server.url}/healthz`)).status === 200;
   if (!alive) throw new Error('the service stopped answering /healthz');
 } finally {
-  child.kill('SIGTERM');
+  server.child.kill('SIGTERM');
 }
 
 const levels = LEVELS.map((c) => pool(runs.filter((r) => r.connections === c)));
@@ -224,4 +265,138 @@ const worst = Math.min(...result.levels.map((r) => r.usefulVsReference));
 if (worst < 0.8) {
   console.error(`useful throughput fell to ${worst}x of the ${LEVELS[0]}-connection level (wanted >= 0.8)`);
   process.exitCode = 1;
+}
+
+/**
+ * What batching small images could give: network images per second of one onnxruntime-node session
+ * on `BATCH_PROBE` x `BATCH_PROBE` inputs (the shipped model's tile size), one run at a time with
+ * THREADS threads, two runs at once with 1 thread each, and batches of 2 and 4 with THREADS threads,
+ * in rotating rounds. Network only (no decode / post-processing), so it bounds what batching in the
+ * service could gain over running requests side by side.
+ */
+async function batchingProbe(model, side) {
+  const ort = await import('onnxruntime-node');
+  const make = (threads) =>
+    ort.InferenceSession.create(model, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
+  const [wide, narrow] = await Promise.all([make(THREADS), make(1)]);
+  const input = (n) =>
+    new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: n * 3 * side * side }, (_, i) => Math.sin(i) * 2),
+      [n, 3, side, side],
+    );
+  const name = wide.inputNames[0];
+  const x1 = input(1);
+  const x2 = input(2);
+  const x4 = input(4);
+  const ways = {
+    [`one at a time, ${THREADS} threads`]: async () => {
+      for (let i = 0; i < 4; i++) await wide.run({ [name]: x1 });
+      return 4;
+    },
+    'two at once, 1 thread each': async () => {
+      for (let i = 0; i < 2; i++) await Promise.all([narrow.run({ [name]: x1 }), narrow.run({ [name]: x1 })]);
+      return 4;
+    },
+    [`batches of 2, ${THREADS} threads`]: async () => {
+      for (let i = 0; i < 2; i++) await wide.run({ [name]: x2 });
+      return 4;
+    },
+    [`batches of 4, ${THREADS} threads`]: async () => {
+      await wide.run({ [name]: x4 });
+      return 4;
+    },
+  };
+  const rates = Object.fromEntries(Object.keys(ways).map((k) => [k, []]));
+  for (const f of Object.values(ways)) await f(); // warm-up
+  const keys = Object.keys(ways);
+  for (let round = 0; round < 4; round++)
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[(i + round) % keys.length];
+      const t0 = performance.now();
+      const n = await ways[k]();
+      rates[k].push(n / ((performance.now() - t0) / 1000));
+    }
+  await wide.release();
+  await narrow.release();
+  const med = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
+  const ref = med(rates[keys[0]]);
+  return Object.fromEntries(
+    keys.map((k) => [
+      k,
+      { imagesPerSecond: +med(rates[k]).toFixed(2), vsOneAtATime: +(med(rates[k]) / ref).toFixed(3) },
+    ]),
+  );
+}
+
+/** The settings sweep: every setting at LEVELS[0] connections, rounds rotating over the settings. */
+async function sweep() {
+  const connections = LEVELS[0];
+  const servers = [];
+  try {
+    for (const setting of SETTINGS) {
+      const sv = await startServer(settingArgs(setting));
+      sv.setting = setting;
+      sv.label = `[${setting}] `;
+      servers.push(sv);
+    }
+    const runsBy = new Map(servers.map((sv) => [sv, []]));
+    for (let round = 0; round < ROUNDS; round++)
+      for (let i = 0; i < servers.length; i++) {
+        const sv = servers[(i + round) % servers.length];
+        runsBy.get(sv).push(await run(sv, connections));
+      }
+    const pooled = servers.map((sv) => ({
+      setting: sv.setting,
+      server: `bmc-infer ${sv.args.join(' ').replace(MODEL, relative(join(here, '..'), MODEL))}`,
+      ...pool(runsBy.get(sv)),
+    }));
+    const ref = pooled[0].usefulPerSecond;
+    const side = Number(arg('batch-probe', '320'));
+    for (const sv of servers) sv.child.kill('SIGTERM');
+    const batching = side > 0 ? await batchingProbe(MODEL, side) : undefined;
+    const result = {
+      suite: 'infer-load-settings',
+      date: new Date().toISOString(),
+      command: `node packages/infer/bench/load.bench.mjs --seconds ${SECONDS} --rounds ${ROUNDS} --levels ${connections} --settings '${SETTINGS.join(';')}'${IMAGE ? ` --image ${relative(process.cwd(), IMAGE)}` : ` --size ${SIZE}`}${arg('model') ? ` --model ${relative(process.cwd(), MODEL)}` : ''}`,
+      client: `autocannon 8 on the same machine at nice 10, closed loop, ${connections} connections, POST /v1/detect`,
+      image: IMAGE
+        ? `${relative(join(here, '..', '..', '..'), IMAGE)}, ${png.length} bytes`
+        : `${SIZE}x${SIZE} synthetic smear PNG, ${png.length} bytes`,
+      machine: { ...machine, loadavgAtEnd: loadavg().map((l) => +l.toFixed(2)) },
+      reference: `useful throughput (2xx/s) of the first setting (${SETTINGS[0]}), measured in the same run: ${ref} /s`,
+      settings: pooled.map((l) => ({ ...l, usefulVsReference: +(l.usefulPerSecond / ref).toFixed(3) })),
+      ...(batching
+        ? {
+            batchingProbe: {
+              what: `network only, ${relative(join(here, '..'), MODEL)} on ${side}x${side} inputs, one session, 4 rotating rounds`,
+              ...batching,
+            },
+          }
+        : {}),
+    };
+    await mkdir(dirname(OUT), { recursive: true });
+    const tmp = `${OUT}.tmp-${process.pid}`;
+    await writeFile(tmp, `${JSON.stringify(result, null, 2)}\n`);
+    await rename(tmp, OUT);
+    report(
+      'infer-load-settings',
+      result.settings.map((r) => ({
+        name: `serve ${connections} connections, ${r.setting}, ${ROUNDS} x ${SECONDS} s`,
+        ms: r.p50Ms,
+        extra: `useful ${r.usefulPerSecond}/s (${r.usefulVsReference}x; rounds ${r.usefulPerSecondByRound.join(', ')}), p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}, server CPU per 2xx ${r.serverCpuSecondsPerOk} s, RSS max ${r.maxRssMiB} MiB`,
+      })),
+      [
+        `written to ${relative(process.cwd(), OUT)}`,
+        result.reference,
+        ...(batching ? [`batching probe (network only, ${side}x${side}): ${JSON.stringify(batching)}`] : []),
+      ],
+    );
+  } finally {
+    for (const sv of servers) sv.child.kill('SIGTERM');
+  }
 }
