@@ -275,6 +275,15 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     );
     const png = Buffer.from(await (await fetch(`${base}/v1/jobs/${job.id}/overview.png`)).arrayBuffer());
     expect(png.equals(readFileSync(join(dir, 'local/slides/slide.overview.png')))).toBe(true);
+    // Uploading the same slide is the same job too (the id is the slide's identity), already done.
+    const form = new FormData();
+    form.append('file', new Blob([readFileSync(join(dir, 'slide.tif'))]), 'slide.tif');
+    const uploaded = await fetch(`${base}/v1/jobs`, { method: 'POST', body: form });
+    expect(uploaded.status).toBe(202);
+    expect(await uploaded.json()).toMatchObject({ id: job.id, status: 'done' });
+    const page = await fetch(`${base}/jobs`);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await page.text()).toContain("fetch('/v1/jobs'");
     // Posting the same slide again is the same job, already done.
     const again = await (await post({ path: join(dir, 'slide.tif') })).json();
     expect(again).toMatchObject({ id: job.id, status: 'done' });
