@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UNCLASSIFIED } from '@bmc/classify';
@@ -32,7 +33,10 @@ export interface ServerOptions {
   host?: string;
   /** Default 8080; 0 picks a free port. */
   port?: number;
-  /** Detections running at once. Default 1 (onnxruntime already uses every core per run). */
+  /**
+   * Detections running at once. Default: one per core (`serviceDefaults`), each on
+   * `threads` onnxruntime threads.
+   */
   concurrency?: number;
   /**
    * Requests allowed to wait with their body read (being received or queued); more wait unread
@@ -60,7 +64,7 @@ export interface ServerOptions {
    * a loop is held to one refusal per wait.
    */
   admissionWaitMs?: number;
-  /** onnxruntime threads. Default: all cores. */
+  /** onnxruntime threads per detection. Default: cores / concurrency, at least 1 (`serviceDefaults`). */
   threads?: number;
   /** Detection settings applied to every request (query parameters may override thresholds). */
   detect?: DetectOptions;
@@ -129,6 +133,24 @@ function numberParam(q: Record<string, unknown>, key: string, min: number, max: 
 }
 
 /**
+ * The service's defaults: one detection per core, each on a single onnxruntime thread (threads =
+ * cores / concurrency when only one is given). Measured with 16 connections on 2 cores
+ * (bench/measured/load-settings.json): 2.0x the answers per second of one detection on two threads
+ * (3.5x with an INT8 model) and half the CPU per answer, because a run's threads no longer wait on
+ * each other (onnxruntime's intra-op threads spin at their barriers, costly when the cores are
+ * shared) and one request's decoding and post-processing overlap another's network; two runs on
+ * two threads each (4 threads on 2 cores) were no better than one.
+ */
+export function serviceDefaults(
+  opts: Pick<ServerOptions, 'concurrency' | 'threads'>,
+  cores = availableParallelism(),
+): { concurrency: number; threads: number } {
+  const concurrency =
+    opts.concurrency ?? Math.max(1, opts.threads ? Math.floor(cores / opts.threads) : cores);
+  return { concurrency, threads: opts.threads ?? Math.max(1, Math.floor(cores / concurrency)) };
+}
+
+/**
  * The detection service (fastify 5):
  * - `POST /v1/detect`: an image as the raw body (`image/*` or `application/octet-stream`) or as a
  *   multipart file field; answers the detections as JSON: those at the model's operating point
@@ -141,16 +163,16 @@ function numberParam(q: Record<string, unknown>, key: string, min: number, max: 
  * The model is loaded once; detections go through a queue with a concurrency limit.
  */
 export async function createServer(opts: ServerOptions): Promise<InferServer> {
-  const detector =
-    typeof opts.model === 'string' ? await loadDetector(opts.model, { threads: opts.threads }) : opts.model;
+  const { concurrency, threads } = serviceDefaults(opts);
+  const detector = typeof opts.model === 'string' ? await loadDetector(opts.model, { threads }) : opts.model;
   const classifier =
     typeof opts.classifier === 'string'
-      ? await loadCellClassifier(opts.classifier, opts.classifierThreshold ?? 0.5, opts.threads)
+      ? await loadCellClassifier(opts.classifier, opts.classifierThreshold ?? 0.5, threads)
       : opts.classifier;
   const bodyLimit = opts.bodyLimit ?? 32 * 1024 * 1024;
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const maxPixels = opts.maxPixels ?? 50_000_000;
-  const queue = new JobQueue(opts.concurrency ?? 1, opts.maxQueue ?? 32);
+  const queue = new JobQueue(concurrency, opts.maxQueue ?? 32);
   const pixelScale = applyPixelScale(detector.meta, opts.detect);
   const requestTimeout = opts.requestTimeoutMs ?? 60_000;
   const app = Fastify({
