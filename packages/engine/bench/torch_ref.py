@@ -2,7 +2,9 @@
 
 Usage: torch_ref.py THREADS; then one JSON job per stdin line, one JSON line of
 median-ms timings back per job:
-  {"conv": {"x": [N,H,W,C], "w": [KH,KW,Cin,Cout], "stride": s, "pad": [t,b,l,r]}} -> {"fwd", "dx", "dw"}
+  {"conv": {"x": [N,H,W,C], "w": [KH,KW,Cin,Cout], "stride": s, "pad": [t,b,l,r], "clock"?: "cpu"}} -> {"fwd", "dx", "dw"}
+  ("clock": "cpu" times this thread's CPU time instead of wall time: with 1 thread, other load on a
+  shared machine then does not count)
   {"resnet": {"depth": 18, "batch": 2, "size": 256}} -> {"step"}
 """
 import json
@@ -13,14 +15,14 @@ import torch
 import torch.nn.functional as F
 
 
-def median_ms(fn, min_s=0.6, max_reps=30):
+def median_ms(fn, min_s=0.6, max_reps=30, clock=time.perf_counter):
     fn()
     times = []
     t_end = time.perf_counter() + min_s
     while len(times) < 3 or (time.perf_counter() < t_end and len(times) < max_reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append((time.perf_counter() - t0) * 1000)
+        times.append((clock() - t0) * 1000)
     times.sort()
     return times[len(times) // 2]
 
@@ -30,6 +32,7 @@ def conv_times(c):
     kh, kw, _, cout = c["w"]
     t, b, l, r = c["pad"]
     s = c["stride"]
+    clock = time.thread_time if c.get("clock") == "cpu" else time.perf_counter
     x = torch.randn(n, cin, h, w)
     wt = torch.randn(cout, cin, kh, kw)
     # Asymmetric TF padding: pad explicitly, then a padding-free conv.
@@ -46,9 +49,9 @@ def conv_times(c):
         )
 
     return {
-        "fwd": median_ms(fwd),
-        "dx": median_ms(bwd([True, False, False])),
-        "dw": median_ms(bwd([False, True, False])),
+        "fwd": median_ms(fwd, clock=clock),
+        "dx": median_ms(bwd([True, False, False]), clock=clock),
+        "dw": median_ms(bwd([False, True, False]), clock=clock),
     }
 
 

@@ -2,7 +2,7 @@
  * Every onnxruntime kernel against the tfjs cpu backend's own kernels (an
  * independent implementation) on random shapes: strides 1/2 (also anisotropic),
  * paddings valid / same (asymmetric when the total is odd) / explicit, dilations,
- * for both graph layouts, registered on wasm and on cpu.
+ * for every graph form, registered on wasm and on cpu.
  */
 import type { NamedAttrMap } from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
