@@ -111,9 +111,14 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
             store: resolve(o.tileStore ?? `${o.out}/tiles`),
           })
         : undefined;
+      // With a queue the workers run the network: the submitter reads the model's metadata only.
+      const modelPath = await model(o.model);
+      const detector = remote
+        ? await (await import('./jobs/model-meta.js')).loadModelMeta(modelPath)
+        : modelPath;
       const res = await detectCommand({
         inputs,
-        model: await model(o.model),
+        model: detector,
         out: o.out,
         scoreThreshold: o.score,
         iouThreshold: o.iou,
