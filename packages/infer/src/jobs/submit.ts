@@ -68,11 +68,14 @@ interface Pending {
   settle: (e?: Error) => void;
   lastProgress: number;
   lastChecked: number;
+  /** Wait before looking up its jobs again: doubles while nothing is found, so a long backlog costs little. */
+  checkEvery: number;
   lastLogged: number;
 }
 
-/** How long an input may go without a finished tile before its jobs are looked up in Redis. */
+/** How long an input may go without a finished tile before its jobs are looked up in Redis (then up to a minute). */
 const CHECK_AFTER_MS = 3_000;
+const CHECK_MAX_MS = 60_000;
 /** Job lookups per check (the missing tiles of one input; more are checked at the next). */
 const CHECK_BATCH = 200;
 /** Progress lines per input at most this often (and always at 100%). */
@@ -175,6 +178,7 @@ export class QueueDetection implements RemoteDetection {
       settle: (e) => settle(e),
       lastProgress: Date.now(),
       lastChecked: Date.now(),
+      checkEvery: CHECK_AFTER_MS,
       lastLogged: 0,
     };
     this.pending.set(file, p);
@@ -347,7 +351,8 @@ export class QueueDetection implements RemoteDetection {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const p of this.pending.values()) p.settle(new Error(`${p.file}: detection stopped`));
+    for (const p of this.pending.values())
+      if (p.done.size < p.indices.length) p.settle(new Error(`${p.file}: detection stopped`));
     await this.queue?.close();
   }
 
@@ -378,6 +383,7 @@ export class QueueDetection implements RemoteDetection {
         const now = Date.now();
         if (p.done.size > before) {
           p.lastProgress = now;
+          p.checkEvery = CHECK_AFTER_MS;
           this.opts.onProgress?.(p.file, p.done.size, p.indices.length);
         }
         const complete = p.done.size === p.indices.length;
@@ -390,9 +396,9 @@ export class QueueDetection implements RemoteDetection {
           p.settle();
           continue;
         }
-        if (now - Math.max(p.lastProgress, p.lastChecked) >= CHECK_AFTER_MS) {
+        if (now - Math.max(p.lastProgress, p.lastChecked) >= p.checkEvery) {
           p.lastChecked = now;
-          await this.checkJobs(p);
+          if (!(await this.checkJobs(p))) p.checkEvery = Math.min(2 * p.checkEvery, CHECK_MAX_MS);
         }
       }
     } catch (e) {
@@ -402,8 +408,11 @@ export class QueueDetection implements RemoteDetection {
     }
   }
 
-  /** The missing tiles of an input that stopped moving: failed ones fail it, vanished ones are queued again. */
-  private async checkJobs(p: Pending) {
+  /**
+   * The missing tiles of an input that stopped moving: failed ones fail it, vanished ones are
+   * queued again. True when it found either.
+   */
+  private async checkJobs(p: Pending): Promise<boolean> {
     const queue = this.queue!;
     const missing = p.indices.filter((i) => !p.done.has(i)).slice(0, CHECK_BATCH);
     let requeued = 0;
@@ -425,7 +434,7 @@ export class QueueDetection implements RemoteDetection {
             `${p.file}: ${p.kind === 'slide' ? `tile ${i}` : 'detection'} failed on a worker after ${job.attemptsMade} attempt(s): ${job.failedReason}`,
           ),
         );
-        return;
+        return true;
       }
     }
     if (requeued)
@@ -437,6 +446,7 @@ export class QueueDetection implements RemoteDetection {
         `waiting: no worker on ${queue.name}; start one with: bmc worker --queue ${safeUrl(this.opts.url)} -m ${this.detector!.path}`,
       );
     }
+    return requeued > 0;
   }
 
   private requeueData = new Map<string, DetectJob>();
