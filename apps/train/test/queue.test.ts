@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSmearSlide } from '@bmc/data';
@@ -291,6 +291,40 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     w.child.kill('SIGTERM');
     await Promise.all([serve.exit, w.exit]);
   }, 600_000);
+
+  it("a slide that vanishes from the share before its tiles run fails with the worker's reason; the run goes on", async () => {
+    if (!redis) throw new Error('redis-server did not start');
+    copyFileSync(join(dir, 'slide.tif'), join(dir, 'gone.tif'));
+    const out = join(dir, 'gone');
+    const submit = bmc([
+      'detect',
+      '--queue',
+      redis.url,
+      join(dir, 'gone.tif'),
+      join(dir, 'fields'),
+      '-o',
+      out,
+      ...TILE,
+    ]);
+    await until(
+      () => /gone\.tif: slide \d+x\d+, \d+ of \d+ tiles with tissue, \d+ queued/.test(submit.stderr),
+      120_000,
+      'queued',
+    );
+    rmSync(join(dir, 'gone.tif'));
+    const w = bmc(['worker', '--queue', redis.url, ...WORKER]);
+    // Exit 0: the three images were detected; the slide is listed in failed.csv with the reason.
+    expect(await submit.exit, submit.stderr).toBe(0);
+    expect(submit.stderr).toMatch(
+      /skipped \S*gone\.tif: tile \d+ failed on a worker after 1 attempt\(s\): \S*gone\.tif: cannot read slide/,
+    );
+    expect(read('gone', 'failed.csv')).toMatch(
+      /^file,error\ngone\.tif,tile \d+ failed on a worker after 1 attempt\(s\): .*cannot read slide/,
+    );
+    expect(read('gone', 'counts.csv').trim().split('\n')).toHaveLength(4); // header + 3 images
+    w.child.kill('SIGTERM');
+    await w.exit;
+  }, 300_000);
 
   it('a bad or unreachable queue URL is exit 2 with one line naming it', async () => {
     if (!redis) throw new Error('redis-server did not start');

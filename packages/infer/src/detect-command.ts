@@ -234,10 +234,13 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const results: CocoResult[] = [];
   let cells = 0;
   try {
+    // With a queue, each input is a slide or an image as it was when queued (a file that vanishes
+    // afterwards fails with the worker's reason, not as an unreadable image).
+    let kinds: boolean[] | undefined;
     if (opts.remote) {
-      const kinds = await Promise.all(files.map((f) => isSlide(f)));
+      kinds = await Promise.all(files.map((f) => isSlide(f)));
       await opts.remote.submit(
-        files.map((file, i) => ({ file, slide: kinds[i]! })),
+        files.map((file, i) => ({ file, slide: kinds![i]! })),
         detector,
         slideOpts,
       );
@@ -248,7 +251,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
       const t0 = performance.now();
       try {
         const name = names[i]!;
-        if (await isSlide(file)) {
+        if (kinds ? kinds[i] : await isSlide(file)) {
           const s = await detectSlideFile(file, name, id);
           processed.push({ ...s, ms: performance.now() - t0 });
           cells += s.count;
