@@ -6,6 +6,7 @@ export {
   type DetectCommandResult,
   detectCommand,
   type ImageSummary,
+  type RemoteDetection,
 } from './detect-command.js';
 export { checkImageSize, decodeToPixels, IMAGE_EXTENSIONS, ImageTooLargeError } from './image.js';
 export { expandInputs } from './inputs.js';
