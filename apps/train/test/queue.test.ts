@@ -19,9 +19,10 @@ const ORIGINS = Array.from({ length: 16 }, (_, k): [number, number] => [
   STEP * (2 + 5 * (k % 4)),
   STEP * (2 + 5 * Math.floor(k / 4)),
 ]);
-// Short lock so the killed worker's tile comes back within seconds (the default is 30 s; a tile
-// here takes well under a second even on this loaded machine).
-const WORKER = ['--threads', '1', '--lock-duration', '5000'];
+// Short lock so the killed worker's tile comes back within seconds (the default is 30 s). A tile
+// here takes well under a second even on this loaded machine; the lock is renewed every 4 s, so
+// a live worker never loses its tile (which would run it twice and fail the once-only check).
+const WORKER = ['--threads', '1', '--lock-duration', '8000'];
 
 const HAS_REDIS = redisServerPath() !== undefined;
 if (!HAS_REDIS)
