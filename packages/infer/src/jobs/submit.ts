@@ -390,7 +390,10 @@ export class QueueDetection implements RemoteDetection {
         if (p.kind === 'slide' && p.done.size > before && (complete || now - p.lastLogged >= LOG_EVERY_MS)) {
           p.lastLogged = now;
           const pct = ((100 * p.done.size) / p.indices.length).toFixed(0);
-          this.log(`${p.file}: ${p.done.size}/${p.indices.length} tiles (${pct}%)`);
+          const workers = await this.queue!.getWorkersCount();
+          this.log(
+            `${p.file}: ${p.done.size}/${p.indices.length} tiles (${pct}%), ${workers} worker(s) on the queue`,
+          );
         }
         if (complete) {
           p.settle();
