@@ -39,6 +39,18 @@ describe('demo with the second stage', () => {
     expect(total).toBe(result.detect.cells);
     // What was drawn on the unseen images is the generator's truth: some cells of several types.
     expect(Object.values(result.differential.drawn as Record<string, number>).length).toBeGreaterThan(1);
+    // Cell by cell against the generator's truth: counts that can only shrink along the way.
+    const a = result.differential.cellByCell;
+    const drawnTotal = Object.values(result.differential.drawn as Record<string, number>).reduce(
+      (x, y) => x + y,
+      0,
+    );
+    expect(a.known).toBe(drawnTotal);
+    // (The 1-epoch CI detector finds few cells; matching itself is tested in classify-agreement.test.ts.)
+    expect(a.matched).toBeLessThanOrEqual(Math.min(a.known, total));
+    expect(a.typed).toBeLessThanOrEqual(a.matched);
+    expect(a.agree).toBeLessThanOrEqual(a.typed);
+    expect(out).toMatch(/cell by cell: \d+ of the \d+ drawn cells detected/);
     expect(result.detect.classifyMsPerImage).toBeGreaterThan(0);
     expect(result.detect.classifyMsPerImage).toBeLessThan(result.detect.msPerImage);
 
@@ -47,6 +59,7 @@ describe('demo with the second stage', () => {
     expect(report).toContain('![cell-type confusion matrix](classifier-confusion.svg)');
     expect(report).toMatch(/\| blast \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ \|/);
     expect(report).toMatch(/Differential count on 3 unseen images/);
+    expect(report).toMatch(/Cell by cell \(each detected cell matched to a known one at IoU >= 0.5\)/);
     expect(readFileSync(join(root, 'report', 'classifier-confusion.svg'), 'utf8')).toMatch(/^<svg/);
   }, 900_000);
 });

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InputError } from '@bmc/core';
@@ -7,6 +7,7 @@ import { CELL_TYPES, encodePng, generateSmear } from '@bmc/data';
 import { exportDetectorOnnx, type OperatingPoint, restoreCheckpoint } from '@bmc/export';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
+import { type Box, type CalledCell, type KnownCell, typingAgreement } from '../classify/typing-agreement.js';
 import { loadConfig } from '../config/load.js';
 import type { TrainConfig, TrainConfigInput } from '../config/schema.js';
 import { writeRunReport } from '../report/run-report.js';
@@ -141,14 +142,20 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
   const first = syn.train + syn.val + syn.test;
   // What was really drawn on the unseen images, by type: the differential the count should find.
   const truth: Record<string, number> = {};
+  const known = new Map<string, KnownCell[]>();
   for (let i = 0; i < (o.unseen ?? 8); i++) {
     // The same fields the synthetic splits hold (size and density), so large fields are detected as trained.
     const smear = generateSmear(syn.seed, first + i, smearOptions);
-    for (const l of smear.labels) {
+    const cellsHere: KnownCell[] = [];
+    smear.labels.forEach((l, b) => {
       const type = CELL_TYPES[l];
-      if (type) truth[type] = (truth[type] ?? 0) + 1;
-    }
-    writeFileSync(join(unseenDir, `smear_${first + i}.png`), await encodePng(smear.image));
+      if (!type) return;
+      truth[type] = (truth[type] ?? 0) + 1;
+      cellsHere.push({ box: Array.from(smear.boxes.subarray(4 * b, 4 * b + 4)) as unknown as Box, type });
+    });
+    const file = join(unseenDir, `smear_${first + i}.png`);
+    known.set(resolve(file), cellsHere);
+    writeFileSync(file, await encodePng(smear.image));
   }
   // bmc detect counts at the operating point the export recorded (best F1 at IoU 0.5 on
   // validation), not at the 0.05 candidate threshold, which would count weak candidates too.
@@ -173,6 +180,16 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
   );
 
   const typed = detected.processed.filter((p) => p.classifyMs !== undefined);
+  // Cell by cell: each detected cell matched to a drawn one (IoU >= 0.5), its called type against the drawn type.
+  const cellTypesFile = join(run.paths.root, 'detect', 'cell-types.json');
+  const agreement =
+    second && existsSync(cellTypesFile)
+      ? typingAgreement(
+          (JSON.parse(readFileSync(cellTypesFile, 'utf8')) as { file: string; cells: CalledCell[] }[]).map(
+            (img) => ({ called: img.cells, known: known.get(resolve(img.file)) ?? [] }),
+          ),
+        )
+      : undefined;
   const classifyMs = typed.reduce((n, p) => n + p.classifyMs!, 0) / Math.max(1, typed.length);
   if (second && detected.differential) {
     say(
@@ -191,6 +208,10 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
     say(
       `  ${'nucleated'.padEnd(13)} ${String(detected.differential.total).padStart(4)}  100.0%   drawn ${String(drawn).padStart(4)}  100.0%`,
     );
+    if (agreement)
+      say(
+        `cell by cell: ${agreement.matched} of the ${agreement.known} drawn cells detected (IoU >= 0.5); ${agreement.typed} of them typed, ${agreement.agree} with the drawn type (${((100 * agreement.agree) / Math.max(1, agreement.typed)).toFixed(1)}%), ${agreement.matched - agreement.typed} unclassified`,
+      );
   }
 
   const backend = trained.backend.name;
@@ -213,7 +234,14 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
             trainSeconds: second.summary.trainSeconds,
             runDir: '../classifier',
             ...(detected.differential
-              ? { differential: { counted: detected.differential, truth, images: detected.processed.length } }
+              ? {
+                  differential: {
+                    counted: detected.differential,
+                    truth,
+                    images: detected.processed.length,
+                    ...(agreement ? { agreement } : {}),
+                  },
+                }
               : {}),
           },
         }
@@ -271,6 +299,7 @@ export async function demo(o: DemoOptions = {}): Promise<{ root: string; evaluat
                     threshold: detected.differential.threshold,
                     counted: Object.fromEntries(detected.differential.rows.map((r) => [r.type, r.count])),
                     drawn: truth,
+                    ...(agreement ? { cellByCell: agreement } : {}),
                   }
                 : null,
             }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { type ClassificationReport, confusionSvg, type DifferentialCount } from '@bmc/classify';
 import { writeFileAtomic } from '@bmc/core/node';
+import type { TypingAgreement } from '../classify/typing-agreement.js';
 
 /** The second stage as the run report shows it (the demo's cell-type classifier). */
 export interface ClassifierReportInput {
@@ -12,7 +13,13 @@ export interface ClassifierReportInput {
   /** Where the classifier's run folder is, relative to the report (its report.md has the confused crops). */
   runDir: string;
   /** The differential `bmc detect --classifier` counted on unseen images, and what was really drawn there. */
-  differential?: { counted: DifferentialCount; truth?: Record<string, number>; images: number };
+  differential?: {
+    counted: DifferentialCount;
+    truth?: Record<string, number>;
+    images: number;
+    /** Detected cells matched to known ones, called type against known type. */
+    agreement?: TypingAgreement;
+  };
 }
 
 const f = (x: number) => x.toFixed(3);
@@ -60,6 +67,12 @@ export function classifierSection(reportDir: string, c: ClassifierReportInput): 
       `| **nucleated** | **${d.counted.total}** | 100 |${d.truth ? ` **${truthTotal}** | 100 |` : ''}`,
       '',
     );
+    const a = d.agreement;
+    if (a)
+      lines.push(
+        `Cell by cell (each detected cell matched to a known one at IoU >= 0.5): ${a.matched} of ${a.known} known cells detected, ${a.typed} typed, **${a.agree}** with the known type (${((100 * a.agree) / Math.max(1, a.typed)).toFixed(1)}%), ${a.matched - a.typed} unclassified.`,
+        '',
+      );
   }
   return lines;
 }
