@@ -362,7 +362,7 @@ function summarise(runs) {
 }
 
 function plot(r) {
-  const W = 560;
+  const W = 640;
   const H = 320;
   const L = 50;
   const B = 40;
@@ -391,8 +391,8 @@ function plot(r) {
       (x) => `<text x="${X(x).toFixed(1)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${x}</text>`,
     )
     .join('');
-  const yt = [0, 0.25, 0.5, 0.75, 1]
-    .map((f) => f * ymax)
+  const yt = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
+    .filter((y) => y <= ymax)
     .map(
       (y) =>
         `<text x="${L - 6}" y="${(Y(y) + 4).toFixed(1)}" font-size="11" text-anchor="end">${y.toFixed(2)}</text>`,
@@ -408,7 +408,7 @@ ${line('ap50', 'rank', '#c0392b')}${line('ap50', 'random', '#2c7fb8')}
 ${line('ap75', 'rank', '#c0392b', true)}${line('ap75', 'random', '#2c7fb8', true)}
 <text x="${L + 10}" y="16" font-size="12" fill="#c0392b">ranked (bmc label rank)</text>
 <text x="${L + 190}" y="16" font-size="12" fill="#2c7fb8">random (bmc label rank --strategy random)</text>
-<text x="${L + 10}" y="33" font-size="11">solid AP50, dashed AP75 on ${r.testImages} held-out test images; tiny preset, ${r.steps} steps per round${r.init === 'previous' ? ', fine-tuned round to round' : ', from scratch'}</text>
+<text x="${L + 10}" y="33" font-size="11">solid AP50, dashed AP75, ${r.testImages} held-out TXL-PBC test images; tiny, ${r.steps} steps/round${r.init === 'previous' ? ', fine-tuned' : ', from scratch'}</text>
 <text x="${L + 10}" y="48" font-size="11">${seeds} seed${seeds === 1 ? '' : 's'}${seeds > 1 ? ' (lines: mean, dots: each seed)' : ' (one seed: a weak result)'}</text>
 </svg>
 `;
