@@ -145,7 +145,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     .option('-m, --model <file>', modelHelp)
     .option('--host <host>', 'address to bind (0.0.0.0 exposes the service to the network)', '127.0.0.1')
     .option('-p, --port <port>', 'port', int(0), 8080)
-    .option('--concurrency <n>', 'detections running at once (default: one per core)', int(1))
+    .option('--concurrency <n>', 'detections running at once', int(1), 1)
     .option(
       '--max-queue <n>',
       'requests allowed to wait with their body read (upload or queue); more wait unread (--admission-wait)',

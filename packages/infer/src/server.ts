@@ -33,10 +33,7 @@ export interface ServerOptions {
   host?: string;
   /** Default 8080; 0 picks a free port. */
   port?: number;
-  /**
-   * Detections running at once. Default: one per core (`serviceDefaults`), each on
-   * `threads` onnxruntime threads.
-   */
+  /** Detections running at once. Default 1, on every core (`serviceDefaults`). */
   concurrency?: number;
   /**
    * Requests allowed to wait with their body read (being received or queued); more wait unread
@@ -133,20 +130,17 @@ function numberParam(q: Record<string, unknown>, key: string, min: number, max: 
 }
 
 /**
- * The service's defaults: one detection per core, each on a single onnxruntime thread (threads =
- * cores / concurrency when only one is given). Measured with 16 connections on 2 cores
- * (bench/measured/load-settings.json): 2.0x the answers per second of one detection on two threads
- * (3.5x with an INT8 model) and half the CPU per answer, because a run's threads no longer wait on
- * each other (onnxruntime's intra-op threads spin at their barriers, costly when the cores are
- * shared) and one request's decoding and post-processing overlap another's network; two runs on
- * two threads each (4 threads on 2 cores) were no better than one.
+ * The service's defaults: one detection at a time on every core; with `concurrency` given, each
+ * detection gets cores / concurrency threads (so detections never oversubscribe the cores).
+ * Measured with 16 connections on 2 cores (bench/measured/load-settings.json, onnxruntime threads
+ * not spinning): one detection on two threads answered 6.07 requests/s, two single-thread
+ * detections 0.68x of that, two detections on two threads each 0.95x.
  */
 export function serviceDefaults(
   opts: Pick<ServerOptions, 'concurrency' | 'threads'>,
   cores = availableParallelism(),
 ): { concurrency: number; threads: number } {
-  const concurrency =
-    opts.concurrency ?? Math.max(1, opts.threads ? Math.floor(cores / opts.threads) : cores);
+  const concurrency = opts.concurrency ?? 1;
   return { concurrency, threads: opts.threads ?? Math.max(1, Math.floor(cores / concurrency)) };
 }
 
