@@ -11,6 +11,7 @@ import {
   assembleSlide,
   planSlide,
   type SlideDetectOptions,
+  type SlidePlan,
   type SlideResult,
 } from '../slide/detect-slide.js';
 import { openSlide, type Slide } from '../slide/open.js';
@@ -82,6 +83,9 @@ const CHECK_BATCH = 200;
 const LOG_EVERY_MS = 2_000;
 
 const jobId = (id: string, index: number) => `${id}-${index}`;
+
+/** Slide plans (thumbnails) kept in memory between submission and assembly, at most. */
+const KEEP_PLANS_BYTES = 256 << 20;
 
 /**
  * `bmc detect --queue`: the submitter side. Each slide becomes one job per tile with tissue (each
@@ -197,6 +201,12 @@ export class QueueDetection implements RemoteDetection {
     const slide = await this.openTiled(p);
     const plan = await planSlide(slide, detector.meta, opts);
     p.indices = plan.toRun;
+    // The plan (its thumbnail: up to 4096 x 4096 x 3 bytes) is kept for the assembly while few
+    // are kept; past that budget a slide is planned again when it is assembled (about a second).
+    if (this.keptBytes + plan.thumbnail.data.length <= KEEP_PLANS_BYTES) {
+      this.keptBytes += plan.thumbnail.data.length;
+      this.plans.set(p.file, plan);
+    }
     const done = await finishedTiles(this.store, p.id);
     const missing = p.indices.filter((i) => !done.has(i));
     p.reused = p.indices.length - missing.length;
@@ -307,11 +317,19 @@ export class QueueDetection implements RemoteDetection {
     await Promise.all(this.failedJobs.filter((j) => j.id?.startsWith(`${id}-`)).map((j) => j.remove()));
   }
 
+  private readonly plans = new Map<string, SlidePlan>();
+  private keptBytes = 0;
+
   async slide(file: string): Promise<SlideResult> {
     const p = await this.finished(file);
     const slide = await openSlide(p.source);
-    // Planned again (deterministic): the thumbnail is not held in memory for every queued slide.
-    const plan = await planSlide(slide, this.detector!.meta, this.slideOpts);
+    // Planned again (deterministic) unless kept: the thumbnail is not held for every queued slide.
+    const kept = this.plans.get(file);
+    if (kept) {
+      this.plans.delete(file);
+      this.keptBytes -= kept.thumbnail.data.length;
+    }
+    const plan = kept ?? (await planSlide(slide, this.detector!.meta, this.slideOpts));
     if (plan.toRun.join() !== p.indices.join())
       throw new Error(`${file}: the slide's tiles changed while it was detected`);
     const parts = await Promise.all(p.indices.map((i) => readTile(tileFile(this.store, p.id, i))));
