@@ -11,7 +11,8 @@
 // (`pnpm exec turbo run build --filter=@bmc/train...`): `pnpm --filter @bmc/engine bench:step`.
 // Env: BMC_STEP_ITERS (timed steps per variant, default 2), BMC_STEP_TORCH_ITERS (default 2),
 // BMC_STEP_BEFORE=0 skips the a0f647d variant, BMC_STEP_REPLICAS (default 2; 0 skips),
-// BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test).
+// BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test),
+// BMC_STEP_CLOCK=cpu (1 thread each side, CPU time: a comparison a busy machine cannot skew).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
@@ -36,7 +37,10 @@ const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
 const BEFORE = process.env.BMC_STEP_BEFORE !== '0';
 const REPLICAS = Number(process.env.BMC_STEP_REPLICAS ?? 2);
 const OUT = process.env.BMC_STEP_OUT ?? here('./runs/step.json');
-const THREADS = availableParallelism();
+// BMC_STEP_CLOCK=cpu: one thread on each side (onnxruntime 1 intra-op thread, PyTorch 1 thread) and each
+// step timed in process CPU time, which other jobs on a shared machine do not inflate; no replicas.
+const CPU_CLOCK = process.env.BMC_STEP_CLOCK === 'cpu';
+const THREADS = CPU_CLOCK ? 1 : availableParallelism();
 
 const machine = machineInfo();
 const peak = peakFlops(machine);
@@ -106,9 +110,11 @@ function timeSteps(label) {
   const times = [];
   for (let i = 0; i < ITERS; i++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const r = train.trainStep(ctx, batch, LR);
-    times.push(performance.now() - t0);
-    say(`  step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)})`);
+    const c = process.cpuUsage(c0);
+    times.push(CPU_CLOCK ? (c.user + c.system) / 1000 : performance.now() - t0);
+    say(`  step ${i + 1}: ${times[i].toFixed(0)} ms${CPU_CLOCK ? ' CPU' : ''} (loss ${r.total.toFixed(4)})`);
   }
   const leaked = tf.memory().numTensors - before;
   const load = uptime();
@@ -119,11 +125,28 @@ function timeSteps(label) {
 function torchRun() {
   if (!torchAvailable()) return null;
   const script = fileURLToPath(new URL('../../../tooling/bench/thesis_model.py', import.meta.url));
-  say(`\nPyTorch (thesis, warm-up 1, ${TORCH_ITERS} steps); load before: ${uptime()}`);
-  const py = runPython(
-    `import runpy, sys\nsys.argv = [${JSON.stringify(script)}, 'thesis', '${TORCH_ITERS}', '${SIZE}', '${BATCH}']\nrunpy.run_path(sys.argv[0], run_name='__main__')`,
-    { timeoutMs: 1_800_000 },
+  say(
+    `\nPyTorch (thesis, warm-up 1, ${TORCH_ITERS} steps${CPU_CLOCK ? ', 1 thread, CPU time' : ''}); load before: ${uptime()}`,
   );
+  const py = CPU_CLOCK
+    ? runPython(
+        [
+          'import runpy, sys, time',
+          'torch.set_num_threads(1)',
+          `ns = runpy.run_path(${JSON.stringify(script)})`,
+          'step = ns["step_fn"](ns["Thesis"](), ' + `${SIZE}, ${BATCH})`,
+          'step()',
+          'ts = []',
+          `for _ in range(${TORCH_ITERS}):`,
+          '    t0 = time.process_time(); step(); ts.append((time.process_time() - t0) * 1000)',
+          'print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "thesis": {"ms": statistics.median(ts), "steps_ms": ts}}))',
+        ].join('\n'),
+        { timeoutMs: 1_800_000 },
+      )
+    : runPython(
+        `import runpy, sys\nsys.argv = [${JSON.stringify(script)}, 'thesis', '${TORCH_ITERS}', '${SIZE}', '${BATCH}']\nrunpy.run_path(sys.argv[0], run_name='__main__')`,
+        { timeoutMs: 1_800_000 },
+      );
   say(
     `  PyTorch ${py.torch}, ${py.threads} threads: ${py.thesis.ms.toFixed(0)} ms (steps ${py.thesis.steps_ms.map((m) => m.toFixed(0)).join(', ')})`,
   );
@@ -145,11 +168,11 @@ if (BEFORE) {
   before = timeSteps(`ours, engine graph forms of a0f647d (before), onnxruntime ${THREADS} threads`);
   h.unregister();
 }
-engine.installEngineKernels({ backend: 'wasm' });
+engine.installEngineKernels({ backend: 'wasm', threads: THREADS });
 const after = timeSteps(`ours, engine as it is (after), onnxruntime ${THREADS} threads`);
 
 let replicas;
-if (REPLICAS > 1) {
+if (REPLICAS > 1 && !CPU_CLOCK) {
   const threads = train.threadsPerReplica(REPLICAS);
   engine.installEngineKernels({ backend: 'wasm', threads });
   const pool = await train.ReplicaPool.start(ctx.model, {
@@ -186,19 +209,20 @@ const loadEnd = uptime();
 
 const torchRuns = [torch1, torch2].filter(Boolean);
 const ref = torchRuns.length ? Math.min(...torchRuns.map((t) => t.ms)) : undefined;
-const refName = `PyTorch thesis b${BATCH} (faster of ${torchRuns.length} runs in this run)`;
+const refName = `PyTorch thesis b${BATCH}${CPU_CLOCK ? ' (1 thread, CPU time)' : ''} (faster of ${torchRuns.length} runs in this run)`;
+const tag = CPU_CLOCK ? ', 1 thread each side, CPU time' : '';
 const rows = [];
 const withRef = (r) => (ref ? { ...r, refMs: ref, ref: refName } : r);
 if (before)
   rows.push(
     withRef({
-      name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1), engine before (a0f647d graph forms)`,
+      name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1), engine before (a0f647d graph forms)${tag}`,
       ms: before.ms,
     }),
   );
 rows.push(
   withRef({
-    name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1) (wasm + engine)`,
+    name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1) (wasm + engine)${tag}`,
     ms: after.ms,
   }),
 );
@@ -217,6 +241,9 @@ report('engine-step', rows, notes);
 
 const result = {
   suite: 'thesis-step-512-b2',
+  clock: CPU_CLOCK
+    ? 'process CPU time, 1 thread each side (onnxruntime 1 intra-op thread, PyTorch 1 thread)'
+    : 'wall time',
   what: 'Training step of the thesis preset (R50, PAN-attn N2-N5, IoU branch, OTA), 512 px, batch 2 in micro-batches of 1, against PyTorch 1.13 with the same architecture timed in the same run; the engine before (a0f647d graph forms) and after in the same process',
   command:
     'pnpm --filter @bmc/engine bench:step (packages/engine/bench/step.bench.mjs; reference tooling/bench/thesis_model.py)',
