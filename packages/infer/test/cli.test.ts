@@ -116,9 +116,9 @@ describe('bmc detect on a folder with one corrupt image', () => {
     await expect(expandInputs([join(dir, 'missing')])).rejects.toThrow(/missing: no such file or folder/);
   });
 
-  it('registers `detect` and `serve` on a commander program and runs detect from argv', async () => {
+  it('registers `detect`, `serve` and `worker` on a commander program and runs detect from argv', async () => {
     const program = registerInferCommands(new Command('bmc').exitOverride());
-    expect(program.commands.map((c) => c.name())).toEqual(['detect', 'serve']);
+    expect(program.commands.map((c) => c.name())).toEqual(['detect', 'serve', 'worker']);
     const out = join(dir, 'argv-out');
     const stderr = process.stderr.write;
     process.stderr.write = () => true;
