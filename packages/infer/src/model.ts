@@ -15,7 +15,7 @@ export interface LoadModelOptions {
    * Let onnxruntime's intra-op threads spin (busy-wait) between parallel sections. Default
    * false: the spinning threads take the cores from the JavaScript post-processing that follows
    * each run and from other requests; on the 2-core machine `bmc detect` of the shipped model ran
-   * 2.7x (float) and 2.6x (INT8) faster without it (@bmc/infer's bench/measured/infer.json).
+   * 2.4x (float) and 2.5x (INT8) faster without it (@bmc/infer's bench/measured/infer.json).
    */
   spinning?: boolean;
 }

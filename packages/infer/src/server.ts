@@ -132,9 +132,9 @@ function numberParam(q: Record<string, unknown>, key: string, min: number, max: 
 /**
  * The service's defaults: one detection at a time on every core; with `concurrency` given, each
  * detection gets cores / concurrency threads (so detections never oversubscribe the cores).
- * Measured with 16 connections on 2 cores (bench/measured/load-settings.json, onnxruntime threads
- * not spinning): one detection on two threads answered 6.07 requests/s, two single-thread
- * detections 0.68x of that, two detections on two threads each 0.95x.
+ * Measured with 16 connections on 2 cores (bench/measured/load-settings.json and its previous
+ * version, onnxruntime threads not spinning): one detection on two threads was first or within 5 %
+ * of the best (two single-thread detections 0.68x and 1.05x, two on two threads each 0.95x, 1.03x).
  */
 export function serviceDefaults(
   opts: Pick<ServerOptions, 'concurrency' | 'threads'>,
