@@ -86,6 +86,20 @@ async function groundTruth(images, categories, dir) {
   return join(dir, 'gt.json');
 }
 
+/**
+ * The chosen images by TXL-PBC source, told apart by image size (about 360 px: the crops centred on
+ * one white cell; 416, 575 and 640 x 480 px: the whole-field sources): shows whether a batch
+ * spreads over the pool or piles into one source.
+ */
+function bySource(images) {
+  const out = {};
+  for (const im of images) {
+    const k = im.width < 400 ? '~360 px cell crops' : `${im.width}x${im.height}`;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
 /** `lscpu`'s model name and the SIMD flags that matter for the conv kernels. */
 function machine() {
   let model = cpus()[0]?.model;
@@ -185,7 +199,7 @@ for (const seed of SEEDS) {
   mkdirSync(join(root, 'pool'), { recursive: true });
   await writeCoco({ ...val, images: shuffle(val.images, seed).slice(0, VAL) }, valFile);
   for (const im of pool) await linkImage(im.file, join(root, 'pool', basename(im.file)));
-  const run = { seed, rank: [], random: [] };
+  const run = { seed, pool: bySource(pool), rank: [], random: [] };
   record.runs.push(run);
 
   /** Trains on the arm's dataset for STEPS steps, tests the model; returns the round's figures. */
@@ -221,16 +235,20 @@ for (const seed of SEEDS) {
     bmc(['export', runDir, '--out', model]);
     const det = join(dir, 'test-detections');
     bmc(['detect', '-m', model, testDir, '-o', det, '--no-annotate', '--no-progress']);
-    const stop = readFileSync(join(runDir, 'log.jsonl'), 'utf8')
+    const events = readFileSync(join(runDir, 'log.jsonl'), 'utf8')
       .split('\n')
-      .filter((l) => l.includes('"event":"stop"'))
-      .map((l) => JSON.parse(l))
-      .at(-1);
-    const steps = stop?.step;
+      .filter((l) => l.includes('"event":"stop"') || l.includes('"event":"eval"'))
+      .map((l) => JSON.parse(l));
+    const steps = events.findLast((e) => e.event === 'stop')?.step;
+    // The run's own validation figures (the val images, not the test split): a second measurement
+    // of the same model, so a swing on test can be told from test-set noise.
+    const ev = events.findLast((e) => e.event === 'eval');
+    const r4 = (x) => Math.round(x * 1e4) / 1e4;
+    const val = ev ? { ap50: r4(ev.AP50), ap75: r4(ev.AP75) } : undefined;
     return {
       model,
       runDir,
-      figures: { ...testAp(det, testCoco), steps, trainSeconds: Math.round(t.seconds) },
+      figures: { ...testAp(det, testCoco), val, steps, trainSeconds: Math.round(t.seconds) },
     };
   };
 
@@ -247,7 +265,14 @@ for (const seed of SEEDS) {
   const r0 = trainAndTest(arms.rank.labels, join(root, 'round-00'), STEP);
   for (const arm of ['rank', 'random']) {
     const boxes = first.reduce((s, im) => s + im.labels.length, 0);
-    run[arm].push({ round: 0, labelled: STEP, boxes, ...r0.figures, load: loadavg()[0] });
+    run[arm].push({
+      round: 0,
+      labelled: STEP,
+      boxes,
+      chosen: bySource(first),
+      ...r0.figures,
+      load: loadavg()[0],
+    });
     bmc([
       'label',
       'metric',
@@ -303,6 +328,7 @@ for (const seed of SEEDS) {
         round,
         labelled,
         boxes,
+        chosen: bySource(chosen),
         ...r.figures,
         rankSeconds: Math.round(rk.seconds),
         load: loadavg()[0],

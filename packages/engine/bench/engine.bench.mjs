@@ -54,7 +54,9 @@ function torchAvailable() {
 
 /** A persistent PyTorch process answering one job per line (see torch_ref.py). */
 function startTorch() {
-  const child = spawn(PY, [here('./torch_ref.py'), String(threads)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(PY, [here('../../../tooling/bench/torch_ref.py'), String(threads)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout });
   const waiting = [];
   lines.on('line', (l) => waiting.shift()?.(JSON.parse(l)));

@@ -2,8 +2,9 @@
 // timing the engine as it was next to the engine as it is in one process: registered as the four
 // convolution kernels, it sends each call to a kernel set built with layout 'nhwc' or 'transpose'
 // (those graphs did not change) as that commit's `chooseLayout` did.
+
+import { convGeometry, createOrtKernels, IM2COL_LIMIT } from '@bmc/engine';
 import * as tf from '@tensorflow/tfjs';
-import { convGeometry, createOrtKernels, IM2COL_LIMIT } from '../dist/index.js';
 
 export const CONV_KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
 const KIND = {

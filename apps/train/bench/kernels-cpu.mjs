@@ -4,7 +4,7 @@
 // at 512 px (one image): the engine before (a0f647d's graph forms, bench/layout-v1.mjs), after (the
 // current 'auto'), and PyTorch 1.13; GFLOP/s against the measured per-core FMA peak; and the sums
 // weighted by how often a thesis micro-batch calls each shape (bench/measured/step-profile-*.json).
-// `pnpm --filter @bmc/engine bench:kernels-cpu` after `pnpm build`. Env: BMC_KCPU_OUT (JSON path).
+// `pnpm --filter @bmc/train bench:kernels-cpu` after `pnpm build`. Env: BMC_KCPU_OUT (JSON path).
 import { spawn } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -18,7 +18,7 @@ import { machineInfo, peakFlops, uptime } from './machine.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const OUT = process.env.BMC_KCPU_OUT ?? here('./runs/kernels-cpu.json');
-const { chooseLayout, createOrtKernels } = await import('../dist/index.js');
+const { chooseLayout, createOrtKernels } = await import('@bmc/engine');
 
 await tf.setBackend('wasm');
 tf.env().set('IS_TEST', false);
@@ -51,7 +51,7 @@ const sets = Object.fromEntries(
 );
 
 function startTorch() {
-  const child = spawn('/usr/bin/python3', [here('./torch_ref.py'), '1'], {
+  const child = spawn('/usr/bin/python3', [here('../../../tooling/bench/torch_ref.py'), '1'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });
@@ -152,7 +152,7 @@ for (const [k, v] of Object.entries({ ...sumsBy, all: sums })) {
 const result = {
   suite: 'engine-kernels-cpu',
   what: "the thesis step's convolution shapes at 512 px (1 image), 1 thread each side, CPU time: engine before (a0f647d graph forms) / after / PyTorch 1.13",
-  command: 'pnpm --filter @bmc/engine bench:kernels-cpu',
+  command: 'pnpm --filter @bmc/train bench:kernels-cpu',
   date: new Date().toISOString(),
   machine: {
     cpu: machine.model,

@@ -3,7 +3,7 @@
 // goes by phase (forward / backward), by tfjs kernel, and per convolution shape and kind (forward,
 // input gradient, filter gradient) with achieved GFLOP/s, against the machine's sgemm rate measured in
 // the same run (an onnxruntime MatMul) and its FMA peak (machine.mjs: nominal and measured).
-// Run after `pnpm exec turbo run build --filter=@bmc/train...`: `pnpm --filter @bmc/engine bench:profile`.
+// Run after `pnpm exec turbo run build --filter=@bmc/train...`: `pnpm --filter @bmc/train bench:step-profile`.
 // Env: BMC_PROFILE_SIZE (512), BMC_PROFILE_THREADS (onnxruntime threads; default all cores),
 // BMC_PROFILE_LAYOUT (the engine's layout option, default auto; v1: a0f647d's forms), BMC_PROFILE_OUT (JSON path).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -15,12 +15,11 @@ import { chooseLayoutV1, registerV1Kernels } from './layout-v1.mjs';
 import { machineInfo, peakFlops, uptime } from './machine.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-// The trainer and the detector come from apps/train's build (the engine does not depend on them).
-const train = await import('../../../apps/train/dist/index.js');
-const heads = await import('../../../apps/train/node_modules/@bmc/heads-iou/dist/index.js');
-const assigners = await import('../../../apps/train/node_modules/@bmc/assigners/dist/index.js');
-const { initBackend } = await import('../../../apps/train/node_modules/@bmc/core/dist/backend.js');
-const engine = await import('../dist/index.js');
+const train = await import('../dist/index.js');
+const heads = await import('@bmc/heads-iou');
+const assigners = await import('@bmc/assigners');
+const { initBackend } = await import('@bmc/core/backend');
+const engine = await import('@bmc/engine');
 
 const SIZE = Number(process.env.BMC_PROFILE_SIZE ?? 512);
 const THREADS = Number(process.env.BMC_PROFILE_THREADS ?? availableParallelism());
@@ -279,7 +278,7 @@ for (const s of shapes.slice(0, 30)) {
 const result = {
   suite: 'engine-step-profile',
   what: `one training micro-batch (1 image, ${SIZE}x${SIZE}) of the thesis detector through apps/train trainStep, wasm + engine kernels (layout ${LAYOUT}, ${THREADS} onnxruntime threads)`,
-  command: 'pnpm --filter @bmc/engine bench:profile',
+  command: 'pnpm --filter @bmc/train bench:step-profile',
   date: new Date().toISOString(),
   machine: {
     ...machine,

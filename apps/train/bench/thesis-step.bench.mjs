@@ -8,7 +8,7 @@
 // - ours as it is with 2 data-parallel replicas (apps/train ReplicaPool, 1 onnxruntime thread each).
 // Records the machine (lscpu model and flags, AVX2 / AVX-512 / VNNI / BF16 / AMX, measured FMA peak)
 // and the load (uptime before and after each part). Run after building apps/train and its dependencies
-// (`pnpm exec turbo run build --filter=@bmc/train...`): `pnpm --filter @bmc/engine bench:step`.
+// (`pnpm exec turbo run build --filter=@bmc/train...`): `pnpm --filter @bmc/train bench:thesis-step`.
 // Env: BMC_STEP_ITERS (timed steps per variant, default 2), BMC_STEP_TORCH_ITERS (default 2),
 // BMC_STEP_BEFORE=0 skips the a0f647d variant, BMC_STEP_REPLICAS (default 2; 0 skips),
 // BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test),
@@ -23,12 +23,11 @@ import { registerV1Kernels } from './layout-v1.mjs';
 import { machineInfo, peakFlops, uptime } from './machine.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-// The trainer and the detector come from apps/train's build (the engine does not depend on them).
-const train = await import('../../../apps/train/dist/index.js');
-const heads = await import('../../../apps/train/node_modules/@bmc/heads-iou/dist/index.js');
-const assigners = await import('../../../apps/train/node_modules/@bmc/assigners/dist/index.js');
-const { initBackend } = await import('../../../apps/train/node_modules/@bmc/core/dist/backend.js');
-const engine = await import('../dist/index.js');
+const train = await import('../dist/index.js');
+const heads = await import('@bmc/heads-iou');
+const assigners = await import('@bmc/assigners');
+const { initBackend } = await import('@bmc/core/backend');
+const engine = await import('@bmc/engine');
 
 const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
 const BATCH = 2;
@@ -134,7 +133,7 @@ function torchRun() {
           'import runpy, sys, time',
           'torch.set_num_threads(1)',
           `ns = runpy.run_path(${JSON.stringify(script)})`,
-          'step = ns["step_fn"](ns["Thesis"](), ' + `${SIZE}, ${BATCH})`,
+          `step = ns["step_fn"](ns["Thesis"](), ${SIZE}, ${BATCH})`,
           'step()',
           'ts = []',
           `for _ in range(${TORCH_ITERS}):`,
@@ -246,7 +245,7 @@ const result = {
     : 'wall time',
   what: 'Training step of the thesis preset (R50, PAN-attn N2-N5, IoU branch, OTA), 512 px, batch 2 in micro-batches of 1, against PyTorch 1.13 with the same architecture timed in the same run; the engine before (a0f647d graph forms) and after in the same process',
   command:
-    'pnpm --filter @bmc/engine bench:step (packages/engine/bench/step.bench.mjs; reference tooling/bench/thesis_model.py)',
+    'pnpm --filter @bmc/train bench:thesis-step (apps/train/bench/thesis-step.bench.mjs; reference tooling/bench/thesis_model.py)',
   date: new Date().toISOString(),
   machine: {
     cpu: machine.model,
