@@ -150,7 +150,9 @@ describe.skipIf(!ready)('bmc label propose --classifier', () => {
         for (const want of boxes)
           expect(
             got[name]!.some(
-              (g) => g[0] === want[0] && [1, 2, 3, 4].every((c) => Math.abs((g[c] as number) - (want[c] as number)) <= tol),
+              (g) =>
+                g[0] === want[0] &&
+                [1, 2, 3, 4].every((c) => Math.abs((g[c] as number) - (want[c] as number)) <= tol),
             ),
             `${format} ${name}: ${want.join(' ')}`,
           ).toBe(true);
