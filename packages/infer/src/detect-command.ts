@@ -1,11 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve } from 'node:path';
-import { type DifferentialCount, sumDifferentials, UNCLASSIFIED } from '@bmc/classify';
+import { type CellCall, type DifferentialCount, sumDifferentials, UNCLASSIFIED } from '@bmc/classify';
 import { printable, UsageError } from '@bmc/core';
 import { writeFileAtomic as writeAtomic } from '@bmc/data';
 import cliProgress from 'cli-progress';
 import { annotate, crops } from './annotate.js';
-import { imageDifferential, loadCellClassifier } from './cell-classifier.js';
+import { type CellClassifier, imageDifferential, loadCellClassifier } from './cell-classifier.js';
 import { decodeToPixels } from './image.js';
 import { expandInputs } from './inputs.js';
 import { MAX_RESIZE_LONG_SIDE } from './limits.js';
@@ -20,8 +20,9 @@ import {
 import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
 import type { Detection, DetectOptions, DetectResult } from './pipeline/types.js';
+import { classifySlideCells } from './slide/classify-slide.js';
 import { detectSlide, type SlideDetectOptions, type SlideResult } from './slide/detect-slide.js';
-import { isSlide } from './slide/open.js';
+import { isSlide, openSlide } from './slide/open.js';
 import { overviewPng, toQuPathGeoJson } from './slide/outputs.js';
 
 export interface DetectCommandOptions extends DetectOptions {
@@ -159,6 +160,16 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
     file: string;
     cells: { box: number[]; score: number; type: string; probability: number }[];
   }[] = [];
+  const recordCellTypes = (file: string, cells: Detection[], calls: CellCall[], cls: CellClassifier) =>
+    cellTypes.push({
+      file,
+      cells: cells.map((d, k) => ({
+        box: d.box,
+        score: d.score,
+        type: calls[k]!.type >= 0 ? cls.classNames[calls[k]!.type]! : UNCLASSIFIED,
+        probability: calls[k]!.probability,
+      })),
+    });
   const counting = countingThreshold(meta, opts.scoreThreshold);
   log(`counting cells at ${describeCountingThreshold(counting, '--score')}`);
   const out = resolve(opts.out);
@@ -203,7 +214,15 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
     await mkdir(slidesDir, { recursive: true });
     const geojson = join(slidesDir, `${name}.geojson`);
     const overview = join(slidesDir, `${name}.overview.png`);
-    await writeFileAtomic(geojson, `${JSON.stringify(toQuPathGeoJson(kept))}\n`);
+    const typed = classifier ? await typeCells(file, r.level.page, kept, classifier) : undefined;
+    // With a classifier QuPath's classification is the cell type (unclassified below the threshold).
+    const features = typed
+      ? kept.map((d, k) => {
+          const t = typed.calls[k]!.type;
+          return { ...d, className: t >= 0 ? classifier!.classNames[t]! : UNCLASSIFIED, classId: t + 1 };
+        })
+      : kept;
+    await writeFileAtomic(geojson, `${JSON.stringify(toQuPathGeoJson(features))}\n`);
     await writeFileAtomic(overview, await overviewPng(r.thumbnail, r, kept));
     results.push(...toCocoResults(r.detections, id));
     log(
@@ -226,6 +245,25 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
         geojson,
         overview,
       },
+      ...(typed ? { differential: typed.differential, classifyMs: typed.ms } : {}),
+    };
+  };
+  /** A slide's counted cells typed from region reads of the level they were detected on. */
+  const typeCells = async (file: string, page: number, kept: Detection[], cls: CellClassifier) => {
+    const tc = performance.now();
+    const slide = await openSlide(file);
+    const level = slide.levels.find((l) => l.page === page) ?? slide.levels[0]!;
+    const calls = await classifySlideCells(
+      cls,
+      slide,
+      level,
+      kept.map((d) => d.box),
+    );
+    recordCellTypes(file, kept, calls, cls);
+    return {
+      calls,
+      differential: imageDifferential(calls, cls, classifierThreshold),
+      ms: performance.now() - tc,
     };
   };
   const names = uniqueStems(files);
@@ -287,15 +325,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
           );
           differential = imageDifferential(calls, classifier, classifierThreshold);
           classifyMs = performance.now() - tc;
-          cellTypes.push({
-            file,
-            cells: res.detections.map((d, k) => ({
-              box: d.box,
-              score: d.score,
-              type: calls[k]!.type >= 0 ? classifier.classNames[calls[k]!.type]! : UNCLASSIFIED,
-              probability: calls[k]!.probability,
-            })),
-          });
+          recordCellTypes(file, res.detections, calls, classifier);
         }
         results.push(...toCocoResults(all.detections, id));
         cells += res.detections.length;
