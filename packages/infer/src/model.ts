@@ -30,24 +30,28 @@ export interface Detector {
   dispose(): Promise<void>;
 }
 
-/**
- * Loads a bmc ONNX detector once: reads its metadata (all inference settings
- * come from the file) and creates an onnxruntime-node session with full graph
- * optimisation. Checks that the graph has the input and outputs the metadata names.
- */
-export async function loadDetector(path: string, options: LoadModelOptions = {}): Promise<Detector> {
+/** A model file's bytes and bmc metadata; either failing is a `ModelLoadError` naming the file. */
+export async function readModelFile(path: string): Promise<{ bytes: Uint8Array; meta: BmcMetadata }> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
   } catch (e) {
     throw new ModelLoadError(`${path}: cannot read model file (${(e as Error).message})`);
   }
-  let meta: BmcMetadata;
   try {
-    meta = readBmcMetadata(bytes, path);
+    return { bytes, meta: readBmcMetadata(bytes, path) };
   } catch (e) {
     throw new ModelLoadError((e as Error).message);
   }
+}
+
+/**
+ * Loads a bmc ONNX detector once: reads its metadata (all inference settings
+ * come from the file) and creates an onnxruntime-node session with full graph
+ * optimisation. Checks that the graph has the input and outputs the metadata names.
+ */
+export async function loadDetector(path: string, options: LoadModelOptions = {}): Promise<Detector> {
+  const { bytes, meta } = await readModelFile(path);
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(bytes, {

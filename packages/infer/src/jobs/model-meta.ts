@@ -1,7 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { type BmcMetadata, readBmcMetadata } from '@bmc/export/metadata';
-import type { Detector } from '../model.js';
-import { ModelLoadError } from '../pipeline/ort-runner.js';
+import { type Detector, readModelFile } from '../model.js';
 
 /**
  * The model as a submitter needs it: its file (hashed into the queue name and the slide ids) and
@@ -10,18 +7,7 @@ import { ModelLoadError } from '../pipeline/ort-runner.js';
  * neither the model's memory nor its start-up time.
  */
 export async function loadModelMeta(path: string): Promise<Detector> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new ModelLoadError(`${path}: cannot read model file (${(e as Error).message})`);
-  }
-  let meta: BmcMetadata;
-  try {
-    meta = readBmcMetadata(bytes, path);
-  } catch (e) {
-    throw new ModelLoadError((e as Error).message);
-  }
+  const { bytes, meta } = await readModelFile(path);
   const remote = () => {
     throw new Error('bmc detect --queue: detection runs on the workers, not in the submitter');
   };

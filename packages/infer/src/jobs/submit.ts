@@ -3,7 +3,6 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { printable } from '@bmc/core';
 import { type JobsOptions, Queue } from 'bullmq';
-import sharp from 'sharp';
 import type { RemoteDetection } from '../detect-command.js';
 import type { Detector } from '../model.js';
 import type { DetectOptions, DetectResult } from '../pipeline/types.js';
@@ -14,7 +13,7 @@ import {
   type SlidePlan,
   type SlideResult,
 } from '../slide/detect-slide.js';
-import { openSlide, type Slide } from '../slide/open.js';
+import { openSlide, type Slide, writeTiledPyramid } from '../slide/open.js';
 import { checkRedis, JOB_SETTINGS, queueName, redisOptions, safeUrl } from './connection.js';
 import {
   fileIdentity,
@@ -287,18 +286,7 @@ export class QueueDetection implements RemoteDetection {
       await mkdir(slideDir(this.store, p.id), { recursive: true });
       const tmp = `${tiled}.${process.pid}.tmp`;
       try {
-        await sharp(p.source, { limitInputPixels: false, sequentialRead: true })
-          .removeAlpha()
-          .toColourspace('srgb')
-          .tiff({
-            tile: true,
-            tileWidth: 512,
-            tileHeight: 512,
-            pyramid: true,
-            bigtiff: true,
-            compression: 'deflate',
-          })
-          .toFile(tmp);
+        await writeTiledPyramid(p.source, tmp);
         await rename(tmp, tiled);
       } finally {
         await rm(tmp, { force: true });

@@ -8,7 +8,14 @@ import type { RawDetections } from '../pipeline/postprocess.js';
 import { applyPixelScale, DEFAULT_TILE_SIZE } from '../pipeline/scale.js';
 import { planTiles, type Tile } from '../pipeline/tiling.js';
 import type { Detection, DetectOptions, RawPixels } from '../pipeline/types.js';
-import { levelForSide, openSlide, pickLevel, type Slide, type SlideLevel } from './open.js';
+import {
+  levelForSide,
+  openSlide,
+  pickLevel,
+  type Slide,
+  type SlideLevel,
+  writeTiledPyramid,
+} from './open.js';
 import { hasTissue, type TissueMask, tissueFraction, tissueMask } from './tissue.js';
 
 export interface SlideDetectOptions extends DetectOptions {
@@ -63,18 +70,7 @@ export async function detectSlide(
     if (slide.levels.length === 1) {
       tmp = await mkdtemp(join(tmpdir(), 'bmc-slide-'));
       const tiled = join(tmp, 'slide.tif');
-      await sharp(file, { limitInputPixels: false, sequentialRead: true })
-        .removeAlpha()
-        .toColourspace('srgb')
-        .tiff({
-          tile: true,
-          tileWidth: 512,
-          tileHeight: 512,
-          pyramid: true,
-          bigtiff: true,
-          compression: 'deflate',
-        })
-        .toFile(tiled);
+      await writeTiledPyramid(file, tiled);
       slide = await openSlide(tiled);
     }
     return await detectOnSlide(detector, slide, opts);

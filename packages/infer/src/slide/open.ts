@@ -132,3 +132,22 @@ export function levelForSide(levels: readonly SlideLevel[], minSide: number): Sl
     if (Math.max(l.width, l.height) >= minSide && l.downsample > best.downsample) best = l;
   return best;
 }
+
+/**
+ * Writes `source` (a large PNG/JPEG, or a TIFF without a pyramid) as a tiled pyramidal BigTIFF,
+ * streaming, so that region reads decode only the tiles under them instead of the whole file.
+ */
+export async function writeTiledPyramid(source: string, dest: string): Promise<void> {
+  await sharp(source, { limitInputPixels: false, sequentialRead: true })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .tiff({
+      tile: true,
+      tileWidth: 512,
+      tileHeight: 512,
+      pyramid: true,
+      bigtiff: true,
+      compression: 'deflate',
+    })
+    .toFile(dest);
+}
