@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { boxIou } from '@bmc/core';
 import { readBmcMetadata } from '@bmc/export';
 import { decodeToPixels, loadDetector } from '@bmc/infer';
 import { modelPath } from '@bmc/models';
@@ -41,12 +42,8 @@ const spread = (dir: string, n: number) => {
   return Array.from({ length: n }, (_, i) => join(dir, all[Math.floor((i * all.length) / n)]!));
 };
 
-function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
-  const ih = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
-  const inter = iw * ih;
-  return inter / ((a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter);
-}
+/** IoU of two xyxy boxes (@bmc/core's torchvision-equal `boxIou`). */
+const iou = (a: readonly number[], b: readonly number[]) => boxIou(a, b).data[0]!;
 
 describe.skipIf(!hasData)('bmc export --int8 on the shipped blood-smear model', () => {
   let calib: string;

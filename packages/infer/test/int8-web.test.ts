@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { boxIou } from '@bmc/core';
 import { type CalibrationInput, quantizeOnnx } from '@bmc/export';
 import { readBmcMetadata } from '@bmc/export/metadata';
 import * as ort from 'onnxruntime-node';
@@ -23,12 +24,8 @@ const spread = (dir: string, n: number) => {
   return Array.from({ length: n }, (_, i) => join(dir, all[Math.floor((i * all.length) / n)]!));
 };
 
-function iou(a: readonly number[], b: readonly number[]): number {
-  const iw = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
-  const ih = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
-  const inter = iw * ih;
-  return inter / ((a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter);
-}
+/** IoU of two xyxy boxes (@bmc/core's torchvision-equal `boxIou`). */
+const iou = (a: readonly number[], b: readonly number[]) => boxIou(a, b).data[0]!;
 
 describe.skipIf(!ready)('INT8 blood-smear model in onnxruntime-node and onnxruntime-web', () => {
   let int8: Uint8Array;
