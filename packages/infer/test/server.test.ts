@@ -17,6 +17,16 @@ function multipart(field: string, filename: string, type: string, bytes: Buffer)
   };
 }
 
+/** POST `payload` to the service with its content type (no network: Fastify's inject). */
+function post(
+  server: Pick<InferServer, 'app'>,
+  payload: string | Buffer,
+  contentType = 'image/png',
+  url = '/v1/detect',
+) {
+  return server.app.inject({ method: 'POST', url, payload, headers: { 'content-type': contentType } });
+}
+
 /** A detector whose detections wait for `release()`: makes queueing and timeouts deterministic. */
 function gated(inner: Detector) {
   let open!: () => void;
@@ -66,12 +76,7 @@ describe('HTTP service', () => {
   });
 
   it('answers POST /v1/detect (raw bytes) with the same detections as the library, and logs JSON', async () => {
-    const res = await server.app.inject({
-      method: 'POST',
-      url: '/v1/detect',
-      payload: png,
-      headers: { 'content-type': 'image/png' },
-    });
+    const res = await post(server, png);
     expect(res.statusCode).toBe(200);
     const body = res.json<DetectionJson>();
     const direct = await detector.detect(await decodeToPixels(png));
@@ -92,24 +97,14 @@ describe('HTTP service', () => {
     const body = res.json<DetectionJson>();
     expect(body.image.name).toBe('smear.png');
     expect(body.detections.every((d) => d.score > 0.8)).toBe(true);
-    const bad = await server.app.inject({
-      method: 'POST',
-      url: '/v1/detect?score=abc',
-      payload: png,
-      headers: { 'content-type': 'image/png' },
-    });
+    const bad = await post(server, png, 'image/png', '/v1/detect?score=abc');
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error).toMatch(/query 'score'/);
   });
 
   it('413 for a body over the limit (raw and multipart)', async () => {
     const big = Buffer.alloc(1024 * 1024 + 10, 1);
-    const raw = await server.app.inject({
-      method: 'POST',
-      url: '/v1/detect',
-      payload: big,
-      headers: { 'content-type': 'application/octet-stream' },
-    });
+    const raw = await post(server, big, 'application/octet-stream');
     expect(raw.statusCode).toBe(413);
     const mp = await server.app.inject({
       method: 'POST',
@@ -120,37 +115,17 @@ describe('HTTP service', () => {
   });
 
   it('400 with a message for a corrupt image or an empty body', async () => {
-    const res = await server.app.inject({
-      method: 'POST',
-      url: '/v1/detect',
-      payload: Buffer.concat([png.subarray(0, 200), Buffer.alloc(500, 7)]),
-      headers: { 'content-type': 'image/png' },
-    });
+    const res = await post(server, Buffer.concat([png.subarray(0, 200), Buffer.alloc(500, 7)]));
     expect(res.statusCode).toBe(400);
     expect(res.json().error).toMatch(/request body: cannot decode image/);
-    const empty = await server.app.inject({
-      method: 'POST',
-      url: '/v1/detect',
-      payload: Buffer.alloc(0),
-      headers: { 'content-type': 'image/png' },
-    });
+    const empty = await post(server, Buffer.alloc(0));
     expect(empty.statusCode).toBe(400);
   });
 
   it('415 for a content type that is neither an image, octet-stream nor multipart', async () => {
-    const res = await server.app.inject({
-      method: 'POST',
-      url: '/v1/detect',
-      payload: '{"image": "x"}',
-      headers: { 'content-type': 'application/json' },
-    });
+    const res = await post(server, '{"image": "x"}', 'application/json');
     expect(res.statusCode).toBe(415);
-    const text = await server.app.inject({
-      method: 'POST',
-      url: '/v1/detect',
-      payload: 'hello',
-      headers: { 'content-type': 'text/plain' },
-    });
+    const text = await post(server, 'hello', 'text/plain');
     expect(text.statusCode).toBe(415);
   });
 
@@ -191,13 +166,7 @@ describe('HTTP service', () => {
       viewer: false,
     });
     try {
-      const send = () =>
-        s.app.inject({
-          method: 'POST',
-          url: '/v1/detect',
-          payload: png,
-          headers: { 'content-type': 'image/png' },
-        });
+      const send = () => post(s, png);
       const first = send();
       const second = send();
       // Let both reach the queue: one running (blocked on the gate), one waiting.
@@ -215,12 +184,7 @@ describe('HTTP service', () => {
     g.reset();
     const t = await createServer({ model: g.detector, timeoutMs: 200, logger: false, viewer: false });
     try {
-      const res = await t.app.inject({
-        method: 'POST',
-        url: '/v1/detect',
-        payload: png,
-        headers: { 'content-type': 'image/png' },
-      });
+      const res = await post(t, png);
       expect(res.statusCode).toBe(503);
       expect(res.json().error).toMatch(/no result within 200 ms/);
     } finally {
