@@ -3,3 +3,4 @@ export * from './crop.js';
 export * from './differential.js';
 export * from './metrics.js';
 export * from './model.js';
+export * from './vit.js';

@@ -1,9 +1,17 @@
 import { type ResNetDepth, resnet } from '@bmc/backbone';
 import * as tf from '@tensorflow/tfjs';
+import { type VitOptions, vitEncoder } from './vit.js';
+
+/** Classifier architectures: a ResNet (the default) or a small vision transformer (`vit.ts`). */
+export type ClassifierArch = 'resnet' | 'vit';
+export const CLASSIFIER_ARCHS: readonly ClassifierArch[] = ['resnet', 'vit'];
 
 export interface ClassifierOptions {
   numClasses: number;
   cropSize: number;
+  /** Default `resnet`. */
+  arch?: ClassifierArch;
+  /** ResNet depth (`arch: 'resnet'`). */
   depth?: ResNetDepth;
   /** ResNet width multiplier (1 = torchvision's widths; smaller for quick CPU runs). */
   widthMultiplier?: number;
@@ -12,33 +20,45 @@ export interface ClassifierOptions {
    * reproducible and a resumed run can be compared with an uninterrupted one. Default: unseeded.
    */
   seed?: number;
+  /** ViT sizes (`arch: 'vit'`; defaults in `VIT_DEFAULTS`). */
+  vit?: VitOptions;
 }
 
 /** Layer name of the logits (the ONNX output is named after the model output, `logits`). */
 export const CLASSIFIER_OUTPUT = 'logits';
 
 /**
- * A crop classifier: a `@bmc/backbone` ResNet (no frozen stages, BatchNorm with batch statistics
+ * A crop classifier. `arch: 'resnet'` (default): a `@bmc/backbone` ResNet (no frozen stages, BatchNorm with batch statistics
  * in training, since it trains from scratch on crops), global average pooling of C5 and one linear
  * layer to `numClasses` logits, as torchvision's `resnet18(num_classes=...)`. Input: NHWC
  * `[N, cropSize, cropSize, 3]`, ImageNet-normalised outside the model (see `normalizeCrops`).
+ * `arch: 'vit'`: the small vision transformer of `vit.ts` (mean of its tokens), then the same
+ * linear layer. Either way a tfjs functional model with input `crops` and output `logits`.
  */
 export function buildClassifier(o: ClassifierOptions): tf.LayersModel {
   if (!Number.isInteger(o.numClasses) || o.numClasses < 2)
     throw new RangeError(`buildClassifier: numClasses must be an integer >= 2, got ${o.numClasses}`);
   if (!Number.isInteger(o.cropSize) || o.cropSize < 32)
     throw new RangeError(`buildClassifier: cropSize must be an integer >= 32, got ${o.cropSize}`);
+  const arch = o.arch ?? 'resnet';
+  if (!CLASSIFIER_ARCHS.includes(arch))
+    throw new RangeError(`buildClassifier: arch must be ${CLASSIFIER_ARCHS.join(' or ')}, got ${arch}`);
   const input = tf.input({ shape: [o.cropSize, o.cropSize, 3], name: 'crops' });
-  const body = resnet(input, {
-    depth: o.depth ?? 18,
-    widthMultiplier: o.widthMultiplier ?? 1,
-    frozenStages: -1,
-    frozenBatchNorm: false,
-    prefix: '',
-  });
-  const pooled = tf.layers
-    .globalAveragePooling2d({ name: 'avgpool' })
-    .apply(body.features[3]) as tf.SymbolicTensor;
+  let pooled: tf.SymbolicTensor;
+  if (arch === 'vit') {
+    pooled = vitEncoder(input, o.vit);
+  } else {
+    const body = resnet(input, {
+      depth: o.depth ?? 18,
+      widthMultiplier: o.widthMultiplier ?? 1,
+      frozenStages: -1,
+      frozenBatchNorm: false,
+      prefix: '',
+    });
+    pooled = tf.layers
+      .globalAveragePooling2d({ name: 'avgpool' })
+      .apply(body.features[3]) as tf.SymbolicTensor;
+  }
   const logits = tf.layers
     .dense({ units: o.numClasses, name: CLASSIFIER_OUTPUT })
     .apply(pooled) as tf.SymbolicTensor;
@@ -47,19 +67,32 @@ export function buildClassifier(o: ClassifierOptions): tf.LayersModel {
   return model;
 }
 
+interface KernelVariable {
+  write(t: tf.Tensor): void;
+  shape: number[];
+}
+interface KernelInitializer {
+  getClassName(): string;
+  getConfig(): object;
+}
 interface KernelLayer {
-  kernel?: { write(t: tf.Tensor): void; shape: number[] };
-  kernelInitializer?: { getClassName(): string; getConfig(): object };
+  kernel?: KernelVariable;
+  kernelInitializer?: KernelInitializer;
+  depthwiseKernel?: KernelVariable;
+  depthwiseInitializer?: KernelInitializer;
 }
 
 /**
  * Redraws every kernel with its layer's own initializer, seeded (layer i gets seed + i): the ResNet's
- * He-normal fan-out convolutions (variance scaling) and the linear layer's Glorot-uniform. Biases
- * and BatchNorm start as constants, so they need no seed.
+ * He-normal fan-out convolutions (variance scaling), the ViT's and the linear layers' Glorot-uniform
+ * (the ViT's depthwise position convolution included). Biases, BatchNorm and LayerNorm start as
+ * constants, so they need no seed.
  */
 function seedKernels(model: tf.LayersModel, seed: number): void {
   model.layers.forEach((layer, i) => {
-    const { kernel, kernelInitializer: init } = layer as unknown as KernelLayer;
+    const l = layer as unknown as KernelLayer;
+    const kernel = l.kernel ?? l.depthwiseKernel;
+    const init = l.kernel ? l.kernelInitializer : l.depthwiseInitializer;
     if (!kernel || !init) return;
     const s = (seed * 7919 + i) >>> 0;
     const cls = init.getClassName();
