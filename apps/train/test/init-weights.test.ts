@@ -64,24 +64,36 @@ function hwio(data: Float32Array, [o, i, h, w]: number[]): Float32Array {
 
 const newest = (root: string) => listCheckpoints(runPaths(root))[0]!.dir;
 
+/** `bmc train` for one epoch of the tiny preset into `runs`, with SMALL plus `extra` settings, then `flags`. */
+const trainOneEpoch = (runs: string, extra: string[], ...flags: string[]) =>
+  bmc([
+    'train',
+    '--preset',
+    'tiny',
+    '--epochs',
+    '1',
+    '--runs',
+    runs,
+    '--no-progress',
+    ...sets(extra),
+    ...flags,
+  ]);
+
+/** A torch OIHW kernel of a .pth file in tfjs's HWIO order. */
+const pthKernel = (pth: ReturnType<typeof parsePth>, key: string) =>
+  hwio(pth.getFloat32(key), pth.entries.get(key)!.shape);
+
 describe('model.backbone.weights through bmc train', () => {
   const runs = mkdtempSync(join(tmpdir(), 'bmc-bbw-'));
 
   it('loads a torchvision .pth before the first step; a frozen backbone still holds its tensors at the end (2 replicas)', async () => {
-    const r = bmc([
-      'train',
-      '--preset',
-      'tiny',
-      '--epochs',
-      '1',
-      '--runs',
+    // Data-parallel replicas step through the same optimizer, so the freeze holds there too.
+    const r = trainOneEpoch(
       runs,
-      '--no-progress',
-      // Data-parallel replicas step through the same optimizer, so the freeze holds there too.
-      ...sets([`model.backbone.weights=${R18_PTH}`, 'run.replicas=2']),
+      [`model.backbone.weights=${R18_PTH}`, 'run.replicas=2'],
       '--freeze-backbone-steps',
       '100',
-    ]);
+    );
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/data-parallel: 2 replicas/);
     expect(r.out).toMatch(
@@ -91,7 +103,7 @@ describe('model.backbone.weights through bmc train', () => {
     const saved = await checkpointWeights(newest(r.runDir!));
     for (const key of ['conv1.weight', 'layer4.1.conv2.weight', 'layer2.0.downsample.0.weight']) {
       const name = `backbone.body.${key.replace('.weight', '')}/kernel`;
-      expect(saved.get(name)!.data, name).toEqual(hwio(pth.getFloat32(key), pth.entries.get(key)!.shape));
+      expect(saved.get(name)!.data, name).toEqual(pthKernel(pth, key));
     }
     // torchvision's BatchNorm terms land in bmc's frozen BatchNorm.
     expect(saved.get('backbone.body.bn1/moving_variance')!.data).toEqual(pth.getFloat32('bn1.running_var'));
@@ -103,20 +115,10 @@ describe('model.backbone.weights through bmc train', () => {
   }, 300_000);
 
   it('a ResNet18 checkpoint in a ResNet50 config exits 2 naming the mismatching keys, no stack', () => {
-    const r = bmc([
-      'train',
-      '--preset',
-      'tiny',
-      '--epochs',
-      '1',
-      '--runs',
-      runs,
-      '--no-progress',
-      ...sets([
-        `model.backbone.weights=${R18_PTH}`,
-        'model.backbone.depth=50',
-        'model.backbone.widthMultiplier=0.03125',
-      ]),
+    const r = trainOneEpoch(runs, [
+      `model.backbone.weights=${R18_PTH}`,
+      'model.backbone.depth=50',
+      'model.backbone.widthMultiplier=0.03125',
     ]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^bmc: .*resnet18_w16\.pth: shape mismatch for \d+ weight\(s\), \d+ missing/m);
@@ -131,25 +133,18 @@ describe('bmc train --init', () => {
   let source = '';
 
   it('a 1-class run initialises a multi-class run: classifier re-initialised, the rest loaded, logged', async () => {
-    const a = bmc(['train', '--preset', 'tiny', '--epochs', '1', '--runs', runs, '--no-progress', ...sets()]);
+    const a = trainOneEpoch(runs, []);
     expect(a.code, a.err).toBe(0);
     source = a.runDir!;
     // classAgnostic=false: the synthetic smears' six cell types; backbone frozen for the whole run.
-    const b = bmc([
-      'train',
-      '--preset',
-      'tiny',
-      '--epochs',
-      '1',
-      '--runs',
+    const b = trainOneEpoch(
       runs,
-      '--no-progress',
-      ...sets(['data.classAgnostic=false']),
+      ['data.classAgnostic=false'],
       '--init',
       source,
       '--freeze-backbone-steps',
       '100',
-    ]);
+    );
     expect(b.code, b.err).toBe(0);
     expect(b.out).toContain(`init from ${join(source, 'best')}:`);
     expect(b.out).toMatch(
@@ -205,19 +200,7 @@ describe('bmc train --init', () => {
   }, 300_000);
 
   it('an architecture mismatch exits 2 naming the first mismatching tensors', () => {
-    const r = bmc([
-      'train',
-      '--preset',
-      'tiny',
-      '--epochs',
-      '1',
-      '--runs',
-      runs,
-      '--no-progress',
-      ...sets(['model.backbone.depth=34']),
-      '--init',
-      source,
-    ]);
+    const r = trainOneEpoch(runs, ['model.backbone.depth=34'], '--init', source);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^bmc: --init .*: the checkpoint's architecture differs from this config/m);
     expect(r.err).toMatch(/backbone\.body\.layer1\.2\.conv1\/kernel: not in the checkpoint/);
@@ -250,9 +233,7 @@ describe('model.backbone.freezeSteps', () => {
     first.detector.dispose();
     const initial = await checkpointWeights(newest(first.paths.root));
     const pth = parsePth(new Uint8Array(readFileSync(R18_PTH)));
-    expect(initial.get('backbone.body.conv1/kernel')!.data).toEqual(
-      hwio(pth.getFloat32('conv1.weight'), pth.entries.get('conv1.weight')!.shape),
-    );
+    expect(initial.get('backbone.body.conv1/kernel')!.data).toEqual(pthKernel(pth, 'conv1.weight'));
     // Resume for one more step: step 3 is the last frozen one.
     const said: string[] = [];
     const second = await train(config, {
