@@ -280,6 +280,36 @@ const cases: Case[] = [
     check: (r) => expect(r.summary.foldedBatchNorms).toBe(1),
   },
   {
+    name: 'Transformer parts: LayerNormalization (rank 2, 3, 4), Dot (axes [2,2], [2,1], [1,1]), Dense gelu, Rescaling, GlobalAverage/MaxPooling1D',
+    build: () => {
+      const x = tf.input({ shape: [8, 8, 3] });
+      const patches = ap(L.conv2d({ filters: 8, kernelSize: 2, strides: 2 }), x);
+      const ln4 = ap(L.layerNormalization({ epsilon: 1e-5 }), patches);
+      const tokens = ap(L.reshape({ targetShape: [16, 8] }), ln4);
+      const normed = ap(L.layerNormalization({ axis: -1 }), tokens);
+      const q = ap(L.rescaling({ scale: 0.5 }), ap(L.dense({ units: 4 }), normed));
+      const k = ap(L.dense({ units: 4 }), normed);
+      const v = ap(L.dense({ units: 6, activation: 'gelu' }), normed);
+      const attn = ap(L.softmax({ axis: -1 }), ap(L.dot({ axes: [2, 2] }), [q, k]));
+      const mixed = ap(L.dot({ axes: [2, 1] }), [attn, v]);
+      const gram = ap(L.dot({ axes: 1 }), [mixed, normed]);
+      const pooled = ap(L.globalAveragePooling1d({}), mixed);
+      return tf.model({
+        inputs: x,
+        outputs: [
+          ap(L.layerNormalization({ center: false }), pooled),
+          gram,
+          ap(L.globalMaxPooling1d({}), normed),
+          ln4,
+        ],
+      });
+    },
+    sizes: [
+      { n: 2, h: 8, w: 8 },
+      { n: 3, h: 8, w: 8 },
+    ],
+  },
+  {
     name: 'Nested functional model used twice (shared sub-network) + Dropout identity',
     build: () => {
       const inner = (() => {
@@ -367,11 +397,27 @@ describe('ONNX export errors', () => {
     model.dispose();
   });
 
+  it('LayerNormalization over a non-last axis and a normalised Dot are refused', () => {
+    const x = tf.input({ shape: [4, 6] });
+    const ln = tf.model({ inputs: x, outputs: ap(L.layerNormalization({ axis: 1, name: 'ln_t' }), x) });
+    expect(() => exportOnnx(ln)).toThrow(/layer 'ln_t' \(LayerNormalization\) normalises axis 1/);
+    const cos = tf.model({
+      inputs: x,
+      outputs: ap(L.dot({ axes: 2, normalize: true, name: 'cos' }), [x, x]),
+    });
+    expect(() => exportOnnx(cos)).toThrow(/layer 'cos' \(Dot\) normalize: true/);
+    ln.dispose();
+    cos.dispose();
+  });
+
   it('an unsupported activation names the layer', () => {
     const x = image();
-    const y = ap(L.conv2d({ filters: 2, kernelSize: 1, activation: 'gelu' as 'relu', name: 'odd_act' }), x);
+    const y = ap(
+      L.conv2d({ filters: 2, kernelSize: 1, activation: 'gelu_new' as 'relu', name: 'odd_act' }),
+      x,
+    );
     const model = tf.model({ inputs: x, outputs: y });
-    expect(() => exportOnnx(model)).toThrow(/layer 'odd_act' \(Conv2D\) uses activation 'gelu'/);
+    expect(() => exportOnnx(model)).toThrow(/layer 'odd_act' \(Conv2D\) uses activation 'gelu_new'/);
     model.dispose();
   });
 });

@@ -17,6 +17,7 @@ export const SUPPORTED_ACTIVATIONS = [
   'softsign',
   'swish',
   'mish',
+  'gelu',
 ] as const;
 
 /**
@@ -66,6 +67,17 @@ export function applyActivation(
       const sp = g.node('Softplus', [x], `${base}/mish_softplus`)[0]!;
       const t = g.node('Tanh', [sp], `${base}/mish_tanh`)[0]!;
       return g.node('Mul', [x, t], `${base}/mish`)[0]!;
+    }
+    case 'gelu': {
+      // tfjs's exact GELU, x * 0.5 * (1 + erf(x / sqrt(2))); ONNX has no Gelu op before opset 20.
+      const e = g.node(
+        'Erf',
+        [g.node('Div', [x, g.float([Math.SQRT2], true)], `${base}/gelu_div`)[0]!],
+        `${base}/gelu_erf`,
+      )[0]!;
+      const cdf = g.node('Add', [e, g.float([1], true)], `${base}/gelu_add`)[0]!;
+      const half = g.node('Mul', [x, g.float([0.5], true)], `${base}/gelu_half`)[0]!;
+      return g.node('Mul', [half, cdf], `${base}/gelu`)[0]!;
     }
     default:
       throw new UnsupportedLayerError(

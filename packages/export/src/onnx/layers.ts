@@ -430,6 +430,91 @@ function rescaling(ctx: LayerContext): string[] {
   return ctx.g.node('Add', [m, ctx.g.float([offset], true)], ctx.base);
 }
 
+/** A tfjs axis config (number or one-element list) as a non-negative tfjs axis; several axes are refused. */
+function singleAxis(ctx: LayerContext, value: unknown, rank: number): number {
+  const list = Array.isArray(value) ? value : [value ?? -1];
+  if (list.length !== 1 || typeof list[0] !== 'number') {
+    throw new UnsupportedLayerError(
+      `ONNX export: ${where(ctx)} works on axes ${JSON.stringify(value)}; only one axis is supported`,
+    );
+  }
+  const a = list[0] < 0 ? list[0] + rank : list[0];
+  if (a < 1 || a >= rank)
+    throw new UnsupportedLayerError(`ONNX export: ${where(ctx)} axis ${list[0]} out of range`);
+  return a;
+}
+
+/**
+ * tfjs LayerNormalization over the last axis -> ONNX LayerNormalization (opset 17) over the last
+ * axis of the tfjs-ordered value: `(x - mean) / sqrt(var + eps) * gamma + beta`, the biased
+ * variance and epsilon inside the root on both sides. Rank-4 (NCHW-stored) values go through NHWC.
+ */
+function layerNormalization(ctx: LayerContext): string[] {
+  const { g, layer } = ctx;
+  const x = ctx.inputs[0]!;
+  const rank = x.shape.length;
+  const axis = singleAxis(ctx, ctx.config.axis, rank);
+  if (axis !== rank - 1) {
+    throw new UnsupportedLayerError(
+      `ONNX export: ${where(ctx)} normalises axis ${axis}; only the last axis is supported`,
+    );
+  }
+  const c = x.shape[rank - 1];
+  if (typeof c !== 'number')
+    throw new UnsupportedLayerError(`ONNX export: ${where(ctx)} has an unknown channel count`);
+  const param = (key: 'gamma' | 'beta', fill: number) =>
+    ctx.initializer(key, () =>
+      g.floatTensor(
+        `${layer.name}/${key}`,
+        [c],
+        layerWeight(layer, key)?.data ?? new Float32Array(c).fill(fill),
+      ),
+    );
+  const plain = toTfLayout(g, x, ctx.base);
+  const y = g.node(
+    'LayerNormalization',
+    [plain, param('gamma', 1), param('beta', 0)],
+    rank === 4 ? `${ctx.base}/ln` : ctx.base,
+    { axis: { int: -1 }, epsilon: { float: (ctx.config.epsilon as number | undefined) ?? 1e-3 } },
+  )[0]!;
+  return [fromTfLayout(g, y, rank, ctx.base)];
+}
+
+/**
+ * tfjs Dot of two rank-3 tensors (batched matrix product over the given axes, tfjs's `batchDot`)
+ * -> ONNX MatMul, transposing an operand whose contracted axis is not the one MatMul contracts.
+ */
+function dot(ctx: LayerContext): string[] {
+  const [x, y] = ctx.inputs;
+  if (ctx.inputs.length !== 2 || x!.shape.length !== 3 || y!.shape.length !== 3) {
+    throw new UnsupportedLayerError(
+      `ONNX export: ${where(ctx)}: only the product of two rank-3 tensors is supported`,
+    );
+  }
+  if (ctx.config.normalize === true) {
+    throw new UnsupportedLayerError(`ONNX export: ${where(ctx)} normalize: true is not supported`);
+  }
+  const axes = ctx.config.axes;
+  const [ax, ay] = (Array.isArray(axes) ? axes : [axes, axes]).map((a) => singleAxis(ctx, a, 3)) as [
+    number,
+    number,
+  ];
+  const swap = (v: string, i: number) =>
+    ctx.g.node('Transpose', [v], `${ctx.base}/t${i}`, { perm: { ints: [0, 2, 1] } })[0]!;
+  const a = ax === 2 ? x!.name : swap(x!.name, 0);
+  const b = ay === 1 ? y!.name : swap(y!.name, 1);
+  return ctx.g.node('MatMul', [a, b], ctx.base);
+}
+
+/** tfjs GlobalAverage/MaxPooling1D: reduce the steps axis (1) of `[N, T, C]`. */
+function globalPool1d(op: 'ReduceMean' | 'ReduceMax'): LayerConverter {
+  return (ctx) => {
+    requireChannelsLast(ctx);
+    // Opset 17: ReduceMean / ReduceMax take their axes as an attribute (an input from opset 18).
+    return ctx.g.node(op, [ctx.inputs[0]!.name], ctx.base, { axes: { ints: [1] }, keepdims: { int: 0 } });
+  };
+}
+
 const identity: LayerConverter = (ctx) => [ctx.inputs[0]!.name];
 
 /** Converters by tfjs class name (`layer.getClassName()`). */
@@ -462,6 +547,10 @@ export const LAYER_CONVERTERS: Readonly<Record<string, LayerConverter>> = {
   UpSampling2D: upsampling,
   GlobalAveragePooling2D: globalPool('GlobalAveragePool'),
   GlobalMaxPooling2D: globalPool('GlobalMaxPool'),
+  GlobalAveragePooling1D: globalPool1d('ReduceMean'),
+  GlobalMaxPooling1D: globalPool1d('ReduceMax'),
+  LayerNormalization: layerNormalization,
+  Dot: dot,
   MaxPooling2D: pool('MaxPool'),
   AveragePooling2D: pool('AveragePool'),
   ZeroPadding2D: zeroPadding,
