@@ -1,23 +1,9 @@
-import {
-  type CellClassifier,
-  countingThreshold,
-  type Detector,
-  decodeToPixels,
-  expandInputs,
-  loadCellClassifier,
-  loadDetector,
-} from '@bmc/infer';
+import { countingThreshold, decodeToPixels, expandInputs } from '@bmc/infer';
 import { type BatchManifest, type ProposalFormat, writeBatch } from './batch.js';
-import {
-  addCellTypes,
-  classifierInfo,
-  detectImages,
-  modelVersion,
-  proposalDataset,
-} from './detect-images.js';
+import { addCellTypes, detectImages, proposalDataset } from './detect-images.js';
+import { batchModels, type LabelModelOptions, withLabelModels } from './label-models.js';
 
-export interface ProposeOptions {
-  model: string;
+export interface ProposeOptions extends LabelModelOptions {
   inputs: string[];
   out: string;
   formats: ProposalFormat[];
@@ -25,11 +11,6 @@ export interface ProposeOptions {
   scoreThreshold?: number;
   /** Label Studio `data.image` paths are relative to this folder (its LOCAL_FILES_DOCUMENT_ROOT). */
   labelStudioRoot?: string;
-  threads?: number;
-  /** A cell-type classifier (`bmc classify export`): each proposal is labelled with its type. */
-  classifier?: string;
-  /** Below this best-type probability a proposal is `unclassified`. Default 0.5 (as bmc detect). */
-  classifierThreshold?: number;
   log?: (line: string) => void;
 }
 
@@ -41,11 +22,7 @@ export interface ProposeOptions {
 export async function propose(o: ProposeOptions): Promise<BatchManifest> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const files = await expandInputs(o.inputs);
-  const detector: Detector = await loadDetector(o.model, o.threads ? { threads: o.threads } : {});
-  let classifier: CellClassifier | undefined;
-  try {
-    if (o.classifier)
-      classifier = await loadCellClassifier(o.classifier, o.classifierThreshold ?? 0.5, o.threads);
+  return withLabelModels(o, async (detector, classifier) => {
     const counting = countingThreshold(detector.meta, o.scoreThreshold);
     log(
       `proposing boxes with score >= ${counting.scoreThreshold.toFixed(3)} (${counting.source}) on ${files.length} images`,
@@ -67,10 +44,7 @@ export async function propose(o: ProposeOptions): Promise<BatchManifest> {
       ds,
       o.formats,
       {
-        model: o.model,
-        modelVersion: await modelVersion(o.model, detector.meta.version),
-        threshold: counting.scoreThreshold,
-        ...(classifier ? { classifier: await classifierInfo(classifier) } : {}),
+        ...(await batchModels(o.model, detector, counting.scoreThreshold, classifier)),
         selection: 'all',
         images: ds.images.map((im, i) => ({
           name: im.file.split(/[\\/]/).pop()!,
@@ -81,8 +55,5 @@ export async function propose(o: ProposeOptions): Promise<BatchManifest> {
       },
       o.labelStudioRoot ? { labelStudioRoot: o.labelStudioRoot } : {},
     );
-  } finally {
-    await classifier?.dispose();
-    await detector.dispose();
-  }
+  });
 }

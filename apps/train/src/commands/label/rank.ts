@@ -1,29 +1,14 @@
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { UsageError } from '@bmc/core';
-import {
-  type CellClassifier,
-  countingThreshold,
-  type Detector,
-  decodeToPixels,
-  expandInputs,
-  loadCellClassifier,
-  loadDetector,
-} from '@bmc/infer';
+import { countingThreshold, decodeToPixels, expandInputs } from '@bmc/infer';
 import { acquisition, pickDiverse, pickRandom } from './acquisition.js';
 import { type BatchManifest, type ProposalFormat, writeBatch } from './batch.js';
-import {
-  addCellTypes,
-  classifierInfo,
-  detectImages,
-  evidenceOf,
-  modelVersion,
-  proposalDataset,
-} from './detect-images.js';
+import { addCellTypes, detectImages, evidenceOf, proposalDataset } from './detect-images.js';
+import { batchModels, type LabelModelOptions, withLabelModels } from './label-models.js';
 import { LEDGER_FILE, readLedger, writeLedger } from './ledger.js';
 
-export interface RankOptions {
-  model: string;
+export interface RankOptions extends LabelModelOptions {
   /** Folders / files / globs of smears; the labelled ones (in the dataset's ledger) are skipped. */
   inputs: string[];
   /** The growing dataset folder (its ledger says what is labelled already). */
@@ -37,10 +22,6 @@ export interface RankOptions {
   diversity?: number;
   scoreThreshold?: number;
   labelStudioRoot?: string;
-  threads?: number;
-  /** A cell-type classifier: the batch's proposals are labelled with their types (see propose). */
-  classifier?: string;
-  classifierThreshold?: number;
   log?: (line: string) => void;
 }
 
@@ -59,11 +40,7 @@ export async function rank(o: RankOptions): Promise<BatchManifest & { ranking: s
   const files = all.filter((f) => !(ledger && basename(f) in ledger.images));
   log(`${all.length} images, ${all.length - files.length} labelled already, ${files.length} to rank`);
   if (files.length === 0) throw new UsageError('no unlabelled images left to rank');
-  const detector: Detector = await loadDetector(o.model, o.threads ? { threads: o.threads } : {});
-  let classifier: CellClassifier | undefined;
-  try {
-    if (o.classifier)
-      classifier = await loadCellClassifier(o.classifier, o.classifierThreshold ?? 0.5, o.threads);
+  return withLabelModels(o, async (detector, classifier) => {
     const t = countingThreshold(detector.meta, o.scoreThreshold).scoreThreshold;
     let chosen: number[];
     let images: Awaited<ReturnType<typeof detectImages>>['images'];
@@ -96,10 +73,7 @@ export async function rank(o: RankOptions): Promise<BatchManifest & { ranking: s
       ds,
       o.formats,
       {
-        model: o.model,
-        modelVersion: await modelVersion(o.model, detector.meta.version),
-        threshold: t,
-        ...(classifier ? { classifier: await classifierInfo(classifier) } : {}),
+        ...(await batchModels(o.model, detector, t, classifier)),
         selection: o.strategy,
         images: chosen.map((i, k) => ({
           name: basename(images[i]!.file),
@@ -135,8 +109,5 @@ export async function rank(o: RankOptions): Promise<BatchManifest & { ranking: s
       )
       .join('\n');
     return { ...manifest, ranking };
-  } finally {
-    await classifier?.dispose();
-    await detector.dispose();
-  }
+  });
 }
