@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, readCoco, readCvat, readLabelStudio, readVoc, readYolo } from '@bmc/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBmc as bmc, STACK } from './bmc-cli.js';
+import { DATA, expectBatchAgrees, MODEL, type NamedBox, TXL } from './label-batch.js';
 
 /**
  * `bmc label propose --classifier`: every box carries its cell type in all five formats. The
@@ -13,36 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * `bmc classify train` on real PBC single-cell images (one epoch: its accuracy does not matter,
  * only that its calls come through each format unchanged).
  */
-const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
-const MODEL = new URL('../../../packages/models/models/blood-smear/model.onnx', import.meta.url).pathname;
-const DATA = new URL('../../../../shared/data/', import.meta.url).pathname;
-const TXL = join(DATA, 'txl-pbc', 'images', 'train');
 const PBC = join(DATA, 'pbc-cells');
 const ready = existsSync(MODEL) && existsSync(TXL) && existsSync(PBC);
-const STACK = /\n\s+at /;
-
-function bmc(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, BMC_DEBUG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-type Box = [string, number, number, number, number];
-
-function byName(ds: Dataset): Record<string, Box[]> {
-  const out: Record<string, Box[]> = {};
-  for (const im of ds.images)
-    out[im.file.split('/').pop()!] = Array.from(
-      im.labels,
-      (l, k) => [ds.categories[l]!.name, ...Array.from(im.boxes.subarray(4 * k, 4 * k + 4))] as Box,
-    );
-  return out;
-}
 
 let dir: string;
 let cls: string;
@@ -124,40 +96,15 @@ describe.skipIf(!ready)('bmc label propose --classifier', () => {
       file: string;
       cells: { box: number[]; type: string }[];
     }[];
-    const ref: Record<string, Box[]> = {};
-    for (const im of types) ref[im.file.split('/').pop()!] = im.cells.map((c) => [c.type, ...c.box] as Box);
+    const ref: Record<string, NamedBox[]> = {};
+    for (const im of types)
+      ref[im.file.split('/').pop()!] = im.cells.map((c) => [c.type, ...c.box] as NamedBox);
     const all = Object.values(ref).flat();
     expect(all.length).toBeGreaterThan(10);
     // A one-epoch classifier still calls more than one type here: the labels are not all alike.
     expect(new Set(all.map((c) => c[0])).size).toBeGreaterThan(1);
 
-    const read = {
-      coco: await readCoco(join(b, 'coco.json')),
-      voc: await readVoc(join(b, 'voc')),
-      yolo: await readYolo(join(b, 'yolo')),
-      cvat: await readCvat(join(b, 'cvat.xml')),
-      labelstudio: await readLabelStudio(join(b, 'labelstudio.json'), {
-        imageRoot: join(b, 'images'),
-        from: 'predictions',
-      }),
-    };
-    for (const [format, ds] of Object.entries(read)) {
-      const got = byName(ds);
-      expect(Object.keys(got).sort(), format).toEqual(Object.keys(ref).sort());
-      const tol = format === 'voc' ? 0.51 : 0.02;
-      for (const [name, boxes] of Object.entries(ref)) {
-        expect(got[name]!.length, `${format} ${name}`).toBe(boxes.length);
-        for (const want of boxes)
-          expect(
-            got[name]!.some(
-              (g) =>
-                g[0] === want[0] &&
-                [1, 2, 3, 4].every((c) => Math.abs((g[c] as number) - (want[c] as number)) <= tol),
-            ),
-            `${format} ${name}: ${want.join(' ')}`,
-          ).toBe(true);
-      }
-    }
+    await expectBatchAgrees(b, ref);
     // YOLO: class ids index data.yaml's names, the classifier's types then "unclassified".
     const yaml = await readFile(join(b, 'yolo', 'data.yaml'), 'utf8');
     expect(yaml).toMatch(/lymphocyte[\s\S]*platelet[\s\S]*segmented_neutrophil[\s\S]*unclassified/);

@@ -1,31 +1,17 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, readCoco, readCvat, readLabelStudio, readVoc, readYolo } from '@bmc/data';
+import { readCoco } from '@bmc/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBmc as bmc, STACK } from './bmc-cli.js';
+import { expectBatchAgrees, MODEL, type NamedBox, TXL } from './label-batch.js';
 
 /**
  * The labelling loop the way a lab runs it: `bmc label propose / import / status / metric / rank`
  * through bin/bmc.mjs, with the shipped model on real TXL-PBC smears.
  */
-const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
-const MODEL = new URL('../../../packages/models/models/blood-smear/model.onnx', import.meta.url).pathname;
-const TXL = new URL('../../../../shared/data/txl-pbc/images/train', import.meta.url).pathname;
 const ready = existsSync(MODEL) && existsSync(TXL);
-const STACK = /\n\s+at /;
-
-function bmc(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, BMC_DEBUG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 let dir: string;
 let names: string[];
@@ -42,38 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** Boxes of each image by file name: `[name, x1, y1, x2, y2]`. */
-function byName(ds: Dataset): Record<string, (string | number)[][]> {
-  const out: Record<string, (string | number)[][]> = {};
-  for (const im of ds.images) {
-    out[im.file.split('/').pop()!] = Array.from(im.labels, (l, k) => [
-      ds.categories[l]!.name,
-      ...Array.from(im.boxes.subarray(4 * k, 4 * k + 4)),
-    ]);
-  }
-  return out;
-}
-
-/** Same images, same number of boxes, and each reference box has a box of its class within `tol` px. */
-function expectSame(
-  got: Record<string, (string | number)[][]>,
-  ref: Record<string, (string | number)[][]>,
-  tol: number,
-  what: string,
-) {
-  expect(Object.keys(got).sort(), what).toEqual(Object.keys(ref).sort());
-  for (const [k, boxes] of Object.entries(ref)) {
-    expect(got[k]!.length, `${what} ${k}`).toBe(boxes.length);
-    for (const b of boxes) {
-      const near = got[k]!.some(
-        (g) =>
-          g[0] === b[0] && [1, 2, 3, 4].every((c) => Math.abs((g[c] as number) - (b[c] as number)) <= tol),
-      );
-      expect(near, `${what} ${k}: ${b.join(' ')}`).toBe(true);
-    }
-  }
-}
 
 describe.skipIf(!ready)('bmc label (shipped model, TXL-PBC smears)', () => {
   it('propose writes the detector boxes at its operating point in all five formats, which agree', async () => {
@@ -107,7 +61,7 @@ describe.skipIf(!ready)('bmc label (shipped model, TXL-PBC smears)', () => {
     expect(d.code, d.stderr).toBe(0);
     const results = JSON.parse(await readFile(join(dir, 'detect', 'results.json'), 'utf8'));
     const imgs = JSON.parse(await readFile(join(dir, 'detect', 'images.json'), 'utf8')).images;
-    const ref: Record<string, (string | number)[][]> = {};
+    const ref: Record<string, NamedBox[]> = {};
     for (const im of imgs) ref[im.file_name.split('/').pop()] = [];
     for (const x of results)
       if (x.score >= manifest.threshold) {
@@ -120,21 +74,7 @@ describe.skipIf(!ready)('bmc label (shipped model, TXL-PBC smears)', () => {
       }
     expect(Object.values(ref).flat().length).toBeGreaterThan(10);
 
-    const images = join(b, 'images');
-    const read = {
-      coco: await readCoco(join(b, 'coco.json')),
-      voc: await readVoc(join(b, 'voc')),
-      yolo: await readYolo(join(b, 'yolo')),
-      cvat: await readCvat(join(b, 'cvat.xml')),
-      labelstudio: await readLabelStudio(join(b, 'labelstudio.json'), {
-        imageRoot: images,
-        from: 'predictions',
-      }),
-    };
-    // To a pixel: VOC stores integer pixels (half a pixel off at most); the others within 0.01 px
-    // of the COCO results, which bmc detect rounds to 0.01.
-    for (const [format, ds] of Object.entries(read))
-      expectSame(byName(ds), ref, format === 'voc' ? 0.51 : 0.02, format);
+    await expectBatchAgrees(b, ref);
     const tasks = JSON.parse(await readFile(join(b, 'labelstudio.json'), 'utf8'));
     expect(tasks[0].data.image).toBe(`/data/local-files/?d=batch-00/images/${names[0]}`);
   }, 120_000);

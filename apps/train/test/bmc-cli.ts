@@ -1,0 +1,18 @@
+import { spawn } from 'node:child_process';
+
+const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
+
+/** A stack trace line in a command's output: bad input must be reported without one. */
+export const STACK = /\n\s+at /;
+
+/** Runs bin/bmc.mjs as a user does (BMC_DEBUG off, so errors print as users see them). */
+export function runBmc(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, BMC_DEBUG: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+  });
+}
