@@ -19,11 +19,13 @@ import {
 } from './pipeline/operating-point.js';
 import { type CocoResult, countByClass, toCocoResults } from './pipeline/results.js';
 import { type AppliedScale, applyPixelScale } from './pipeline/scale.js';
-import type { Detection, DetectOptions, DetectResult } from './pipeline/types.js';
+import type { Detection, DetectOptions, DetectResult, RawPixels } from './pipeline/types.js';
 import { classifySlideCells } from './slide/classify-slide.js';
+import { DZI_FILE, writeDeepZoom } from './slide/deep-zoom.js';
 import { detectSlide, type SlideDetectOptions, type SlideResult } from './slide/detect-slide.js';
 import { isSlide, openSlide } from './slide/open.js';
 import { overviewPng, toQuPathGeoJson } from './slide/outputs.js';
+import { glassColour } from './slide/tissue.js';
 
 export interface DetectCommandOptions extends DetectOptions {
   /** Image files, folders (searched recursively) or globs. */
@@ -38,8 +40,11 @@ export interface DetectCommandOptions extends DetectOptions {
   crops?: boolean;
   /** Margin around each crop, as a fraction of the box size. Default 0.1. */
   cropMargin?: number;
-  /** A cell-type classifier (`bmc classify export`): every counted cell gets a type and probability. */
-  classifier?: string;
+  /**
+   * A cell-type classifier (`bmc classify export`): every counted cell gets a type and probability.
+   * A path, or one already loaded (not disposed here).
+   */
+  classifier?: string | CellClassifier;
   /** Below this best-class probability a cell is counted as "unclassified". Default 0.5. */
   classifierThreshold?: number;
   /** onnxruntime threads. Default: all cores. */
@@ -52,6 +57,14 @@ export interface DetectCommandOptions extends DetectOptions {
   slideDownsample?: number;
   /** Slides: skip glass tiles by a tissue mask from a low-resolution level. Default true. */
   tissueMask?: boolean;
+  /**
+   * Slides: also write a Deep Zoom pyramid of the full-resolution slide, `slides/<name>.dz/slide.dzi`
+   * and its `slide_files/`, for the deep-zoom viewer (JPEG tiles; tiles of bare glass are not
+   * written). Default false: the pyramid re-encodes 4/3 of the slide's level-0 pixels as JPEG
+   * tiles, up to ~33,000 files for a 40,000 px square slide, which a lab keeps only for the slides
+   * it reviews on screen.
+   */
+  deepZoom?: boolean;
   /**
    * Detections run elsewhere (`bmc detect --queue`: workers on Redis). Every input is handed over
    * first so workers can start on all of them; each input's result is then awaited in turn and
@@ -95,6 +108,8 @@ export interface ImageSummary {
     tissue: number;
     geojson: string;
     overview: string;
+    /** With `deepZoom`: the folder of the slide's Deep Zoom pyramid and the glass colour shown where no tile was written. */
+    deepZoom?: { dzi: string; glass?: string };
   };
 }
 
@@ -148,13 +163,15 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   const applied = applyPixelScale(meta, opts);
   checkTiling(applied, meta.input.sizeMultiple);
   log(applied.description);
-  const classifierThreshold = opts.classifierThreshold ?? 0.5;
-  const classifier = opts.classifier
-    ? await loadCellClassifier(opts.classifier, classifierThreshold, opts.threads)
-    : undefined;
+  const classifierThreshold =
+    opts.classifierThreshold ?? (typeof opts.classifier === 'object' ? opts.classifier.threshold : 0.5);
+  const classifier =
+    typeof opts.classifier === 'string'
+      ? await loadCellClassifier(opts.classifier, classifierThreshold, opts.threads)
+      : opts.classifier;
   if (classifier)
     log(
-      `classifier ${opts.classifier}: ${classifier.classNames.length} types, ${classifier.cropSize} px crops, below probability ${classifierThreshold} counted as unclassified`,
+      `classifier ${classifier.path}: ${classifier.classNames.length} types, ${classifier.cropSize} px crops, below probability ${classifierThreshold} counted as unclassified`,
     );
   const cellTypes: {
     file: string;
@@ -224,6 +241,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
       : kept;
     await writeFileAtomic(geojson, `${JSON.stringify(toQuPathGeoJson(features))}\n`);
     await writeFileAtomic(overview, await overviewPng(r.thumbnail, r, kept));
+    const dz = opts.deepZoom ? await deepZoom(file, name, r.thumbnail) : undefined;
     results.push(...toCocoResults(r.detections, id));
     log(
       `${file}: slide ${r.width}x${r.height}, level ${r.level.page} (downsample ${r.level.downsample.toFixed(2)}), ` +
@@ -244,9 +262,19 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
         tissue: r.tissue,
         geojson,
         overview,
+        ...(dz
+          ? { deepZoom: { dzi: join(dz.dir, DZI_FILE), ...(dz.glass ? { glass: dz.glass } : {}) } }
+          : {}),
       },
       ...(typed ? { differential: typed.differential, classifyMs: typed.ms } : {}),
     };
+  };
+  /** The slide's Deep Zoom pyramid, glass tiles left out (the glass colour from the thumbnail). */
+  const deepZoom = async (file: string, name: string, thumbnail: RawPixels) => {
+    const glass = glassColour(thumbnail);
+    return writeDeepZoom(file, join(slidesDir, `${name}.dz`), glass ? { glass } : {}).catch((e: unknown) => {
+      throw outputWriteError(e, out) ?? e;
+    });
   };
   /** A slide's counted cells typed from region reads of the level they were detected on. */
   const typeCells = async (file: string, page: number, kept: Detection[], cls: CellClassifier) => {
@@ -356,7 +384,7 @@ export async function detectCommand(opts: DetectCommandOptions): Promise<DetectC
   } finally {
     bar?.stop();
     if (typeof opts.model === 'string') await detector.dispose();
-    await classifier?.dispose();
+    if (typeof opts.classifier === 'string') await classifier?.dispose();
   }
 
   const base = commonBase(files);

@@ -55,6 +55,36 @@ export function hasTissue(m: TissueMask, x: number, y: number, w: number, h: num
   return false;
 }
 
+/**
+ * The colour of the slide's glass: the per-channel median of the low-resolution pixels that the
+ * tissue rule of {@link tissueMask} calls glass. Undefined when none is (a field of tissue only).
+ */
+export function glassColour(
+  thumb: RawPixels,
+  { maxMin = 215, minChroma = 24 } = {},
+): [number, number, number] | undefined {
+  const hist = [new Uint32Array(256), new Uint32Array(256), new Uint32Array(256)];
+  let n = 0;
+  for (let o = 0; o < thumb.width * thumb.height * thumb.channels; o += thumb.channels) {
+    const r = thumb.data[o]!;
+    const g = thumb.data[o + 1]!;
+    const b = thumb.data[o + 2]!;
+    const lo = Math.min(r, g, b);
+    if (lo < maxMin || Math.max(r, g, b) - lo > minChroma) continue;
+    hist[0]![r]!++;
+    hist[1]![g]!++;
+    hist[2]![b]!++;
+    n++;
+  }
+  if (!n) return undefined;
+  const median = (h: Uint32Array) => {
+    let seen = 0;
+    for (let v = 0; v < 256; v++) if ((seen += h[v]!) * 2 >= n) return v;
+    return 255;
+  };
+  return [median(hist[0]!), median(hist[1]!), median(hist[2]!)];
+}
+
 /** Fraction of the mask that is tissue. */
 export function tissueFraction(m: TissueMask): number {
   let n = 0;
