@@ -8,28 +8,21 @@
 // Env: BMC_STEP_ITERS (timed steps, default 3), BMC_STEP_TORCH=thesis|both|none (default thesis),
 // BMC_STEP_TORCH_ITERS (default 2), BMC_STEP_PROFILE=0 skips the profiled step, BMC_STEP_SIZE (512),
 // BMC_STEP_BATCH (2), BMC_STEP_MICRO (images per forward/backward, default 1; 0 = whole batch).
-import { execSync } from 'node:child_process';
-import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { createAssigner } from '@bmc/assigners';
 import { report, runPython, torchAvailable } from '@bmc/bench-utils';
-import { initBackend } from '@bmc/core/backend';
-import { describeEngine, installEngineKernels, registerMissingWasmKernels } from '@bmc/engine';
-import { buildDetector, detectionLoss } from '@bmc/heads-iou';
+import { describeEngine, installEngineKernels } from '@bmc/engine';
+import { detectionLoss } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
 import {
   assignBatch,
   clipGradNorm,
-  createOptimizer,
   headOutputs,
-  loadConfig,
-  lossOptions,
-  ReplicaPool,
   threadsPerReplica,
-  toDetectorConfig,
   trainableParams,
   trainStep,
 } from '../dist/index.js';
+import { uptime } from './machine.mjs';
+import { median, randomBatch, startWasm, thesisStepContext, timeReplicaSteps } from './step-setup.mjs';
 
 // Micro-batches of one image by default, as the thesis preset trains (tfjs-wasm's heap is capped at 4 GiB;
 // one 512x512 image of a lean step grows it to ~1.1 GiB, bench/memory.bench.mjs).
@@ -43,71 +36,18 @@ const ITERS = Number(process.env.BMC_STEP_ITERS ?? 3);
 const TORCH = process.env.BMC_STEP_TORCH ?? 'thesis';
 const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
 const PROFILE = process.env.BMC_STEP_PROFILE !== '0';
-const uptime = () => {
-  try {
-    return execSync('uptime', { encoding: 'utf8' }).trim();
-  } catch {
-    return `loadavg ${loadavg().map((l) => l.toFixed(2))}`;
-  }
-};
 
-const backend = await initBackend({ preference: 'wasm' });
-if (backend.name !== 'wasm') throw new Error(`detector-step bench: wanted wasm, got ${backend.name}`);
-registerMissingWasmKernels();
+const backend = await startWasm('detector-step bench');
 installEngineKernels({ backend: 'wasm' });
-tf.env().set('IS_TEST', false);
 console.log(`backend ${backend.name}; engine: ${describeEngine().summary}`);
 
-const config = loadConfig({ preset: 'thesis' });
-// The trainer's own model from the thesis preset (what replicas build too).
-const detector = buildDetector(toDetectorConfig(config, 1));
-const ctx = {
-  model: detector.model,
-  assigner: createAssigner({ type: 'ota' }),
-  anchors: detector.anchorsFor(SIZE, SIZE),
-  strides: detector.strides,
-  numClasses: 1,
-  loss: lossOptions(config),
-  optimizer: createOptimizer(config),
-  clipGradNorm: config.optim.clipGradNorm,
-  microBatch: MICRO,
-};
+const { config, ctx } = thesisStepContext(SIZE, MICRO);
 const params = trainableParams(ctx.model);
 console.log(
   `thesis: ${ctx.model.countParams()} params, ${params.reduce((s, p) => s + p.variable.size, 0)} trainable, ${ctx.anchors.boxes.length / 4} anchors`,
 );
 
-// Random input and 3 random GT boxes per image (fixed seed: the same batch every step).
-let seed = 1;
-const rand = () => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed / 2 ** 31;
-};
-const images = new Float32Array(BATCH * SIZE * SIZE * 3).map(() => rand() * 2 - 1);
-const boxes = [];
-const labels = [];
-for (let b = 0; b < BATCH; b++) {
-  const bx = new Float32Array(12);
-  for (let g = 0; g < 3; g++) {
-    const w = 32 + rand() * 160;
-    const h = 32 + rand() * 160;
-    const x = rand() * (SIZE - w);
-    const y = rand() * (SIZE - h);
-    bx.set([x, y, x + w, y + h], g * 4);
-  }
-  boxes.push(bx);
-  labels.push(new Int32Array(3));
-}
-const batch = {
-  images,
-  batchSize: BATCH,
-  width: SIZE,
-  height: SIZE,
-  boxes,
-  labels,
-  ids: boxes.map((_, i) => i),
-  indices: boxes.map((_, i) => i),
-};
+const batch = randomBatch(SIZE, BATCH);
 const LR = 1e-4;
 const wasmHeapBytes = () => tf.backend().wasm?.HEAPU8?.buffer.byteLength ?? Number.NaN;
 
@@ -186,7 +126,7 @@ for (let i = 0; i < ITERS; i++) {
   console.log(`step ${i + 1}: ${ms.toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives)`);
 }
 const leaked = tf.memory().numTensors - before;
-const medianMs = [...steps].sort((a, b) => a - b)[steps.length >> 1];
+const medianMs = median(steps);
 console.log(`load after ours: ${uptime()}`);
 
 // The same steps with data-parallel replicas (run.replicas): the batch split across worker threads.
@@ -194,29 +134,16 @@ let replicaRun;
 if (REPLICAS > 1 && BATCH > 1) {
   const threads = threadsPerReplica(REPLICAS);
   installEngineKernels({ backend: 'wasm', threads });
-  const pool = await ReplicaPool.start(ctx.model, { config, numClasses: 1, replicas: REPLICAS, threads });
-  console.log(`\n${pool.size} replicas, ${threads} onnxruntime thread(s) each; load before: ${uptime()}`);
-  await pool.step(ctx, batch, LR);
-  const mainBefore = tf.memory().numTensors;
-  const workerBefore = [...pool.workerTensors];
-  const times = [];
-  for (let i = 0; i < ITERS; i++) {
-    const t0 = performance.now();
-    const r = await pool.step(ctx, batch, LR);
-    times.push(performance.now() - t0);
-    console.log(
-      `replicas step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives)`,
-    );
-  }
-  replicaRun = {
-    replicas: pool.size,
+  replicaRun = await timeReplicaSteps({
+    ctx,
+    batch,
+    lr: LR,
+    config,
+    replicas: REPLICAS,
     threads,
-    ms: [...times].sort((a, b) => a - b)[times.length >> 1],
-    times,
-    leakedMain: tf.memory().numTensors - mainBefore,
-    leakedWorkers: pool.workerTensors.map((n, i) => n - workerBefore[i]),
-  };
-  await pool.close();
+    iters: ITERS,
+    say: console.log,
+  });
   installEngineKernels({ backend: 'wasm' });
   console.log(`load after replicas: ${uptime()}`);
 }

@@ -11,14 +11,12 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { chooseLayoutV1, registerV1Kernels } from './layout-v1.mjs';
+import { chooseLayoutV1, kernelGeometry, registerV1Kernels } from './layout-v1.mjs';
 import { machineInfo, peakFlops, uptime } from './machine.mjs';
+import { randomBatch, startWasm, thesisStepContext } from './step-setup.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const train = await import('../dist/index.js');
-const heads = await import('@bmc/heads-iou');
-const assigners = await import('@bmc/assigners');
-const { initBackend } = await import('@bmc/core/backend');
 const engine = await import('@bmc/engine');
 
 const SIZE = Number(process.env.BMC_PROFILE_SIZE ?? 512);
@@ -80,15 +78,12 @@ console.log(`fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s: ${peak.how}`);
 const loadStart = uptime();
 console.log(`load before: ${loadStart}`);
 
-const backend = await initBackend({ preference: 'wasm' });
-if (backend.name !== 'wasm') throw new Error(`step-profile: wanted wasm, got ${backend.name}`);
-engine.registerMissingWasmKernels();
+await startWasm('step-profile');
 // 'v1': the graph forms of a0f647d (bench/layout-v1.mjs), for a before/after profile.
 const handle =
   LAYOUT === 'v1'
     ? registerV1Kernels({ threads: THREADS })
     : engine.installEngineKernels({ backend: 'wasm', threads: THREADS, layout: LAYOUT });
-tf.env().set('IS_TEST', false);
 console.log(engine.describeEngine().summary);
 
 // Wrap the four convolution kernels with a clock keyed by kind and geometry.
@@ -105,38 +100,8 @@ for (const name of Object.keys(KINDS)) {
   const k = tf.getKernel(name, 'wasm');
   const inner = k.kernelFunc;
   const wrapped = (args) => {
-    const { inputs, attrs } = args;
-    let g;
-    if (name === 'Conv2DBackpropInput') {
-      g = engine.convGeometry(
-        attrs.inputShape,
-        inputs.filter.shape,
-        attrs.strides,
-        1,
-        attrs.pad,
-        attrs.dimRoundingMode,
-      );
-    } else if (name === 'Conv2DBackpropFilter') {
-      g = engine.convGeometry(
-        inputs.x.shape,
-        attrs.filterShape,
-        attrs.strides,
-        1,
-        attrs.pad,
-        attrs.dimRoundingMode,
-      );
-    } else {
-      g = engine.convGeometry(
-        inputs.x.shape,
-        inputs.filter.shape,
-        attrs.strides,
-        attrs.dilations ?? 1,
-        attrs.pad,
-        attrs.dimRoundingMode,
-      );
-    }
+    const { kind: longKind, g } = kernelGeometry(name, args.inputs, args.attrs);
     const kind = KINDS[name];
-    const longKind = kind === 'forward' ? 'forward' : kind === 'dx' ? 'backpropInput' : 'backpropFilter';
     const layout =
       LAYOUT === 'auto'
         ? engine.chooseLayout(longKind, g)
@@ -163,43 +128,8 @@ for (const name of Object.keys(KINDS)) {
   });
 }
 
-const config = train.loadConfig({ preset: 'thesis' });
-const detector = heads.buildDetector(train.toDetectorConfig(config, 1));
-const ctx = {
-  model: detector.model,
-  assigner: assigners.createAssigner({ type: 'ota' }),
-  anchors: detector.anchorsFor(SIZE, SIZE),
-  strides: detector.strides,
-  numClasses: 1,
-  loss: train.lossOptions(config),
-  optimizer: train.createOptimizer(config),
-  clipGradNorm: config.optim.clipGradNorm,
-  microBatch: 1,
-};
-let seed = 1;
-const rand = () => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed / 2 ** 31;
-};
-const images = new Float32Array(SIZE * SIZE * 3).map(() => rand() * 2 - 1);
-const bx = new Float32Array(12);
-for (let g = 0; g < 3; g++) {
-  const w = 32 + rand() * 160;
-  const h = 32 + rand() * 160;
-  const x = rand() * (SIZE - w);
-  const y = rand() * (SIZE - h);
-  bx.set([x, y, x + w, y + h], g * 4);
-}
-const batch = {
-  images,
-  batchSize: 1,
-  width: SIZE,
-  height: SIZE,
-  boxes: [bx],
-  labels: [new Int32Array(3)],
-  ids: [0],
-  indices: [0],
-};
+const { ctx } = thesisStepContext(SIZE, 1);
+const batch = randomBatch(SIZE, 1);
 
 // Forward vs backward: the first gradient kernel call marks the start of the backward pass.
 const origDx = tf.getKernel('Conv2DBackpropInput', 'wasm').kernelFunc;

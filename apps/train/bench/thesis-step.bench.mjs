@@ -21,12 +21,10 @@ import { report, runPython, torchAvailable } from '@bmc/bench-utils';
 import * as tf from '@tensorflow/tfjs';
 import { registerV1Kernels } from './layout-v1.mjs';
 import { machineInfo, peakFlops, uptime } from './machine.mjs';
+import { median, randomBatch, startWasm, thesisStepContext, timeReplicaSteps } from './step-setup.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const train = await import('../dist/index.js');
-const heads = await import('@bmc/heads-iou');
-const assigners = await import('@bmc/assigners');
-const { initBackend } = await import('@bmc/core/backend');
 const engine = await import('@bmc/engine');
 
 const SIZE = Number(process.env.BMC_STEP_SIZE ?? 512);
@@ -51,53 +49,10 @@ const say = (s) => {
 say(`${machine.model}, ${machine.cpus} CPUs; features ${JSON.stringify(machine.features)}`);
 say(`fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s: ${peak.how}`);
 
-const backend = await initBackend({ preference: 'wasm' });
-if (backend.name !== 'wasm') throw new Error(`step bench: wanted wasm, got ${backend.name}`);
-engine.registerMissingWasmKernels();
-tf.env().set('IS_TEST', false);
+await startWasm('step bench');
 
-const config = train.loadConfig({ preset: 'thesis' });
-const detector = heads.buildDetector(train.toDetectorConfig(config, 1));
-const ctx = {
-  model: detector.model,
-  assigner: assigners.createAssigner({ type: 'ota' }),
-  anchors: detector.anchorsFor(SIZE, SIZE),
-  strides: detector.strides,
-  numClasses: 1,
-  loss: train.lossOptions(config),
-  optimizer: train.createOptimizer(config),
-  clipGradNorm: config.optim.clipGradNorm,
-  microBatch: 1,
-};
-// Random input and 3 random GT boxes per image (fixed seed: the same batch every step and variant).
-let seed = 1;
-const rand = () => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed / 2 ** 31;
-};
-const images = new Float32Array(BATCH * SIZE * SIZE * 3).map(() => rand() * 2 - 1);
-const boxes = [];
-for (let b = 0; b < BATCH; b++) {
-  const bx = new Float32Array(12);
-  for (let g = 0; g < 3; g++) {
-    const w = 32 + rand() * 160;
-    const h = 32 + rand() * 160;
-    const x = rand() * (SIZE - w);
-    const y = rand() * (SIZE - h);
-    bx.set([x, y, x + w, y + h], g * 4);
-  }
-  boxes.push(bx);
-}
-const batch = {
-  images,
-  batchSize: BATCH,
-  width: SIZE,
-  height: SIZE,
-  boxes,
-  labels: boxes.map(() => new Int32Array(3)),
-  ids: boxes.map((_, i) => i),
-  indices: boxes.map((_, i) => i),
-};
+const { config, ctx } = thesisStepContext(SIZE, 1);
+const batch = randomBatch(SIZE, BATCH);
 const LR = 1e-4;
 const first = train.sliceBatch(batch, 0, 1);
 
@@ -118,7 +73,7 @@ function timeSteps(label) {
   const leaked = tf.memory().numTensors - before;
   const load = uptime();
   say(`  load after: ${load}; leaked tensors ${leaked}`);
-  return { ms: [...times].sort((a, b) => a - b)[times.length >> 1], times, leaked, loadAfter: load };
+  return { ms: median(times), times, leaked, loadAfter: load };
 }
 
 function torchRun() {
@@ -174,32 +129,16 @@ let replicas;
 if (REPLICAS > 1 && !CPU_CLOCK) {
   const threads = train.threadsPerReplica(REPLICAS);
   engine.installEngineKernels({ backend: 'wasm', threads });
-  const pool = await train.ReplicaPool.start(ctx.model, {
+  replicas = await timeReplicaSteps({
+    ctx,
+    batch,
+    lr: LR,
     config,
-    numClasses: 1,
     replicas: REPLICAS,
     threads,
+    iters: ITERS,
+    say,
   });
-  say(`\n${pool.size} replicas, ${threads} onnxruntime thread(s) each; load before: ${uptime()}`);
-  await pool.step(ctx, batch, LR);
-  const mainBefore = tf.memory().numTensors;
-  const workerBefore = [...pool.workerTensors];
-  const times = [];
-  for (let i = 0; i < ITERS; i++) {
-    const t0 = performance.now();
-    const r = await pool.step(ctx, batch, LR);
-    times.push(performance.now() - t0);
-    say(`  replicas step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)})`);
-  }
-  replicas = {
-    replicas: pool.size,
-    threads,
-    ms: [...times].sort((a, b) => a - b)[times.length >> 1],
-    times,
-    leakedMain: tf.memory().numTensors - mainBefore,
-    leakedWorkers: pool.workerTensors.map((n, i) => n - workerBefore[i]),
-  };
-  await pool.close();
   replicas.loadAfter = uptime();
   say(`  load after: ${replicas.loadAfter}`);
 }
