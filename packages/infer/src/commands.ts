@@ -89,6 +89,11 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
     )
     .option('--no-tissue-mask', 'slides: run every tile, glass included')
     .option(
+      '--deep-zoom',
+      'slides: also write a Deep Zoom pyramid (slides/<name>.dz/slide.dzi, JPEG tiles, bare glass left out) for the deep-zoom viewer',
+      false,
+    )
+    .option(
       '--queue <url>',
       'run the detections on bmc workers through Redis (redis://host:port): slides as tile jobs, images as one job each',
     )
@@ -134,6 +139,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
         progress: o.progress === false ? false : undefined,
         slideDownsample: o.slideDownsample,
         tissueMask: o.tissueMask,
+        deepZoom: o.deepZoom,
         ...(remote ? { remote } : {}),
       }).finally(() => remote?.close());
       if (res.processed.length === 0) process.exitCode = 1;
@@ -216,6 +222,11 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
       '.',
     )
     .option('--max-slide-mb <mb>', 'with --queue: largest uploaded slide in MiB', num(1), 8192)
+    .option(
+      '--deep-zoom',
+      "with --queue: write each slide job's Deep Zoom pyramid, opened by the deep-zoom viewer (/slide.html)",
+      false,
+    )
     .action(async (o) => {
       const { createServer } = await import('./server.js');
       const server = await createServer({
@@ -247,6 +258,7 @@ export function registerInferCommands(program: Command, options: InferCommandOpt
                 dir: o.jobsDir,
                 slideRoot: o.slideRoot,
                 maxUploadBytes: Math.round(o.maxSlideMb * 1024 * 1024),
+                deepZoom: o.deepZoom,
               },
             }
           : {}),

@@ -77,7 +77,7 @@ export interface ServerOptions {
   /** With a classifier: cells whose best type is less probable are counted as unclassified. Default 0.5. */
   classifierThreshold?: number;
   /** Slide jobs on bmc workers through Redis (`POST /v1/jobs`, see jobs/routes.ts). */
-  jobs?: Omit<JobRoutesOptions, 'detector' | 'detect'>;
+  jobs?: Omit<JobRoutesOptions, 'detector' | 'detect' | 'classifier' | 'viewerPage'>;
   /** fastify logger: true for JSON logs on stdout (default), false for none, or pino options. */
   logger?: FastifyServerOptions['logger'];
 }
@@ -420,16 +420,20 @@ export async function createServer(opts: ServerOptions): Promise<InferServer> {
     return { ...json, threshold, ...(classifier && calls ? withCellTypes(json, calls, classifier) : {}) };
   });
 
+  const viewerDir = resolve(opts.viewerDir ?? defaultViewerDir());
+  const serveViewer = opts.viewer ?? existsSync(join(viewerDir, 'index.html'));
   // Loaded only with a queue: BullMQ and ioredis stay out of a plain service.
   if (opts.jobs)
     await (await import('./jobs/routes.js')).registerJobRoutes(app, {
       ...opts.jobs,
       detector,
       detect: opts.detect,
+      // Slide jobs type their cells with the service's classifier, as POST /v1/detect does.
+      ...(classifier ? { classifier } : {}),
+      viewerPage: serveViewer,
     });
 
-  const viewerDir = resolve(opts.viewerDir ?? defaultViewerDir());
-  if (opts.viewer ?? existsSync(join(viewerDir, 'index.html'))) {
+  if (serveViewer) {
     app.get('/*', async (req, reply) => {
       // The router has already percent-decoded the path (decoding again would fail on a literal '%').
       const url = (req.params as { '*': string })['*'] || 'index.html';

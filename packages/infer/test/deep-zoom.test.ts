@@ -1,11 +1,13 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, truncate } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSmearSlide } from '@bmc/data';
+import { redisServerPath, startRedis, type TestRedis } from '@bmc/test-utils/redis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectCommand } from '../src/detect-command.js';
+import { createServer, type InferServer } from '../src/server.js';
 import { DZI_FILE, DZI_TILES, writeDeepZoom } from '../src/slide/deep-zoom.js';
 import { TINY_MODEL } from './helpers.js';
 
@@ -188,5 +190,134 @@ describe('Deep Zoom pyramid of a slide', () => {
     });
     expect(plain.processed[0]!.slide!.deepZoom).toBeUndefined();
     expect(readdirSync(join(dir, 'plain', 'slides')).sort()).toEqual(['slide.geojson', 'slide.overview.png']);
+  });
+});
+
+const HAS_REDIS = redisServerPath() !== undefined;
+if (!HAS_REDIS)
+  console.warn(
+    'deep-zoom job route tests skipped: redis-server is not installed (apt-get install -y redis-server)',
+  );
+
+describe.skipIf(!HAS_REDIS)('bmc serve --queue --deep-zoom: the job routes serve the pyramid', () => {
+  let redis: TestRedis | undefined;
+  let server: InferServer;
+  let base: string;
+  const id = '0123456789abcdef'.repeat(2);
+  let dz: string;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    if (!redis) throw new Error('redis-server did not start');
+    const jobs = join(dir, 'service');
+    // A finished slide job as the service leaves it: the outputs of `bmc detect --deep-zoom` in
+    // jobs/<id>/ and the job's record (no worker needed to serve what is done).
+    const out = join(jobs, 'jobs', id);
+    const res = await detectCommand({
+      inputs: [slide],
+      model: TINY_MODEL,
+      out,
+      deepZoom: true,
+      annotate: false,
+      progress: false,
+      threads: 1,
+      log: () => {},
+    });
+    const p = res.processed[0]!;
+    dz = join(out, 'slides', 'slide.dz');
+    await writeFile(
+      join(out, 'job.json'),
+      JSON.stringify({
+        id,
+        file: slide,
+        status: 'done',
+        submittedAt: new Date().toISOString(),
+        progress: { done: p.tiles, total: p.tiles },
+        result: {
+          width: p.width,
+          height: p.height,
+          count: p.count,
+          counts: p.counts,
+          tiles: p.tiles,
+          deepZoom: { glass: '#f2f0f1' },
+        },
+      }),
+    );
+    server = await createServer({
+      model: TINY_MODEL,
+      port: 0,
+      logger: false,
+      viewer: false,
+      threads: 1,
+      jobs: { url: redis.url, dir: jobs, slideRoot: dir, maxUploadBytes: 1 << 20, deepZoom: true },
+    });
+    base = await server.listen();
+  });
+  afterAll(async () => {
+    await server?.close();
+    await redis?.stop();
+  });
+
+  it('returns the descriptor and tiles of a job, 404 for a glass tile, and nothing outside the pyramid', async () => {
+    const job = await (await fetch(`${base}/v1/jobs/${id}`)).json();
+    expect(job.links.dzi).toBe(`/v1/jobs/${id}/slide.dzi`);
+    expect(job.links.viewer).toBeUndefined(); // this service serves no viewer (viewer: false)
+    const dzi = await fetch(`${base}/v1/jobs/${id}/slide.dzi`);
+    expect(dzi.status).toBe(200);
+    expect(dzi.headers.get('content-type')).toMatch(/^application\/xml/);
+    expect(await dzi.text()).toBe(readFileSync(join(dz, DZI_FILE), 'utf8'));
+    const tile = await fetch(`${base}/v1/jobs/${id}/slide_files/12/5_4.jpeg`);
+    expect(tile.status).toBe(200);
+    expect(tile.headers.get('content-type')).toBe('image/jpeg');
+    expect(
+      Buffer.from(await tile.arrayBuffer()).equals(readFileSync(join(dz, DZI_TILES, '12', '5_4.jpeg'))),
+    ).toBe(true);
+    // A lower level, whole: the slide in one tile.
+    expect((await fetch(`${base}/v1/jobs/${id}/slide_files/8/0_0.jpeg`)).status).toBe(200);
+    // Bare glass was never written; a tile past the grid does not exist either.
+    expect((await fetch(`${base}/v1/jobs/${id}/slide_files/12/0_0.jpeg`)).status).toBe(404);
+    expect((await fetch(`${base}/v1/jobs/${id}/slide_files/12/99_99.jpeg`)).status).toBe(404);
+    // Traversal, encoded or not, and anything that is not <level>/<column>_<row>.jpeg: refused,
+    // never a file's bytes.
+    const secret = readFileSync(join(dir, 'service', 'jobs', id, 'job.json'), 'utf8');
+    for (const path of [
+      `/v1/jobs/${id}/slide_files/..%2F..%2F..%2Fjob.json`,
+      `/v1/jobs/${id}/slide_files/12/..%2F..%2F..%2F..%2Fjob.json`,
+      `/v1/jobs/${id}/slide_files/%2E%2E/job.json`,
+      `/v1/jobs/${id}/slide_files/12/5_4.jpeg%00.json`,
+      `/v1/jobs/${id}/slide_files/12/vips-properties.xml`,
+      `/v1/jobs/${id}/slide_files/12/5_4.png`,
+      `/v1/jobs/${id}/slide_files/-1/0_0.jpeg`,
+      `/v1/jobs/..%2F..%2Fjobs%2F${id}/slide.dzi`,
+      `/v1/jobs/${id}/..%2Fjob.json`,
+      `/v1/jobs/${id}/slide_files/12/../../job.json`,
+    ]) {
+      const res = await fetch(`${base}${path}`);
+      const body = await res.text();
+      expect([400, 404], `${path}: ${res.status}`).toContain(res.status);
+      expect(body).not.toContain(secret.slice(0, 40));
+    }
+  });
+
+  it('a job without a pyramid (done before --deep-zoom) answers 404 with the reason', async () => {
+    const other = 'fedcba9876543210'.repeat(2);
+    const out = join(dir, 'service', 'jobs', other);
+    await mkdir(out, { recursive: true });
+    await writeFile(
+      join(out, 'job.json'),
+      JSON.stringify({
+        id: other,
+        file: slide,
+        status: 'done',
+        submittedAt: '',
+        progress: { done: 1, total: 1 },
+        result: { width: W, height: H, count: 0, counts: {}, tiles: 1 },
+      }),
+    );
+    const job = await (await fetch(`${base}/v1/jobs/${other}`)).json();
+    expect(job.links.dzi).toBeUndefined();
+    const res = await fetch(`${base}/v1/jobs/${other}/slide.dzi`);
+    expect(res.status).toBe(404);
+    expect((await res.json()).error).toBe(`job ${other} has no slide.dzi`);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * `GET /jobs`: a page to submit a slide (a path on the server or an upload), watch its tiles
  * finish, and open its overview with the detections drawn (plus the COCO results and the QuPath
- * GeoJSON). Self-contained, no build step: the service's other viewer runs models in the browser;
- * this one only talks to the job routes.
+ * GeoJSON), or, when the service writes Deep Zoom pyramids (`--deep-zoom`), the slide itself in
+ * the deep-zoom viewer (`/slide.html`, part of the built viewer). Self-contained, no build step:
+ * this page only talks to the job routes.
  */
 export const JOBS_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bmc slide jobs</title>
@@ -38,6 +39,10 @@ function show(job) {
   status.append(line, bar);
   if (job.status === 'done') {
     const links = document.createElement('p');
+    if (job.links.viewer) {
+      const a = document.createElement('a'); a.href = job.links.viewer; a.id = 'open-viewer';
+      a.textContent = 'Open the slide in the deep-zoom viewer'; links.append(a, ' | ');
+    }
     for (const [name, href] of [['COCO results', job.links.results], ['QuPath GeoJSON', job.links.geojson]]) {
       const a = document.createElement('a'); a.href = href; a.textContent = name; a.download = '';
       links.append(a, ' ');

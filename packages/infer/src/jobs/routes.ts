@@ -2,11 +2,14 @@ import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { DifferentialCount } from '@bmc/classify';
 import { writeFileAtomic } from '@bmc/data';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { CellClassifier } from '../cell-classifier.js';
 import { type DetectCommandResult, detectCommand } from '../detect-command.js';
 import type { Detector } from '../model.js';
 import type { DetectOptions } from '../pipeline/types.js';
+import { DZI_FILE, DZI_TILES } from '../slide/deep-zoom.js';
 import { checkRedis, safeUrl } from './connection.js';
 import { JOBS_PAGE } from './page.js';
 import { type QueueDetection, queueDetection } from './submit.js';
@@ -24,6 +27,12 @@ export interface JobRoutesOptions {
   detector: Detector;
   /** The service's detection settings (tile size, resize), applied to every job. */
   detect?: DetectOptions;
+  /** Write each slide's Deep Zoom pyramid (`GET /v1/jobs/:id/slide.dzi`, the deep-zoom viewer). */
+  deepZoom?: boolean;
+  /** The service's cell-type classifier: each slide's cells typed, its differential in the job. */
+  classifier?: CellClassifier;
+  /** The built viewer is served (`/slide.html`, the deep-zoom viewer, is linked from jobs). */
+  viewerPage?: boolean;
 }
 
 type Status = 'running' | 'done' | 'failed';
@@ -43,8 +52,16 @@ interface JobRecord {
     counts: Record<string, number>;
     tiles: number;
     tilesSkipped?: number;
+    /** With a classifier: the slide's differential count. */
+    differential?: DifferentialCount;
+    /** With deep zoom: the glass colour to show where no tile was written (glass). */
+    deepZoom?: { glass?: string };
   };
 }
+
+/** A Deep Zoom tile's path below `slide_files/`: `<level>/<column>_<row>.jpeg`, nothing else. */
+const DZ_LEVEL = /^\d{1,2}$/;
+const DZ_TILE = /^\d{1,6}_\d{1,6}\.jpeg$/;
 
 const SAFE_NAME = /[^\w.-]+/g;
 
@@ -57,7 +74,10 @@ const SAFE_NAME = /[^\w.-]+/g;
  *   slide again returns the same job.
  * - `GET /v1/jobs/:id`: status (`running`, `done`, `failed`), tiles done of total, counts when done.
  * - `GET /v1/jobs/:id/results` (COCO results JSON), `/geojson` (QuPath), `/overview.png`.
- * - `GET /jobs`: a page that submits a slide, shows its progress and opens its overview.
+ * - With `deepZoom`: `GET /v1/jobs/:id/slide.dzi` (the Deep Zoom descriptor) and
+ *   `/slide_files/<level>/<column>_<row>.jpeg` (its tiles; 404 for glass tiles, never written).
+ * - `GET /jobs`: a page that submits a slide, shows its progress and opens its overview, or the
+ *   deep-zoom viewer (`/slide.html#<id>`, from the built viewer) when the job has a pyramid.
  * A job's record is written next to its outputs, so finished jobs outlive a service restart (a
  * job that was running then is reported failed; posting it again resumes from its finished tiles).
  */
@@ -67,6 +87,12 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
   const root = await realpath(resolve(opts.slideRoot));
   const store = join(dir, 'tiles');
   const model = await modelHash(opts.detector.path);
+  const cls = opts.classifier;
+  // Ids of jobs without these options stay what they were: their finished jobs are still found.
+  const outputsKey = {
+    ...(opts.deepZoom ? { deepZoom: 1 } : {}),
+    ...(cls ? { classifier: await modelHash(cls.path), classifierThreshold: cls.threshold } : {}),
+  };
   const jobs = new Map<string, JobRecord>();
   const running = new Set<QueueDetection>();
   const recordFile = (id: string) => join(dir, 'jobs', id, 'job.json');
@@ -96,6 +122,7 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
       input: await fileIdentity(file),
       model,
       detect: opts.detect ?? {},
+      ...outputsKey,
     });
     const known = await lookup(id);
     if (known && known.status !== 'failed') return known;
@@ -128,6 +155,8 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
       out: join(dir, 'jobs', id),
       annotate: false,
       progress: false,
+      deepZoom: opts.deepZoom,
+      ...(cls ? { classifier: cls } : {}),
       remote,
       log: (line) => app.log.info({ job: id }, line),
     })
@@ -142,6 +171,10 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
           counts: p.counts,
           tiles: p.tiles,
           ...(p.slide ? { tilesSkipped: p.slide.tilesSkipped } : {}),
+          ...(p.differential ? { differential: p.differential } : {}),
+          ...(p.slide?.deepZoom
+            ? { deepZoom: p.slide.deepZoom.glass ? { glass: p.slide.deepZoom.glass } : {} }
+            : {}),
         };
       })
       .catch((e: Error) => {
@@ -169,6 +202,8 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
       results: `/v1/jobs/${r.id}/results`,
       geojson: `/v1/jobs/${r.id}/geojson`,
       overview: `/v1/jobs/${r.id}/overview.png`,
+      ...(r.result?.deepZoom ? { dzi: `/v1/jobs/${r.id}/${DZI_FILE}` } : {}),
+      ...(r.result?.deepZoom && opts.viewerPage ? { viewer: `/slide.html#${r.id}` } : {}),
     },
   });
 
@@ -237,7 +272,13 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
       return view(r);
     });
 
-    const output = async (id: string, reply: FastifyReply, pick: (r: JobRecord) => string, type: string) => {
+    const output = async (
+      id: string,
+      reply: FastifyReply,
+      pick: (r: JobRecord) => string,
+      type: string,
+      cache?: string,
+    ) => {
       const r = await lookup(id);
       if (!r) return reply.status(404).send({ error: 'no such job' });
       if (r.status !== 'done')
@@ -248,6 +289,7 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
       // Only slides have a GeoJSON and an overview (an ordinary image's job has results only).
       if (!bytes) return reply.status(404).send({ error: `job ${id} has no ${basename(pick(r))}` });
       reply.type(type);
+      if (cache) reply.header('Cache-Control', cache);
       return bytes;
     };
     const stem = (r: JobRecord) => basename(r.file, extname(r.file)).replace(SAFE_NAME, '_') || 'image';
@@ -270,6 +312,30 @@ export async function registerJobRoutes(app: FastifyInstance, opts: JobRoutesOpt
         'image/png',
       ),
     );
+    // The pyramid is the job's (its id is the slide's identity and the settings): it never changes.
+    const immutable = 'private, max-age=86400, immutable';
+    scope.get(`/v1/jobs/:id/${DZI_FILE}`, (req, reply) =>
+      output(
+        (req.params as { id: string }).id,
+        reply,
+        (r) => join('slides', `${stem(r)}.dz`, DZI_FILE),
+        'application/xml',
+        immutable,
+      ),
+    );
+    scope.get(`/v1/jobs/:id/${DZI_TILES}/:level/:tile`, (req, reply) => {
+      const { id, level, tile } = req.params as { id: string; level: string; tile: string };
+      // Digits and one fixed suffix only: no separator, no '..', nothing outside the pyramid.
+      if (!DZ_LEVEL.test(level) || !DZ_TILE.test(tile))
+        return reply.status(400).send({ error: `not a deep-zoom tile: ${level}/${tile}` });
+      return output(
+        id,
+        reply,
+        (r) => join('slides', `${stem(r)}.dz`, DZI_TILES, level, tile),
+        'image/jpeg',
+        immutable,
+      );
+    });
   });
 
   app.addHook('onClose', async () => {
