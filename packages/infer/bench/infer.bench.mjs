@@ -15,12 +15,12 @@
 //
 // pnpm bench [-- --size 512 --presets tiny,baseline,thesis --rounds 5 --requests 400 --heavy-requests 16
 //              --ap-images 94 --calibration-images 50 --out bench/measured/infer.json]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { medianMs, PYTHON, report, torchAvailable } from '@bmc/bench-utils';
+import { loadAverage, machineRecord, medianMs, PYTHON, report, torchAvailable } from '@bmc/bench-utils';
 import { encodePng, generateSmear, readYolo, writeFileAtomic } from '@bmc/data';
 import { readBmcMetadata } from '@bmc/export/metadata';
 import { evaluateCoco } from '@bmc/metrics';
@@ -45,20 +45,7 @@ const HEAVY_REQUESTS = Number(arg('heavy-requests', '16'));
 const THREADS = Math.min(2, availableParallelism());
 const TINY = join(here, '..', 'test', 'fixtures', 'tiny-detector.onnx');
 
-const lscpu = (() => {
-  try {
-    return execFileSync('lscpu', { encoding: 'utf8' });
-  } catch {
-    return '';
-  }
-})();
-const machine = {
-  cpu: /Model name:\s*(.*)/.exec(lscpu)?.[1]?.trim() ?? 'unknown',
-  flags: /Flags:\s*(.*)/.exec(lscpu)?.[1]?.trim() ?? '',
-  cores: availableParallelism(),
-  node: process.version,
-  loadavgAtStart: loadavg().map((l) => +l.toFixed(2)),
-};
+const machine = machineRecord();
 const started = new Date().toISOString();
 
 const rows = [];
@@ -518,7 +505,7 @@ const result = {
   started,
   date: new Date().toISOString(),
   command: `node packages/infer/bench/infer.bench.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  machine: { ...machine, loadavgAtEnd: loadavg().map((l) => +l.toFixed(2)) },
+  machine: { ...machine, loadavgAtEnd: loadAverage() },
   onnxruntime: `onnxruntime-node 1.30.0, ${THREADS} intra-op threads, graph optimisation 'all'; PyTorch with ${THREADS} threads`,
   goals,
   speed,

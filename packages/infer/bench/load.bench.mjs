@@ -17,14 +17,14 @@
 //   [--out bench/measured/load-settings.json]; a setting may also name `model=<file>`.
 // Percentiles are over the answers received within each run; requests still waiting when a run
 // ends are counted as unansweredAtEnd.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { report } from '@bmc/bench-utils';
+import { loadAverage, machineRecord, report } from '@bmc/bench-utils';
 import { encodePng, generateSmear } from '@bmc/data';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,21 +46,7 @@ const OUT = arg('out', join(here, 'measured', SETTINGS.length ? 'load-settings.j
 const IMAGE = arg('image', '');
 const THREADS = Math.min(2, availableParallelism());
 
-const sh = (cmd, args) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8' });
-  } catch {
-    return '';
-  }
-};
-const lscpu = sh('lscpu', []);
-const machine = {
-  cpu: /Model name:\s*(.*)/.exec(lscpu)?.[1]?.trim() ?? 'unknown',
-  flags: /Flags:\s*(.*)/.exec(lscpu)?.[1]?.trim() ?? '',
-  cores: availableParallelism(),
-  node: process.version,
-  loadavgAtStart: loadavg().map((l) => +l.toFixed(2)),
-};
+const machine = machineRecord();
 
 const png = IMAGE
   ? readFileSync(IMAGE)
@@ -244,7 +230,7 @@ const result = {
     )} (defaults: --concurrency 1 --max-queue 32 --max-connections 256 --admission-wait 10000)`,
   client: `autocannon 8 on the same machine at nice 10, closed loop (each connection sends its next request when answered; Retry-After ignored), POST /v1/detect`,
   image: `${SIZE}x${SIZE} synthetic smear PNG, ${png.length} bytes`,
-  machine: { ...machine, loadavgAtEnd: loadavg().map((l) => +l.toFixed(2)) },
+  machine: { ...machine, loadavgAtEnd: loadAverage() },
   reference: `useful throughput (2xx/s) at ${LEVELS[0]} connections, measured in the same run: ${ref} /s`,
   levels: levels.map((l) => ({ ...l, usefulVsReference: +(l.usefulPerSecond / ref).toFixed(3) })),
 };
@@ -367,7 +353,7 @@ async function sweep() {
       image: IMAGE
         ? `${relative(join(here, '..', '..', '..'), IMAGE)}, ${png.length} bytes`
         : `${SIZE}x${SIZE} synthetic smear PNG, ${png.length} bytes`,
-      machine: { ...machine, loadavgAtEnd: loadavg().map((l) => +l.toFixed(2)) },
+      machine: { ...machine, loadavgAtEnd: loadAverage() },
       reference: `useful throughput (2xx/s) of the first setting (${SETTINGS[0]}), measured in the same run: ${ref} /s`,
       settings: pooled.map((l) => ({ ...l, usefulVsReference: +(l.usefulPerSecond / ref).toFixed(3) })),
       ...(batching

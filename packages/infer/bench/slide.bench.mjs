@@ -13,13 +13,13 @@
 //
 // Run after `pnpm build`: node bench/slide.bench.mjs [--side 6720] [--fields 25] [--rounds 3]
 // [--model file.onnx] [--out bench/measured/slide.json]
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { report } from '@bmc/bench-utils';
+import { loadAverage, machineRecord, report } from '@bmc/bench-utils';
 import { writeSmearSlide } from '@bmc/data';
 import { startRedis } from '@bmc/test-utils/redis';
 
@@ -43,21 +43,7 @@ const OUT = arg('out', join(here, 'measured', 'slide.json'));
 const BIN = join(here, '..', 'bin', 'bmc-infer.mjs');
 const CORES = Math.min(2, availableParallelism());
 
-const sh = (cmd, args) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8' });
-  } catch {
-    return '';
-  }
-};
-const lscpu = sh('lscpu', []);
-const machine = {
-  cpu: /Model name:\s*(.*)/.exec(lscpu)?.[1]?.trim() ?? 'unknown',
-  flags: /Flags:\s*(.*)/.exec(lscpu)?.[1]?.trim() ?? '',
-  cores: availableParallelism(),
-  node: process.version,
-  loadavgAtStart: loadavg().map((l) => +l.toFixed(2)),
-};
+const machine = machineRecord();
 
 const redis = await startRedis();
 if (!redis) {
@@ -181,7 +167,7 @@ try {
   const file = {
     suite: 'infer-slide',
     date: new Date().toISOString(),
-    machine: { ...machine, loadavgAtEnd: loadavg().map((l) => +l.toFixed(2)) },
+    machine: { ...machine, loadavgAtEnd: loadAverage() },
     slide: { side: SIDE, fields: FIELDS, tile: 320, overlap: 96 },
     rows,
     notes,

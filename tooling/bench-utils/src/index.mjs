@@ -5,6 +5,8 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
+export { loadAverage, machineRecord } from './machine.mjs';
+
 /** Median wall time in ms of `fn` after `warmup` untimed calls. Awaits async functions. */
 export async function medianMs(fn, { warmup = 2, iters = 7 } = {}) {
   for (let i = 0; i < warmup; i++) await fn();
