@@ -19,5 +19,9 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 2000,
+    // Two pages: the in-browser detector (index.html) and the deep-zoom slide viewer (slide.html).
+    rollupOptions: {
+      input: { main: join(here, 'src/viewer/index.html'), slide: join(here, 'src/viewer/slide.html') },
+    },
   },
 });

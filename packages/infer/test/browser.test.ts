@@ -3,13 +3,15 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
+import { writeSmearSlide } from '@bmc/data';
+import { redisServerPath, startRedis } from '@bmc/test-utils/redis';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToPixels } from '../src/image.js';
 import { type Detector, loadDetector } from '../src/model.js';
 import type { DetectionJson } from '../src/pipeline/results.js';
 import { createServer, type InferServer } from '../src/server.js';
-import { maxBoxDiff, PACKAGE_ROOT, TINY_MODEL, writeSmear } from './helpers.js';
+import { maxBoxDiff, PACKAGE_ROOT, TINY_MODEL, writeFinishedSlideJob, writeSmear } from './helpers.js';
 import { withOperatingPoint } from './operating-point-model.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -24,6 +26,14 @@ declare global {
       json(): DetectionJson | undefined;
       detectMs(): number | undefined;
       rerun(): Promise<number | undefined>;
+    };
+    bmcSlide: {
+      ready: Promise<void>;
+      cells(): number;
+      drawn(): number;
+      tilesLoaded(): number;
+      zoomTo(x: number, y: number, w: number, h: number): void;
+      view(): { x: number; y: number; width: number; height: number } | undefined;
     };
   }
 }
@@ -231,4 +241,122 @@ describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian
       await new Promise((r) => http.close(r));
     }
   });
+
+  it.skipIf(redisServerPath() === undefined)(
+    'opens a slide job in the deep-zoom viewer: tiles from the service, every detected cell on the overlay',
+    async () => {
+      const redis = await startRedis();
+      if (!redis) throw new Error('redis-server did not start');
+      // 3000 x 2000 of glass with two smear fields; a finished job of the service with its pyramid.
+      const slide = join(dir, 'slide.tif');
+      await writeSmearSlide(slide, {
+        seed: 3,
+        width: 3000,
+        height: 2000,
+        fields: [
+          [224, 448],
+          [1344, 896],
+        ],
+      });
+      const id = 'a1'.repeat(16);
+      const jobs = join(dir, 'jobs');
+      const { summary, dir: jobDir } = await writeFinishedSlideJob(jobs, id, slide, TINY_MODEL);
+      const geo = JSON.parse(await readFile(join(jobDir, 'slides', 'slide.geojson'), 'utf8')) as {
+        features: Array<{ geometry: { coordinates: number[][][] } }>;
+      };
+      const boxes = geo.features.map((f) => [
+        ...f.geometry.coordinates[0]![0]!,
+        ...f.geometry.coordinates[0]![2]!,
+      ]);
+      expect(boxes.length).toBe(summary.count);
+      expect(boxes.length).toBeGreaterThan(5);
+      const s = await createServer({
+        model: detector,
+        port: 0,
+        logger: false,
+        viewerDir,
+        threads: 1,
+        jobs: { url: redis.url, dir: jobs, slideRoot: dir, maxUploadBytes: 1 << 20, deepZoom: true },
+      });
+      try {
+        const base = await s.listen();
+        const job = await (await fetch(`${base}/v1/jobs/${id}`)).json();
+        expect(job.links.viewer).toBe(`/slide.html#${id}`);
+        const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+        const errors: string[] = [];
+        const requests: string[] = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        page.on('request', (r) => requests.push(r.url()));
+        await page.goto(`${base}${job.links.viewer}`);
+        await page.waitForFunction(() => window.bmcSlide?.ready !== undefined);
+        await page.evaluate(() => window.bmcSlide.ready);
+        await page.waitForFunction(() => window.bmcSlide.tilesLoaded() > 0, null, { timeout: 30_000 });
+        expect(errors).toEqual([]);
+        expect(await page.locator('#status.error').count()).toBe(0);
+        // The whole slide on screen: every cell of the job's GeoJSON is drawn.
+        expect(await page.evaluate(() => window.bmcSlide.cells())).toBe(summary.count);
+        expect(await page.evaluate(() => window.bmcSlide.drawn())).toBe(summary.count);
+        // Counts beside it: one row per class plus the total.
+        const total = page.locator('#counts tr').last();
+        expect(await total.textContent()).toBe(`total${summary.count}`);
+        await page.screenshot({ path: join(ARTIFACTS, 'slide-viewer.png') });
+
+        // Zoomed into the second field: the cells drawn are those in view (boxes inside it at
+        // least, boxes touching it at most).
+        await page.evaluate(() => window.bmcSlide.zoomTo(1400, 952, 208, 208));
+        await page.waitForFunction(() => window.bmcSlide.drawn() < window.bmcSlide.cells());
+        await page.waitForTimeout(200);
+        const v = (await page.evaluate(() => window.bmcSlide.view()))!;
+        const inside = boxes.filter(
+          ([x1, y1, x2, y2]) => x1! >= v.x && y1! >= v.y && x2! <= v.x + v.width && y2! <= v.y + v.height,
+        ).length;
+        const touching = boxes.filter(
+          ([x1, y1, x2, y2]) => x2! >= v.x && y2! >= v.y && x1! <= v.x + v.width && y1! <= v.y + v.height,
+        ).length;
+        const drawn = await page.evaluate(() => window.bmcSlide.drawn());
+        expect(inside).toBeGreaterThan(0);
+        // And where they should be: the overlay has ink on each in-view box's left and top edges,
+        // placed from the view rectangle (slide pixels) and the canvas size alone.
+        const edges = boxes
+          .filter(
+            ([x1, y1, x2, y2]) => x1! >= v.x && y1! >= v.y && x2! <= v.x + v.width && y2! <= v.y + v.height,
+          )
+          .flatMap(([x1, y1, x2, y2]) => [
+            [x1!, (y1! + y2!) / 2],
+            [(x1! + x2!) / 2, y1!],
+          ]);
+        const inked = await page.evaluate(
+          ({ edges, v }) => {
+            const c = document.getElementById('cells-overlay') as HTMLCanvasElement;
+            const ctx = c.getContext('2d')!;
+            const k = c.width / v.width;
+            return edges.map(([x, y]) => {
+              const px = Math.round((x! - v.x) * k);
+              const py = Math.round((y! - v.y) * k);
+              const a = ctx.getImageData(px - 2, py - 2, 5, 5).data;
+              for (let i = 3; i < a.length; i += 4) if (a[i]! > 0) return true;
+              return false;
+            });
+          },
+          { edges, v },
+        );
+        expect(inked.filter((x) => !x)).toEqual([]);
+        expect(drawn).toBeGreaterThanOrEqual(inside);
+        expect(drawn).toBeLessThanOrEqual(touching);
+        // Full-resolution tiles of that field came from the job's pyramid.
+        await page.waitForFunction(() => window.bmcSlide.tilesLoaded() > 2);
+        expect(requests.some((r) => r.includes(`/v1/jobs/${id}/slide_files/12/`))).toBe(true);
+        await page.screenshot({ path: join(ARTIFACTS, 'slide-viewer-zoomed.png') });
+        // Nothing from anywhere but the service (no CDN): the slide stays in the hospital.
+        expect(requests.filter((r) => !r.startsWith(base))).toEqual([]);
+        console.log(
+          `deep-zoom viewer: ${summary.count} cells drawn over the whole slide, ${drawn} in view zoomed into a field (${inside}-${touching} expected); ${requests.filter((r) => r.includes('slide_files')).length} tile requests`,
+        );
+        await page.close();
+      } finally {
+        await s.close();
+        await redis.stop();
+      }
+    },
+  );
 });

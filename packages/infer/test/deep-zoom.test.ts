@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectCommand } from '../src/detect-command.js';
 import { createServer, type InferServer } from '../src/server.js';
 import { DZI_FILE, DZI_TILES, writeDeepZoom } from '../src/slide/deep-zoom.js';
-import { TINY_MODEL } from './helpers.js';
+import { TINY_MODEL, writeFinishedSlideJob } from './helpers.js';
 
 // A 3000 x 2000 pyramidal slide with two smear fields (320 px, a 56 px glass margin around a
 // 208 px smear) on glass of (242, 240, 241), writeSmearSlide's colour.
@@ -212,37 +212,7 @@ describe.skipIf(!HAS_REDIS)('bmc serve --queue --deep-zoom: the job routes serve
     const jobs = join(dir, 'service');
     // A finished slide job as the service leaves it: the outputs of `bmc detect --deep-zoom` in
     // jobs/<id>/ and the job's record (no worker needed to serve what is done).
-    const out = join(jobs, 'jobs', id);
-    const res = await detectCommand({
-      inputs: [slide],
-      model: TINY_MODEL,
-      out,
-      deepZoom: true,
-      annotate: false,
-      progress: false,
-      threads: 1,
-      log: () => {},
-    });
-    const p = res.processed[0]!;
-    dz = join(out, 'slides', 'slide.dz');
-    await writeFile(
-      join(out, 'job.json'),
-      JSON.stringify({
-        id,
-        file: slide,
-        status: 'done',
-        submittedAt: new Date().toISOString(),
-        progress: { done: p.tiles, total: p.tiles },
-        result: {
-          width: p.width,
-          height: p.height,
-          count: p.count,
-          counts: p.counts,
-          tiles: p.tiles,
-          deepZoom: { glass: '#f2f0f1' },
-        },
-      }),
-    );
+    dz = join((await writeFinishedSlideJob(jobs, id, slide, TINY_MODEL)).dir, 'slides', 'slide.dz');
     server = await createServer({
       model: TINY_MODEL,
       port: 0,

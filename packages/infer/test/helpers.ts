@@ -44,3 +44,42 @@ export function maxBoxDiff(a: ReadonlyArray<{ box: number[] }>, b: ReadonlyArray
   });
   return m;
 }
+
+/**
+ * A finished slide job as `bmc serve --queue --deep-zoom` leaves it, without Redis workers: the
+ * outputs of `bmc detect --deep-zoom` (the same code the service runs) in `<jobsDir>/jobs/<id>/`
+ * and the job's record beside them. Returns the slide's summary.
+ */
+export async function writeFinishedSlideJob(jobsDir: string, id: string, slide: string, model: string) {
+  const { detectCommand } = await import('../src/detect-command.js');
+  const out = join(jobsDir, 'jobs', id);
+  const res = await detectCommand({
+    inputs: [slide],
+    model,
+    out,
+    deepZoom: true,
+    annotate: false,
+    progress: false,
+    threads: 1,
+    log: () => {},
+  });
+  const p = res.processed[0]!;
+  const glass = p.slide?.deepZoom?.glass;
+  const record = {
+    id,
+    file: slide,
+    status: 'done',
+    submittedAt: new Date().toISOString(),
+    progress: { done: p.tiles, total: p.tiles },
+    result: {
+      width: p.width,
+      height: p.height,
+      count: p.count,
+      counts: p.counts,
+      tiles: p.tiles,
+      deepZoom: glass ? { glass } : {},
+    },
+  };
+  await writeFile(join(out, 'job.json'), JSON.stringify(record));
+  return { summary: p, dir: out };
+}
