@@ -67,32 +67,19 @@ export function buildClassifier(o: ClassifierOptions): tf.LayersModel {
   return model;
 }
 
-interface KernelVariable {
-  write(t: tf.Tensor): void;
-  shape: number[];
-}
-interface KernelInitializer {
-  getClassName(): string;
-  getConfig(): object;
-}
 interface KernelLayer {
-  kernel?: KernelVariable;
-  kernelInitializer?: KernelInitializer;
-  depthwiseKernel?: KernelVariable;
-  depthwiseInitializer?: KernelInitializer;
+  kernel?: { write(t: tf.Tensor): void; shape: number[] };
+  kernelInitializer?: { getClassName(): string; getConfig(): object };
 }
 
 /**
  * Redraws every kernel with its layer's own initializer, seeded (layer i gets seed + i): the ResNet's
- * He-normal fan-out convolutions (variance scaling), the ViT's and the linear layers' Glorot-uniform
- * (the ViT's depthwise position convolution included). Biases, BatchNorm and LayerNorm start as
- * constants, so they need no seed.
+ * He-normal fan-out convolutions (variance scaling), the ViT's and the linear layers' Glorot-uniform.
+ * Biases, BatchNorm and LayerNorm start as constants, so they need no seed.
  */
 function seedKernels(model: tf.LayersModel, seed: number): void {
   model.layers.forEach((layer, i) => {
-    const l = layer as unknown as KernelLayer;
-    const kernel = l.kernel ?? l.depthwiseKernel;
-    const init = l.kernel ? l.kernelInitializer : l.depthwiseInitializer;
+    const { kernel, kernelInitializer: init } = layer as unknown as KernelLayer;
     if (!kernel || !init) return;
     const s = (seed * 7919 + i) >>> 0;
     const cls = init.getClassName();

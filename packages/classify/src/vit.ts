@@ -7,11 +7,13 @@ import * as tf from '@tensorflow/tfjs';
  *
  * - patch embedding: a `patch` x `patch` Conv2D with stride `patch` (32 px crops, patch 4 -> 8 x 8
  *   = 64 tokens of `dim` channels);
- * - position: a conditional position encoding (CPVT's "PEG", Chu et al. 2021): a 3 x 3 depthwise
- *   convolution of the token grid added to the tokens after the first block. A learned position
- *   table would need a custom weight-only layer, which every process that loads a checkpoint
- *   (`tf.loadLayersModel`) would have to register; the PEG uses built-in layers only, and it
- *   follows the grid, so it needs no interpolation at another crop size;
+ * - position: a conditional position encoding (CPVT's "PEG", Chu et al. 2021): a 3 x 3 convolution
+ *   of the token grid added to the tokens after the first block. CPVT's is depthwise; this one is a
+ *   full convolution because tfjs's wasm backend (bmc's CPU training backend) has no depthwise
+ *   convolution gradients, and at 64 tokens of 64 channels it costs 2.4 M multiply-adds per crop.
+ *   A learned position table would need a custom weight-only layer, which every process that loads
+ *   a checkpoint (`tf.loadLayersModel`) would have to register; the PEG uses built-in layers only,
+ *   and it follows the grid, so it needs no interpolation at another crop size;
  * - `depth` pre-norm blocks: `x + MHSA(LN(x))`, then `x + MLP(LN(x))` (Dense `dim * mlpRatio`,
  *   GELU, Dense `dim`);
  * - a final LayerNorm and the mean of the tokens (no class token).
@@ -40,8 +42,30 @@ export const VIT_DEFAULTS = { dim: 64, depth: 4, heads: 4, mlpRatio: 4 } as cons
 /** LayerNorm epsilon (PyTorch's default; tfjs's own 1e-3 would blur small-variance tokens). */
 const LN_EPS = 1e-5;
 
-/** The options with their defaults filled in, validated against the crop size. */
-export function resolveVitOptions(cropSize: number, o: VitOptions = {}): Required<VitOptions> {
+/** What error messages call each size (a CLI passes its flag names). */
+export interface VitOptionNames {
+  dim: string;
+  depth: string;
+  heads: string;
+  patch: string;
+  mlpRatio: string;
+  cropSize: string;
+}
+const OPTION_NAMES: VitOptionNames = {
+  dim: 'vit: dim',
+  depth: 'vit: depth',
+  heads: 'vit: heads',
+  patch: 'vit: patch',
+  mlpRatio: 'vit: mlpRatio',
+  cropSize: 'the crop size',
+};
+
+/** The options with their defaults filled in, validated against the crop size (a RangeError names the problem). */
+export function resolveVitOptions(
+  cropSize: number,
+  o: VitOptions = {},
+  names: VitOptionNames = OPTION_NAMES,
+): Required<VitOptions> {
   const r = {
     dim: o.dim ?? VIT_DEFAULTS.dim,
     depth: o.depth ?? VIT_DEFAULTS.depth,
@@ -49,20 +73,19 @@ export function resolveVitOptions(cropSize: number, o: VitOptions = {}): Require
     patch: o.patch ?? cropSize / 8,
     mlpRatio: o.mlpRatio ?? VIT_DEFAULTS.mlpRatio,
   };
-  const positiveInt = (k: keyof typeof r) => {
-    if (!Number.isInteger(r[k]) || r[k] < 1)
-      throw new RangeError(`vit: ${k} must be a positive integer, got ${r[k]}`);
-  };
+  const n = names;
   if (o.patch === undefined && !Number.isInteger(r.patch))
     throw new RangeError(
-      `vit: the default patch (crop size / 8) needs a crop size divisible by 8, got ${cropSize}`,
+      `${n.patch}: the default (${n.cropSize} / 8) needs ${n.cropSize} divisible by 8, got ${cropSize}; give a patch side`,
     );
-  for (const k of ['dim', 'depth', 'heads', 'patch', 'mlpRatio'] as const) positiveInt(k);
-  if (r.dim % r.heads !== 0) throw new RangeError(`vit: heads (${r.heads}) must divide dim (${r.dim})`);
+  for (const k of ['dim', 'depth', 'heads', 'patch', 'mlpRatio'] as const)
+    if (!Number.isInteger(r[k]) || r[k] < 1)
+      throw new RangeError(`${n[k]} must be a positive integer, got ${r[k]}`);
+  if (r.dim % r.heads !== 0) throw new RangeError(`${n.heads} (${r.heads}) must divide ${n.dim} (${r.dim})`);
   if (cropSize % r.patch !== 0)
-    throw new RangeError(`vit: patch (${r.patch}) must divide the crop size (${cropSize})`);
+    throw new RangeError(`${n.patch} (${r.patch}) must divide ${n.cropSize} (${cropSize})`);
   if (cropSize / r.patch < 2)
-    throw new RangeError(`vit: patch (${r.patch}) leaves fewer than 2 x 2 tokens on ${cropSize} px crops`);
+    throw new RangeError(`${n.patch} (${r.patch}) leaves fewer than 2 x 2 tokens on ${cropSize} px crops`);
   return r;
 }
 
@@ -130,7 +153,7 @@ export function vitEncoder(input: tf.SymbolicTensor, options: VitOptions = {}): 
     if (i === 0) {
       const g = apply(tf.layers.reshape({ targetShape: [grid, grid, o.dim], name: 'vit.pos.grid' }), x);
       const pos = apply(
-        tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', name: 'vit.pos.dwconv' }),
+        tf.layers.conv2d({ filters: o.dim, kernelSize: 3, padding: 'same', name: 'vit.pos.conv' }),
         g,
       );
       x = toTokens(apply(tf.layers.add({ name: 'vit.pos.add' }), [g, pos]), 'vit.pos.tokens');

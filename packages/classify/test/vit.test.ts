@@ -15,9 +15,11 @@ describe('ViT classifier (arch vit)', () => {
     expect(model.outputs[0]!.shape).toEqual([null, 5]);
     expect(model.getLayer('vit.tokens').outputShape).toEqual([null, 64, 16]);
     // Hand count: patch conv 4*4*3*16+16; per block 2 LN (2*2*16), 2 heads x q/k/v (3*2*(16*8+8)),
-    // proj 16*16+16, fc1 16*32+32, fc2 32*16+16; the position dwconv 3*3*16+16; final LN 32; logits 16*5+5.
+    // proj 16*16+16, fc1 16*32+32, fc2 32*16+16; the position conv 3*3*16*16+16; final LN 32; logits 16*5+5.
     const perBlock = 64 + 6 * (16 * 8 + 8) + (16 * 16 + 16) + (16 * 32 + 32) + (32 * 16 + 16);
-    expect(model.countParams()).toBe(4 * 4 * 3 * 16 + 16 + 2 * perBlock + (9 * 16 + 16) + 32 + (16 * 5 + 5));
+    expect(model.countParams()).toBe(
+      4 * 4 * 3 * 16 + 16 + 2 * perBlock + (9 * 16 * 16 + 16) + 32 + (16 * 5 + 5),
+    );
     const crops = synthCrops(1, { cropSize: 32, margin: 0.15 }, 11).crops.slice(0, 5);
     const x = normalizeCrops(crops);
     const before = tf.memory().numTensors;
@@ -32,23 +34,27 @@ describe('ViT classifier (arch vit)', () => {
     model.dispose();
   });
 
-  it('a seed fixes every kernel, the depthwise position convolution included', () => {
+  it('a seed fixes every kernel, the position convolution included', () => {
     const build = (seed: number) =>
       buildClassifier({ numClasses: 3, cropSize: 32, arch: 'vit', vit: tiny, seed });
     const [a, b, c] = [build(7), build(7), build(8)];
     const w = (m: tf.LayersModel) => m.getWeights().map((t) => Array.from(t.dataSync()));
     expect(w(a)).toEqual(w(b));
-    const dw = (m: tf.LayersModel) => Array.from(m.getLayer('vit.pos.dwconv').getWeights()[0]!.dataSync());
-    expect(dw(a)).not.toEqual(dw(c));
+    const pos = (m: tf.LayersModel) => Array.from(m.getLayer('vit.pos.conv').getWeights()[0]!.dataSync());
+    expect(pos(a)).not.toEqual(pos(c));
     for (const m of [a, b, c]) m.dispose();
   });
 
   it('defaults (dim 64, depth 4, heads 4, patch = crop / 8) and clear errors for sizes that do not fit', () => {
     expect(resolveVitOptions(64)).toEqual({ dim: 64, depth: 4, heads: 4, patch: 8, mlpRatio: 4 });
-    expect(() => resolveVitOptions(32, { dim: 30, heads: 4 })).toThrow(/heads \(4\) must divide dim \(30\)/);
+    expect(() => resolveVitOptions(32, { dim: 30, heads: 4 })).toThrow(
+      /vit: heads \(4\) must divide vit: dim \(30\)/,
+    );
     expect(() => resolveVitOptions(32, { patch: 5 })).toThrow(/patch \(5\) must divide the crop size \(32\)/);
-    expect(() => resolveVitOptions(36)).toThrow(/divisible by 8/);
-    expect(() => resolveVitOptions(32, { depth: 0 })).toThrow(/depth must be a positive integer/);
+    expect(() => resolveVitOptions(36)).toThrow(
+      /the default \(the crop size \/ 8\) needs the crop size divisible by 8, got 36/,
+    );
+    expect(() => resolveVitOptions(32, { depth: 0 })).toThrow(/vit: depth must be a positive integer, got 0/);
     expect(() => buildClassifier({ numClasses: 3, cropSize: 32, arch: 'vgg' as 'vit' })).toThrow(
       /arch must be/,
     );

@@ -9,6 +9,9 @@ export {
   IM2COL_LIMIT,
   type LayoutOption,
   type NativeActivation,
+  NCHWC_DOMAIN,
+  NCHWC_MIN_POSITIONS,
+  nchwcApplies,
 } from './conv-graphs.js';
 export { fixCpuResizeNearestNeighborGrad } from './cpu-resize-nearest-grad.js';
 export {
@@ -32,6 +35,7 @@ export {
   registerLeanReluGradient,
   withoutTape,
 } from './lean-gradients.js';
+export { nchwcBlockSize } from './nchwc-probe.js';
 export {
   decodeModel,
   encodeModel,
@@ -43,5 +47,6 @@ export {
 export { checkBindingShape, loadOrtNative, ORT_VERSION, type OrtNative } from './ort-binding.js';
 export type { LayoutChoice } from './ort-kernels.js';
 export type { GraphOptimizationLevel, SessionStats } from './session-cache.js';
+export { registerFastTileGradient } from './tile-gradient.js';
 export { makeWasmFilterGrad } from './wasm-filter-grad.js';
 export { registerMissingWasmKernels } from './wasm-missing-kernels.js';

@@ -6,6 +6,7 @@ import {
   describeEngine,
   fixCpuResizeNearestNeighborGrad,
   installEngineKernels,
+  registerFastTileGradient,
   registerMissingWasmKernels,
 } from '@bmc/engine';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
@@ -51,6 +52,8 @@ export async function setUpEngine(
   log(describeBackend(backend));
   if (backend.name === 'wasm') registerMissingWasmKernels();
   if (backend.name === 'cpu') fixCpuResizeNearestNeighborGrad();
+  // LayerNormalization's gradient (the ViT classifier) goes through Tile: one reshape + sum, not a slice per repetition.
+  registerFastTileGradient();
   if (run.nativeKernels && (backend.name === 'wasm' || backend.name === 'cpu')) {
     installEngineKernels({ backend: backend.name, ...(threads ? { threads } : {}) });
     log(`engine: ${describeEngine().summary}`);
