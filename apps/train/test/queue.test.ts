@@ -205,7 +205,7 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     await w.exit;
   }, 600_000);
 
-  it('bmc serve --queue: a slide job posted by path is detected by a worker, with status, results, GeoJSON and overview', async () => {
+  it('bmc serve --queue --deep-zoom: a slide job posted by path is detected by a worker, with status, results, GeoJSON, overview and Deep Zoom pyramid', async () => {
     if (!redis) throw new Error('redis-server did not start');
     const port = await freePort();
     const w = bmc(['worker', '--queue', redis.url, ...WORKER]);
@@ -219,6 +219,7 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
       join(dir, 'service'),
       '--slide-root',
       dir,
+      '--deep-zoom',
       ...TILE,
     ]);
     const base = `http://127.0.0.1:${port}`;
@@ -276,6 +277,15 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     );
     const png = Buffer.from(await (await fetch(`${base}/v1/jobs/${job.id}/overview.png`)).arrayBuffer());
     expect(png.equals(readFileSync(join(dir, 'local/slides/slide.overview.png')))).toBe(true);
+    // The slide's Deep Zoom pyramid for the deep-zoom viewer: 4480 px lies in (2^12, 2^13], so the
+    // top level is 13; field 0's smear (x and y 504-711) is under tile 2_2 (507-763).
+    const done = await (await fetch(`${base}/v1/jobs/${job.id}`)).json();
+    expect(done.links.dzi).toBe(`/v1/jobs/${job.id}/slide.dzi`);
+    expect(await (await fetch(`${base}${done.links.dzi}`)).text()).toMatch(
+      new RegExp(`TileSize="254"\\s*>\\s*<Size\\s+Height="${SIDE}"\\s+Width="${SIDE}"`),
+    );
+    const tile = await fetch(`${base}/v1/jobs/${job.id}/slide_files/13/2_2.jpeg`);
+    expect([tile.status, tile.headers.get('content-type')]).toEqual([200, 'image/jpeg']);
     // Uploading the same slide is the same job too (the id is the slide's identity), already done.
     const form = new FormData();
     form.append('file', new Blob([readFileSync(join(dir, 'slide.tif'))]), 'slide.tif');

@@ -22,6 +22,13 @@ export {
 } from './queue.js';
 export { createServer, type InferServer, type ServerOptions } from './server.js';
 export {
+  type DeepZoomInfo,
+  type DeepZoomOptions,
+  DZI_FILE,
+  DZI_TILES,
+  writeDeepZoom,
+} from './slide/deep-zoom.js';
+export {
   assembleSlide,
   detectSlide,
   detectSlideTile,
@@ -32,3 +39,4 @@ export {
 } from './slide/detect-slide.js';
 export { isSlide, openSlide, type Slide, type SlideLevel } from './slide/open.js';
 export { overviewPng, toQuPathGeoJson } from './slide/outputs.js';
+export { glassColour } from './slide/tissue.js';
