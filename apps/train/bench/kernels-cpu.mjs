@@ -5,14 +5,12 @@
 // current 'auto'), and PyTorch 1.13; GFLOP/s against the measured per-core FMA peak; and the sums
 // weighted by how often a thesis micro-batch calls each shape (bench/measured/step-profile-*.json).
 // `pnpm --filter @bmc/train bench:kernels-cpu` after `pnpm build`. Env: BMC_KCPU_OUT (JSON path).
-import { spawn } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { torchAvailable } from '@bmc/bench-utils';
+import { startTorchRef, torchAvailable } from '@bmc/bench-utils';
 import { chooseLayoutV1, kernelGeometry } from './layout-v1.mjs';
 import { machineInfo, peakFlops, uptime } from './machine.mjs';
 
@@ -50,26 +48,7 @@ const sets = Object.fromEntries(
   ]),
 );
 
-function startTorch() {
-  const child = spawn('/usr/bin/python3', [here('../../../tooling/bench/torch_ref.py'), '1'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const waiting = [];
-  lines.on('line', (l) => waiting.shift()?.(JSON.parse(l)));
-  const next = () => new Promise((resolve) => waiting.push(resolve));
-  const hello = next();
-  return {
-    hello,
-    ask: (job) => {
-      const p = next();
-      child.stdin.write(`${JSON.stringify(job)}\n`);
-      return p;
-    },
-    close: () => child.stdin.end(),
-  };
-}
-const torch = torchAvailable() ? startTorch() : null;
+const torch = torchAvailable() ? startTorchRef(1) : null;
 const torchInfo = torch ? await torch.hello : null;
 
 /** Median CPU ms of 3 runs after one warm-up (which compiles the session). */

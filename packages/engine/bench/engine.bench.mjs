@@ -5,15 +5,14 @@
 // bench/runs/results.json (or $BMC_BENCH_OUT).
 // Options (env): BMC_BENCH_QUICK=1 fewer shapes; BMC_BENCH_SECTIONS=kernels,step,workers;
 // BMC_BENCH_THREADS=n threads for onnxruntime and PyTorch (default: all cores).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { report } from '@bmc/bench-utils';
+import { report, startTorchRef } from '@bmc/bench-utils';
 import {
   createOrtKernels,
   describeEngine,
@@ -50,27 +49,6 @@ function torchAvailable() {
   if (!existsSync(PY)) return `${PY} not found`;
   const r = spawnSync(PY, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
   return r.status === 0 ? true : `torch not importable: ${r.stderr.trim().split('\n').pop()}`;
-}
-
-/** A persistent PyTorch process answering one job per line (see torch_ref.py). */
-function startTorch() {
-  const child = spawn(PY, [here('../../../tooling/bench/torch_ref.py'), String(threads)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const waiting = [];
-  lines.on('line', (l) => waiting.shift()?.(JSON.parse(l)));
-  const next = () => new Promise((resolve) => waiting.push(resolve));
-  const hello = next();
-  return {
-    hello,
-    ask: (job) => {
-      const p = next();
-      child.stdin.write(`${JSON.stringify(job)}\n`);
-      return p;
-    },
-    close: () => child.stdin.end(),
-  };
 }
 
 // Shapes of ResNet convolutions at 256-512 px inputs (NHWC x, HWIO w).
@@ -159,7 +137,7 @@ const results = {
 };
 const torchOk = torchAvailable();
 if (torchOk !== true) console.log(`PyTorch reference skipped: ${torchOk}`);
-const torch = torchOk === true ? startTorch() : null;
+const torch = torchOk === true ? startTorchRef(threads) : null;
 if (torch) results.torch = await torch.hello;
 
 /** Element-wise minimum of two {variant: {kernel: ms}} records. */

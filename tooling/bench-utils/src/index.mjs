@@ -4,7 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { jsonLineProcess } from './json-lines.mjs';
 
+export { jsonLineProcess } from './json-lines.mjs';
 export { loadAverage, machineRecord } from './machine.mjs';
 
 /** Median wall time in ms of `fn` after `warmup` untimed calls. Awaits async functions. */
@@ -52,6 +55,16 @@ export function runPython(body, { timeoutMs = 600_000 } = {}) {
   const out = execFileSync(PYTHON, ['-c', `${prelude}\n${body}`], { encoding: 'utf8', timeout: timeoutMs });
   const lines = out.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]);
+}
+
+/**
+ * A persistent PyTorch process (tooling/bench/torch_ref.py with `threads` threads) answering one
+ * job per line: `hello` is its torch version and threads, `ask({ conv })` / `ask({ resnet })` time
+ * one job (see the script for the jobs and their answers).
+ */
+export function startTorchRef(threads) {
+  const script = fileURLToPath(new URL('../../bench/torch_ref.py', import.meta.url));
+  return jsonLineProcess(PYTHON, [script, String(threads)]);
 }
 
 function repoRoot() {
