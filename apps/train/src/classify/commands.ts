@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CLASSIFIER_ARCHS, resolveVitOptions } from '@bmc/classify';
 import { InputError, UsageError } from '@bmc/core';
 import { type Command, InvalidArgumentError } from 'commander';
 import { setUpEngine } from '../train/setup.js';
@@ -52,8 +53,25 @@ export function registerClassifyCommands(
       num('--margin', 0),
       0.15,
     )
+    .option(
+      '--arch <name>',
+      `network: ${CLASSIFIER_ARCHS.join(' or ')} (a small vision transformer)`,
+      'resnet',
+    )
     .option('--depth <n>', 'ResNet depth (18, 34, 50, 101)', num('--depth', 18, true), 18)
     .option('--width <f>', 'ResNet width multiplier (1 = torchvision)', num('--width', 0.01), 0.25)
+    .option('--vit-dim <n>', 'ViT token width (default 64)', num('--vit-dim', 1, true))
+    .option('--vit-depth <n>', 'ViT transformer blocks (default 4)', num('--vit-depth', 1, true))
+    .option(
+      '--vit-heads <n>',
+      'ViT attention heads, dividing --vit-dim (default 4)',
+      num('--vit-heads', 1, true),
+    )
+    .option(
+      '--patch <px>',
+      'ViT patch side, dividing --crop-size (default crop size / 8: 64 tokens)',
+      num('--patch', 1, true),
+    )
     .option('--epochs <n>', 'epochs', num('--epochs', 1, true), 10)
     .option('--batch <n>', 'crops per step (class-balanced)', num('--batch', 2, true), 32)
     .option(
@@ -73,7 +91,7 @@ export function registerClassifyCommands(
       num('--time-budget', 0),
       0,
     )
-    .action(async (given) => {
+    .action(async (given, command: Command) => {
       let o = given;
       if (given.resume !== undefined) {
         // The run's own options (data source, model, schedule): a resumed run continues that run.
@@ -91,6 +109,41 @@ export function registerClassifyCommands(
       }
       if (![18, 34, 50, 101].includes(o.depth))
         throw new UsageError(`--depth must be 18, 34, 50 or 101, got ${o.depth}`);
+      const arch = o.arch ?? 'resnet';
+      if (!CLASSIFIER_ARCHS.includes(arch))
+        throw new UsageError(`--arch must be ${CLASSIFIER_ARCHS.join(' or ')}, got '${arch}'`);
+      const vitFlags = {
+        vitDim: '--vit-dim',
+        vitDepth: '--vit-depth',
+        vitHeads: '--vit-heads',
+        patch: '--patch',
+      };
+      const vit = { dim: o.vitDim, depth: o.vitDepth, heads: o.vitHeads, patch: o.patch };
+      if (arch === 'vit') {
+        const resnetOnly = ['depth', 'width'].filter((k) => command.getOptionValueSource(k) === 'cli');
+        if (resnetOnly.length > 0)
+          throw new UsageError(
+            `${resnetOnly.map((k) => `--${k}`).join(' and ')} ${resnetOnly.length > 1 ? 'are ResNet options' : 'is a ResNet option'}; size the ViT with --vit-dim, --vit-depth, --vit-heads, --patch`,
+          );
+        try {
+          resolveVitOptions(o.cropSize, vit, {
+            dim: '--vit-dim',
+            depth: '--vit-depth',
+            heads: '--vit-heads',
+            patch: '--patch',
+            mlpRatio: 'the MLP ratio',
+            cropSize: '--crop-size',
+          });
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+      } else {
+        const given = Object.keys(vitFlags).filter((k) => o[k] !== undefined);
+        if (given.length > 0)
+          throw new UsageError(
+            `${given.map((k) => vitFlags[k as keyof typeof vitFlags]).join(', ')} ${given.length > 1 ? 'are ViT options' : 'is a ViT option'}: add --arch vit`,
+          );
+      }
       const say = (s: string) => console.log(s);
       await setUpEngine({ backend: 'auto', nativeKernels: true }, say);
       const { readCropSource } = await import('./sources.js');
@@ -102,8 +155,12 @@ export function registerClassifyCommands(
         out: o.out,
         cropSize: o.cropSize,
         margin: o.folders !== undefined ? 0 : o.margin,
+        arch,
         depth: o.depth,
         width: o.width,
+        ...(arch === 'vit'
+          ? { vit: Object.fromEntries(Object.entries(vit).filter(([, v]) => v !== undefined)) }
+          : {}),
         epochs: o.epochs,
         batch: o.batch,
         microBatch: o.microBatch ?? 0,

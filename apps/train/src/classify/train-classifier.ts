@@ -4,13 +4,16 @@ import type { ResNetDepth } from '@bmc/backbone';
 import {
   buildClassifier,
   CLASSIFIER_NORMALIZATION,
+  type ClassifierArch,
   CROP_RULE_DESCRIPTION,
   classificationReport,
   confusionSvg,
   mostConfusedPairs,
   normalizeCrops,
   type RgbImage,
+  resolveVitOptions,
   softmaxRows,
+  type VitOptions,
 } from '@bmc/classify';
 import {
   augmentCrop,
@@ -36,8 +39,13 @@ export interface ClassifierTrainOptions {
   out: string;
   cropSize: number;
   margin: number;
+  /** Default `resnet`. */
+  arch?: ClassifierArch;
+  /** ResNet depth and width multiplier (`arch: 'resnet'`). */
   depth: ResNetDepth;
   width: number;
+  /** ViT sizes (`arch: 'vit'`; `@bmc/classify`'s defaults where unset). */
+  vit?: VitOptions;
   epochs: number;
   batch: number;
   /** Crops per forward/backward pass (gradient accumulation; 0 = the whole batch). */
@@ -122,11 +130,14 @@ export async function trainClassifier(
     `classes (${k}): ${data.classNames.join(', ')}; stratified split seed ${o.seed}: train ${split.train.length}, val ${split.val.length}, test ${split.test.length}`,
   );
 
+  const arch = o.arch ?? 'resnet';
   const model = buildClassifier({
     numClasses: k,
     cropSize: o.cropSize,
+    arch,
     depth: o.depth,
     widthMultiplier: o.width,
+    ...(o.vit ? { vit: o.vit } : {}),
     seed: o.seed,
   });
   const optimizer = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay });
@@ -292,11 +303,23 @@ export async function trainClassifier(
     margin: o.margin,
     cropRule: CROP_RULE_DESCRIPTION,
     normalization: { ...CLASSIFIER_NORMALIZATION, scale: '1/255', layout: 'NHWC RGB' },
-    architecture: {
-      backbone: `resnet${o.depth}`,
-      widthMultiplier: o.width,
-      head: 'global average pool + linear',
-    },
+    architecture:
+      arch === 'vit'
+        ? {
+            arch,
+            backbone: 'vit',
+            ...resolveVitOptions(o.cropSize, o.vit),
+            position: 'conditional (3x3 depthwise conv after block 1)',
+            head: 'layer norm + mean of tokens + linear',
+            parameters: model.countParams(),
+          }
+        : {
+            arch,
+            backbone: `resnet${o.depth}`,
+            widthMultiplier: o.width,
+            head: 'global average pool + linear',
+            parameters: model.countParams(),
+          },
     split: { seed: o.seed, valShare: o.val, testShare: o.test, counts: countSplit(split) },
   };
   await writeFileAtomic(join(o.out, 'classifier.json'), `${JSON.stringify(meta, null, 2)}\n`);
