@@ -13,14 +13,7 @@ import { report, runPython, torchAvailable } from '@bmc/bench-utils';
 import { describeEngine, installEngineKernels } from '@bmc/engine';
 import { detectionLoss } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
-import {
-  assignBatch,
-  clipGradNorm,
-  headOutputs,
-  threadsPerReplica,
-  trainableParams,
-  trainStep,
-} from '../dist/index.js';
+import { assignBatch, clipGradNorm, headOutputs, trainableParams, trainStep } from '../dist/index.js';
 import { uptime } from './machine.mjs';
 import { median, randomBatch, startWasm, thesisStepContext, timeReplicaSteps } from './step-setup.mjs';
 
@@ -132,15 +125,12 @@ console.log(`load after ours: ${uptime()}`);
 // The same steps with data-parallel replicas (run.replicas): the batch split across worker threads.
 let replicaRun;
 if (REPLICAS > 1 && BATCH > 1) {
-  const threads = threadsPerReplica(REPLICAS);
-  installEngineKernels({ backend: 'wasm', threads });
   replicaRun = await timeReplicaSteps({
     ctx,
     batch,
     lr: LR,
     config,
     replicas: REPLICAS,
-    threads,
     iters: ITERS,
     say: console.log,
   });

@@ -3,10 +3,17 @@
 // random batch, and data-parallel replicas timed on that batch.
 import { createAssigner } from '@bmc/assigners';
 import { initBackend } from '@bmc/core/backend';
-import { registerMissingWasmKernels } from '@bmc/engine';
+import { installEngineKernels, registerMissingWasmKernels } from '@bmc/engine';
 import { buildDetector } from '@bmc/heads-iou';
 import * as tf from '@tensorflow/tfjs';
-import { createOptimizer, loadConfig, lossOptions, ReplicaPool, toDetectorConfig } from '../dist/index.js';
+import {
+  createOptimizer,
+  loadConfig,
+  lossOptions,
+  ReplicaPool,
+  threadsPerReplica,
+  toDetectorConfig,
+} from '../dist/index.js';
 import { uptime } from './machine.mjs';
 
 /** The wasm backend (or an error naming `bench`), with the kernels tfjs-wasm lacks registered. */
@@ -78,11 +85,14 @@ export function randomBatch(size, batchSize) {
 export const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1];
 
 /**
- * `iters` steps of `batch` split across `replicas` data-parallel workers (ReplicaPool, the
- * onnxruntime threads shared out among them) after one warm-up step, with the tensors each side
- * leaked; `say` gets the progress lines. The pool is closed before this returns.
+ * `iters` steps of `batch` split across `replicas` data-parallel workers (ReplicaPool) after one
+ * warm-up step, with the tensors each side leaked; `say` gets the progress lines. The engine
+ * kernels are reinstalled with the onnxruntime threads shared out among the replicas, and keep that
+ * count; the pool is closed before this returns.
  */
-export async function timeReplicaSteps({ ctx, batch, lr, config, replicas, threads, iters, say }) {
+export async function timeReplicaSteps({ ctx, batch, lr, config, replicas, iters, say }) {
+  const threads = threadsPerReplica(replicas);
+  installEngineKernels({ backend: 'wasm', threads });
   const pool = await ReplicaPool.start(ctx.model, { config, numClasses: 1, replicas, threads });
   say(`\n${pool.size} replicas, ${threads} onnxruntime thread(s) each; load before: ${uptime()}`);
   await pool.step(ctx, batch, lr);

@@ -127,18 +127,7 @@ const after = timeSteps(`ours, engine as it is (after), onnxruntime ${THREADS} t
 
 let replicas;
 if (REPLICAS > 1 && !CPU_CLOCK) {
-  const threads = train.threadsPerReplica(REPLICAS);
-  engine.installEngineKernels({ backend: 'wasm', threads });
-  replicas = await timeReplicaSteps({
-    ctx,
-    batch,
-    lr: LR,
-    config,
-    replicas: REPLICAS,
-    threads,
-    iters: ITERS,
-    say,
-  });
+  replicas = await timeReplicaSteps({ ctx, batch, lr: LR, config, replicas: REPLICAS, iters: ITERS, say });
   replicas.loadAfter = uptime();
   say(`  load after: ${replicas.loadAfter}`);
 }
