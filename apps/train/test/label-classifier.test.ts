@@ -53,24 +53,25 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** `bmc label propose` of the three smears into `out`, typing each box with `classifier`. */
+const propose = (out: string, classifier: string, ...flags: string[]) =>
+  bmc([
+    'label',
+    'propose',
+    '-m',
+    MODEL,
+    join(dir, 'smears'),
+    '--out',
+    out,
+    '--classifier',
+    classifier,
+    ...flags,
+  ]);
+
 describe.skipIf(!ready)('bmc label propose --classifier', () => {
   it('writes each box with its cell type in COCO, VOC, YOLO, CVAT and Label Studio, as bmc detect --classifier calls it', async () => {
     const b = join(dir, 'batch');
-    const r = await bmc([
-      'label',
-      'propose',
-      '-m',
-      MODEL,
-      join(dir, 'smears'),
-      '--out',
-      b,
-      '--classifier',
-      cls,
-      '--classifier-threshold',
-      '0.4',
-      '--ls-root',
-      dir,
-    ]);
+    const r = await propose(b, cls, '--classifier-threshold', '0.4', '--ls-root', dir);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/3 images, \d+ proposed boxes .*cell types from cls\.onnx@[0-9a-f]{12}/);
     const manifest = JSON.parse(await readFile(join(b, 'batch.json'), 'utf8'));
@@ -121,17 +122,7 @@ describe.skipIf(!ready)('bmc label propose --classifier', () => {
 
   it('a file that is not a classifier exits 2 naming it, with no stack trace and no batch folder', async () => {
     const out = join(dir, 'bad-batch');
-    const r = await bmc([
-      'label',
-      'propose',
-      '-m',
-      MODEL,
-      join(dir, 'smears'),
-      '--out',
-      out,
-      '--classifier',
-      MODEL,
-    ]);
+    const r = await propose(out, MODEL);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${MODEL}: not a bmc cell classifier`);
     expect(r.stderr).not.toMatch(STACK);
