@@ -287,7 +287,10 @@ describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian
         const requests: string[] = [];
         page.on('pageerror', (e) => errors.push(e.message));
         page.on('request', (r) => requests.push(r.url()));
-        await page.goto(`${base}${job.links.viewer}`);
+        // From the slide-jobs page, as a user gets there: the finished job links to the viewer.
+        await page.goto(`${base}/jobs#${id}`);
+        await page.click('#open-viewer');
+        await page.waitForURL(`${base}${job.links.viewer}`);
         await page.waitForFunction(() => window.bmcSlide?.ready !== undefined);
         await page.evaluate(() => window.bmcSlide.ready);
         await page.waitForFunction(() => window.bmcSlide.tilesLoaded() > 0, null, { timeout: 30_000 });

@@ -247,7 +247,6 @@ async function open() {
     navigatorPosition: 'BOTTOM_RIGHT',
     maxZoomPixelRatio: 2,
     visibilityRatio: 0.5,
-    gestureSettingsMouse: { clickToZoom: false },
   });
   viewer = v;
   v.addHandler('tile-loaded', () => {
