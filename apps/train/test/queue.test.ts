@@ -95,6 +95,27 @@ const until = async (cond: () => boolean, timeoutMs: number, what: string) => {
 const ran = (log: string) => [...log.matchAll(/^job (\S+): \d+ candidate/gm)].map((m) => m[1]!);
 const started = (log: string) => [...log.matchAll(/^job (\S+): started/gm)].map((m) => m[1]!);
 const read = (...p: string[]) => readFileSync(join(dir, ...p), 'utf8');
+/** `bmc detect --queue` of a slide (in `dir`) and the field images into `out`. */
+const queuedDetect = (out: string, slide = 'slide.tif') => [
+  'detect',
+  '--queue',
+  redis!.url,
+  join(dir, slide),
+  join(dir, 'fields'),
+  '-o',
+  out,
+  ...TILE,
+];
+/** Detections as JSON with the image id blanked: runs with other image lists number their images apart. */
+const withoutImageId = (r: { image_id: number }[]) => r.map((x) => JSON.stringify({ ...x, image_id: 0 }));
+/** The single-process run's detections of the slide alone (that run had the field images too). */
+function localSlideResults() {
+  const images = JSON.parse(read('local', 'images.json')).images as Array<{ id: number; file_name: string }>;
+  const slideId = images.find((im) => im.file_name === 'slide.tif')!.id;
+  return withoutImageId(
+    JSON.parse(read('local', 'results.json')).filter((r: { image_id: number }) => r.image_id === slideId),
+  );
+}
 
 describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () => {
   it('two workers, one killed mid-tile: the result equals single-process bmc detect, no tile lost or run twice; a rerun reuses every tile', async () => {
@@ -103,16 +124,7 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     const a = bmc(['worker', '--queue', redis.url, ...WORKER]);
     const b = bmc(['worker', '--queue', redis.url, ...WORKER]);
     const out = join(dir, 'queued');
-    const submit = bmc([
-      'detect',
-      '--queue',
-      redis.url,
-      join(dir, 'slide.tif'),
-      join(dir, 'fields'),
-      '-o',
-      out,
-      ...TILE,
-    ]);
+    const submit = bmc(queuedDetect(out));
     // Kill worker A with SIGKILL while it holds a tile (its last line says it started one).
     await until(
       () => ran(a.stderr).length >= 5 && /: started\n$/.test(a.stderr),
@@ -160,16 +172,7 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
 
     // A rerun of the same inputs with the same model finds every result in the store: no job runs.
     const before = ran(b.stderr).length;
-    const again = bmcSync([
-      'detect',
-      '--queue',
-      redis.url,
-      join(dir, 'slide.tif'),
-      join(dir, 'fields'),
-      '-o',
-      out,
-      ...TILE,
-    ]);
+    const again = bmcSync(queuedDetect(out));
     expect(again.status, again.stderr).toBe(0);
     expect(again.stderr).toMatch(new RegExp(`${tilesRun} already done \\(reused from .*\\), 0 queued`));
     expect(ran(b.stderr).length).toBe(before);
@@ -188,18 +191,8 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     await redis.restart(1_000);
     expect(await submit.exit, submit.stderr).toBe(0);
     expect(submit.stderr).toMatch(/job\(s\) were no longer in Redis \(restarted\?\): queued again/);
-    // The same detections as the single-process run of the slide (image ids differ: that run had the fields too).
-    const localIds = JSON.parse(read('local', 'images.json')).images as Array<{
-      id: number;
-      file_name: string;
-    }>;
-    const slideId = localIds.find((im) => im.file_name === 'slide.tif')!.id;
-    const strip = (r: { image_id: number }[]) => r.map((x) => JSON.stringify({ ...x, image_id: 0 }));
-    expect(strip(JSON.parse(read('restart', 'results.json')))).toEqual(
-      strip(
-        JSON.parse(read('local', 'results.json')).filter((r: { image_id: number }) => r.image_id === slideId),
-      ),
-    );
+    // The same detections as the single-process run of the slide.
+    expect(withoutImageId(JSON.parse(read('restart', 'results.json')))).toEqual(localSlideResults());
     expect(read('restart', 'slides/slide.geojson')).toBe(read('local', 'slides/slide.geojson'));
     w.child.kill('SIGTERM');
     await w.exit;
@@ -261,17 +254,7 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     expect(status.progress.done).toBe(status.progress.total);
     expect(seen.size).toBeGreaterThan(2); // progress was visible while it ran
     const results = await (await fetch(`${base}/v1/jobs/${job.id}/results`)).json();
-    const localIds = JSON.parse(read('local', 'images.json')).images as Array<{
-      id: number;
-      file_name: string;
-    }>;
-    const slideId = localIds.find((im) => im.file_name === 'slide.tif')!.id;
-    const strip = (r: { image_id: number }[]) => r.map((x) => JSON.stringify({ ...x, image_id: 0 }));
-    expect(strip(results)).toEqual(
-      strip(
-        JSON.parse(read('local', 'results.json')).filter((r: { image_id: number }) => r.image_id === slideId),
-      ),
-    );
+    expect(withoutImageId(results)).toEqual(localSlideResults());
     expect(await (await fetch(`${base}/v1/jobs/${job.id}/geojson`)).text()).toBe(
       read('local', 'slides/slide.geojson'),
     );
@@ -307,16 +290,7 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
     if (!redis) throw new Error('redis-server did not start');
     copyFileSync(join(dir, 'slide.tif'), join(dir, 'gone.tif'));
     const out = join(dir, 'gone');
-    const submit = bmc([
-      'detect',
-      '--queue',
-      redis.url,
-      join(dir, 'gone.tif'),
-      join(dir, 'fields'),
-      '-o',
-      out,
-      ...TILE,
-    ]);
+    const submit = bmc(queuedDetect(out, 'gone.tif'));
     await until(
       () => /gone\.tif: slide \d+x\d+, \d+ of \d+ tiles with tissue, \d+ queued/.test(submit.stderr),
       120_000,
