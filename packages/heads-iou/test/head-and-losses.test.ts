@@ -10,7 +10,14 @@ import {
   type ScoreMode,
   sigmoidFocalLoss,
 } from '../src/index.js';
-import { type ArrayFixture, readBytes, readJson, relativeMaxDiff, useCpu } from './helpers.js';
+import {
+  type ArrayFixture,
+  fixtureImageOutputs,
+  readBytes,
+  readJson,
+  relativeMaxDiff,
+  useCpu,
+} from './helpers.js';
 
 interface HeadsFixture {
   numClasses: number;
@@ -112,11 +119,7 @@ describe('post-processing', () => {
     it(`${c.mode}, top-k ${c.topk}, threshold ${c.scoreThreshold}: equals torchvision's postprocess_detections`, () => {
       c.detections.forEach((expected, img) => {
         const got = postprocessDetections(
-          {
-            clsLogits: pp.cls_logits.slice(img * a * fx.numClasses, (img + 1) * a * fx.numClasses),
-            boxDeltas: pp.box_deltas.slice(img * a * 4, (img + 1) * a * 4),
-            iouLogits: pp.iou_logits.slice(img * a, (img + 1) * a),
-          },
+          fixtureImageOutputs(fx, img),
           { boxes: pp.anchors, levelCounts: pp.levelCounts },
           fx.numClasses,
           {

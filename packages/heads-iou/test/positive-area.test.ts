@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { postprocessDetections } from '../src/index.js';
+import { fixtureImageOutputs } from './helpers.js';
 
 describe('post-processing keeps only boxes with positive area after clipping (issue 22)', () => {
   it('a 1x1 image: anchors wholly outside it give no detections, the one covering it a 1x1 box', () => {
@@ -54,17 +55,12 @@ describe('against torchvision', () => {
     const { readFileSync } = await import('node:fs');
     const fx = JSON.parse(readFileSync(new URL('./fixtures/heads_parity.json', import.meta.url), 'utf8'));
     const pp = fx.postprocess;
-    const a = pp.anchors.length / 4;
     let dropped = 0;
     for (const c of pp.cases) {
       c.detections.forEach(
         (expected: { boxes: number[]; scores: number[]; labels: number[] }, img: number) => {
           const got = postprocessDetections(
-            {
-              clsLogits: pp.cls_logits.slice(img * a * fx.numClasses, (img + 1) * a * fx.numClasses),
-              boxDeltas: pp.box_deltas.slice(img * a * 4, (img + 1) * a * 4),
-              iouLogits: pp.iou_logits.slice(img * a, (img + 1) * a),
-            },
+            fixtureImageOutputs(fx, img),
             { boxes: pp.anchors, levelCounts: pp.levelCounts },
             fx.numClasses,
             { scoreMode: c.mode, topK: c.topk, scoreThreshold: c.scoreThreshold, imageSize: pp.imageSize },
