@@ -19,6 +19,9 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 2000,
+    // The bundled dependencies' licenses (OpenSeadragon's BSD-3-Clause asks binary copies to carry
+    // its notice; minification drops the source headers).
+    license: { fileName: 'licenses.md' },
     // Two pages: the in-browser detector (index.html) and the deep-zoom slide viewer (slide.html).
     rollupOptions: {
       input: { main: join(here, 'src/viewer/index.html'), slide: join(here, 'src/viewer/slide.html') },
