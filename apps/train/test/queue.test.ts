@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSmearSlide } from '@bmc/data';
 import { freePort, redisServerPath, startRedis, type TestRedis } from '@bmc/test-utils/redis';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSlideAndFields } from './slide-fixture.js';
 
 // bmc detect --queue / bmc worker on a real Redis (Debian's redis-server on a free port), all
 // through bin/bmc.mjs as a lab runs them, against single-process bmc detect on the same inputs.
@@ -36,17 +35,7 @@ beforeAll(async () => {
   if (!HAS_REDIS) return;
   redis = await startRedis();
   dir = mkdtempSync(join(tmpdir(), 'bmc-queue-'));
-  const fields = await writeSmearSlide(join(dir, 'slide.tif'), {
-    seed: 11,
-    width: SIDE,
-    height: SIDE,
-    fields: ORIGINS,
-  });
-  mkdirSync(join(dir, 'fields'));
-  for (const [k, f] of fields.slice(0, 3).entries())
-    await sharp(Buffer.from(f.rgb), { raw: { width: f.size, height: f.size, channels: 3 } })
-      .png()
-      .toFile(join(dir, 'fields', `field${k}.png`));
+  await writeSlideAndFields(dir, { seed: 11, side: SIDE, origins: ORIGINS, fieldImages: 3 });
   // The reference: single-process bmc detect on the same inputs.
   const local = bmcSync([
     'detect',

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSmearSlide } from '@bmc/data';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSlideAndFields } from './slide-fixture.js';
 
 // A synthetic pyramidal slide through `bmc detect` (the shipped model, as a user runs it), against
 // the same fields run as separate images. Side 40,000 (the issue's slide): writing it (glass plus
@@ -35,17 +35,7 @@ const RSS_BOUND_MIB = 700;
 let dir: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bmc-slide-'));
-  const fields = await writeSmearSlide(join(dir, 'slide.tif'), {
-    seed: 7,
-    width: SIDE,
-    height: SIDE,
-    fields: ORIGINS,
-  });
-  mkdirSync(join(dir, 'fields'));
-  for (const [k, f] of fields.entries())
-    await sharp(Buffer.from(f.rgb), { raw: { width: f.size, height: f.size, channels: 3 } })
-      .png()
-      .toFile(join(dir, 'fields', `field${k}.png`));
+  await writeSlideAndFields(dir, { seed: 7, side: SIDE, origins: ORIGINS });
 }, 600_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
