@@ -8,6 +8,7 @@ import { exportOnnx } from '@bmc/export';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CellClassifier, loadCellClassifier } from '../src/cell-classifier.js';
+import { detectCommand } from '../src/detect-command.js';
 import { decodeToPixels } from '../src/image.js';
 import { classifySlideCells } from '../src/slide/classify-slide.js';
 import { openSlide } from '../src/slide/open.js';
@@ -132,5 +133,32 @@ describe('slides with a cell-type classifier', () => {
       features: { properties: { classification: { name: string } } }[];
     };
     expect(geo.features.map((f) => f.properties.classification.name)).toEqual(cells.map((c) => c.type));
+  }, 300_000);
+
+  it('a loaded classifier (what bmc serve hands its slide jobs) types the cells as its file does, at its own threshold, and stays open', async () => {
+    const run = (name: string, extra: Partial<Parameters<typeof detectCommand>[0]>) =>
+      detectCommand({
+        inputs: [slideFile],
+        model: TINY_MODEL,
+        out: join(dir, name),
+        scoreThreshold: 0.2,
+        tileSize: 320,
+        annotate: false,
+        progress: false,
+        threads: 1,
+        log: () => {},
+        ...extra,
+      });
+    const byFile = await run('by-file', { classifier: classifierFile, classifierThreshold: 0.5 });
+    const loaded = await run('loaded', { classifier });
+    const d = loaded.processed[0]!.differential!;
+    expect(d.total).toBeGreaterThan(0);
+    expect(d.threshold).toBe(0.5); // the loaded classifier's threshold
+    expect(d).toEqual(byFile.processed[0]!.differential);
+    expect(await readFile(join(dir, 'loaded', 'slides', 'slide.geojson'), 'utf8')).toBe(
+      await readFile(join(dir, 'by-file', 'slides', 'slide.geojson'), 'utf8'),
+    );
+    // Not disposed by the run: the service keeps using it.
+    expect(await classifier.classify(await decodeToPixels(slideFile), boxes.slice(0, 2))).toHaveLength(2);
   }, 300_000);
 });
