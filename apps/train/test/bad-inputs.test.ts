@@ -160,6 +160,10 @@ describe('bmc train on bad inputs (issue 22, items 5, 6, 7, 10, 11)', () => {
   const train = (...args: string[]) =>
     bmc(['train', '--preset', 'tiny', '--runs', join(dir, 'runs'), '--no-progress', ...args], 300_000);
   const runDir = (r: Run) => /run folder: (.*)/.exec(r.out)?.[1]?.trim();
+  const smallSets = small.flatMap((s) => ['--set', s]);
+  /** Training on the set whose training split holds one truncated (undecodable) image. */
+  const trainTruncated = (...args: string[]) =>
+    train('--data', C.truncated.train, '--set', `data.valPath=${C.truncated.val}`, ...smallSets, ...args);
 
   it('7: --epochs 0 and a __proto__ config key are usage / input errors naming the problem', async () => {
     expectClean(await bmc(['train', '--epochs', '0']), 2, /--epochs must be at least 1, got 0/);
@@ -189,15 +193,7 @@ describe('bmc train on bad inputs (issue 22, items 5, 6, 7, 10, 11)', () => {
   }, 120_000);
 
   it('5: past data.maxBadImageShare an undecodable training image stops the run with a clear error (exit 2)', async () => {
-    const r = await train(
-      '--data',
-      C.truncated.train,
-      '--set',
-      `data.valPath=${C.truncated.val}`,
-      ...small.flatMap((s) => ['--set', s]),
-      '--epochs',
-      '1',
-    );
+    const r = await trainTruncated('--epochs', '1');
     expectClean(
       r,
       2,
@@ -207,17 +203,7 @@ describe('bmc train on bad inputs (issue 22, items 5, 6, 7, 10, 11)', () => {
 
   let finished: string | undefined;
   it('5 + 7: below the share it is skipped and logged; dropped boxes are warned about once, with counts', async () => {
-    const r = await train(
-      '--data',
-      C.truncated.train,
-      '--set',
-      `data.valPath=${C.truncated.val}`,
-      ...small.flatMap((s) => ['--set', s]),
-      '--set',
-      'data.maxBadImageShare=0.5',
-      '--epochs',
-      '2',
-    );
+    const r = await trainTruncated('--set', 'data.maxBadImageShare=0.5', '--epochs', '2');
     expectClean(
       r,
       0,
@@ -252,7 +238,7 @@ describe('bmc train on bad inputs (issue 22, items 5, 6, 7, 10, 11)', () => {
   }, 300_000);
 
   it('6: a COCO JSON given alone is split (seeded), and the log and the report say so', async () => {
-    const r = await train('--data', C.alone, ...small.flatMap((s) => ['--set', s]), '--epochs', '1');
+    const r = await train('--data', C.alone, ...smallSets, '--epochs', '1');
     expectClean(
       r,
       0,
