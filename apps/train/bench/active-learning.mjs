@@ -73,6 +73,25 @@ function bmc(args) {
   return { out, seconds: s };
 }
 
+/** Records a round's test figures in the arm's labels (`bmc label metric`); the arm goes on from its model. */
+function recordRound(arm, round, r) {
+  bmc([
+    'label',
+    'metric',
+    arm.labels,
+    '--round',
+    String(round),
+    '--ap50',
+    String(r.figures.ap50),
+    '--ap75',
+    String(r.figures.ap75),
+    '--run',
+    r.runDir,
+  ]);
+  arm.model = r.model;
+  arm.runDir = r.runDir;
+}
+
 /** A COCO file of these images with their true boxes, images linked beside it (a "corrected export"). */
 async function groundTruth(images, categories, dir) {
   mkdirSync(join(dir, 'images'), { recursive: true });
@@ -273,21 +292,7 @@ for (const seed of SEEDS) {
       ...r0.figures,
       load: loadavg()[0],
     });
-    bmc([
-      'label',
-      'metric',
-      arms[arm].labels,
-      '--round',
-      '0',
-      '--ap50',
-      String(r0.figures.ap50),
-      '--ap75',
-      String(r0.figures.ap75),
-      '--run',
-      r0.runDir,
-    ]);
-    arms[arm].model = r0.model;
-    arms[arm].runDir = r0.runDir;
+    recordRound(arms[arm], 0, r0);
   }
   save();
   console.error(`  round 0: AP50 ${r0.figures.ap50} AP75 ${r0.figures.ap75}`);
@@ -333,21 +338,7 @@ for (const seed of SEEDS) {
         rankSeconds: Math.round(rk.seconds),
         load: loadavg()[0],
       });
-      bmc([
-        'label',
-        'metric',
-        a.labels,
-        '--round',
-        String(round),
-        '--ap50',
-        String(r.figures.ap50),
-        '--ap75',
-        String(r.figures.ap75),
-        '--run',
-        r.runDir,
-      ]);
-      a.model = r.model;
-      a.runDir = r.runDir;
+      recordRound(a, round, r);
       save();
       console.error(
         `  ${arm} round ${round}: AP50 ${r.figures.ap50} AP75 ${r.figures.ap75} (${labelled} images, ${boxes} boxes)`,
