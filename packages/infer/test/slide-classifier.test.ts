@@ -1,10 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildClassifier } from '@bmc/classify';
 import { writeSmearSlide } from '@bmc/data';
-import { exportOnnx } from '@bmc/export';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CellClassifier, loadCellClassifier } from '../src/cell-classifier.js';
@@ -12,6 +10,7 @@ import { detectCommand } from '../src/detect-command.js';
 import { decodeToPixels } from '../src/image.js';
 import { classifySlideCells } from '../src/slide/classify-slide.js';
 import { openSlide } from '../src/slide/open.js';
+import { writeUntrainedClassifier } from './classifier-fixture.js';
 import { PACKAGE_ROOT, TINY_MODEL } from './helpers.js';
 
 // The second stage on slides: cells are typed from region reads, never from the decoded slide. The
@@ -32,18 +31,8 @@ describe('slides with a cell-type classifier', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'bmc-slide-classifier-'));
     await tf.setBackend('cpu');
-    const model = buildClassifier({ numClasses: 3, cropSize: 32, widthMultiplier: 0.0625, seed: 3 });
     classifierFile = join(dir, 'cls.onnx');
-    const meta = { classNames: CLASSES, cropSize: 32, margin: 0.15 };
-    await writeFile(
-      classifierFile,
-      exportOnnx(model, {
-        inputNames: ['crops'],
-        outputNames: ['logits'],
-        metadata: { bmc_classifier: JSON.stringify(meta) },
-      }).bytes,
-    );
-    model.dispose();
+    await writeUntrainedClassifier(classifierFile, CLASSES);
     slideFile = join(dir, 'slide.tif');
     const fields = await writeSmearSlide(slideFile, {
       seed: 5,

@@ -1,10 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DifferentialCount } from '@bmc/classify';
-import { buildClassifier } from '@bmc/classify';
-import { exportOnnx } from '@bmc/export';
 import * as tf from '@tensorflow/tfjs';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +10,7 @@ import { type CellClassifier, loadCellClassifier } from '../src/cell-classifier.
 import { decodeToPixels } from '../src/image.js';
 import type { DetectionJson } from '../src/pipeline/results.js';
 import { createServer, type InferServer } from '../src/server.js';
+import { writeUntrainedClassifier } from './classifier-fixture.js';
 import { PACKAGE_ROOT, TINY_MODEL, writeSmear } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -48,18 +47,8 @@ describe.skipIf(!existsSync(CHROMIUM))('viewer with a cell-type classifier (Chro
       build: { outDir: viewerDir, emptyOutDir: true },
     });
     await tf.setBackend('cpu');
-    const model = buildClassifier({ numClasses: 3, cropSize: 32, widthMultiplier: 0.0625, seed: 3 });
     const onnx = join(dir, 'cls.onnx');
-    const meta = { classNames: ['blast', 'lymphocyte', 'platelet'], cropSize: 32, margin: 0.15 };
-    await writeFile(
-      onnx,
-      exportOnnx(model, {
-        inputNames: ['crops'],
-        outputNames: ['logits'],
-        metadata: { bmc_classifier: JSON.stringify(meta) },
-      }).bytes,
-    );
-    model.dispose();
+    await writeUntrainedClassifier(onnx, ['blast', 'lymphocyte', 'platelet']);
     smear = await writeSmear(dir, 'smear.png', 21, 512, 384);
     const probe = await loadCellClassifier(onnx, 0, 1);
     const { loadDetector } = await import('../src/model.js');
