@@ -50,3 +50,4 @@ export type { GraphOptimizationLevel, SessionStats } from './session-cache.js';
 export { registerFastTileGradient } from './tile-gradient.js';
 export { makeWasmFilterGrad } from './wasm-filter-grad.js';
 export { registerMissingWasmKernels } from './wasm-missing-kernels.js';
+export { registerFastWasmTile } from './wasm-tile.js';

@@ -7,6 +7,7 @@ import {
   fixCpuResizeNearestNeighborGrad,
   installEngineKernels,
   registerFastTileGradient,
+  registerFastWasmTile,
   registerMissingWasmKernels,
 } from '@bmc/engine';
 import { buildDetector, type Detector } from '@bmc/heads-iou';
@@ -52,6 +53,8 @@ export async function setUpEngine(
   log(describeBackend(backend));
   if (backend.name === 'wasm') registerMissingWasmKernels();
   if (backend.name === 'cpu') fixCpuResizeNearestNeighborGrad();
+  // tfjs-layers' LayerNormalization (the ViT classifier) tiles its statistics: wasm's Tile by block copies.
+  if (backend.name === 'wasm') registerFastWasmTile();
   // LayerNormalization's gradient (the ViT classifier) goes through Tile: one reshape + sum, not a slice per repetition.
   registerFastTileGradient();
   if (run.nativeKernels && (backend.name === 'wasm' || backend.name === 'cpu')) {
