@@ -262,8 +262,12 @@ describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian
       const jobs = join(dir, 'jobs');
       const { summary, dir: jobDir } = await writeFinishedSlideJob(jobs, id, slide, TINY_MODEL);
       const geo = JSON.parse(await readFile(join(jobDir, 'slides', 'slide.geojson'), 'utf8')) as {
-        features: Array<{ geometry: { coordinates: number[][][] } }>;
+        features: Array<{
+          geometry: { coordinates: number[][][] };
+          properties: { classification: { color: [number, number, number] } };
+        }>;
       };
+      const colours = geo.features.map((f) => f.properties.classification.color);
       const boxes = geo.features.map((f) => [
         ...f.geometry.coordinates[0]![0]!,
         ...f.geometry.coordinates[0]![2]!,
@@ -304,9 +308,9 @@ describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian
         expect(await total.textContent()).toBe(`total${summary.count}`);
         await page.screenshot({ path: join(ARTIFACTS, 'slide-viewer.png') });
 
-        // Zoomed into the second field: the cells drawn are those in view (boxes inside it at
+        // Zoomed into the first field (both classes there): the cells drawn are those in view (boxes inside it at
         // least, boxes touching it at most).
-        await page.evaluate(() => window.bmcSlide.zoomTo(1400, 952, 208, 208));
+        await page.evaluate(() => window.bmcSlide.zoomTo(280, 504, 208, 208));
         await page.waitForFunction(() => window.bmcSlide.drawn() < window.bmcSlide.cells());
         await page.waitForTimeout(200);
         const v = (await page.evaluate(() => window.bmcSlide.view()))!;
@@ -318,8 +322,17 @@ describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian
         ).length;
         const drawn = await page.evaluate(() => window.bmcSlide.drawn());
         expect(inside).toBeGreaterThan(0);
-        // And where they should be: the overlay has ink on each in-view box's left and top edges,
-        // placed from the view rectangle (slide pixels) and the canvas size alone.
+        // And where they should be, in their class's colour (the GeoJSON's, as QuPath shows it):
+        // the overlay has that colour on each in-view box's left and top edges, placed from the
+        // view rectangle (slide pixels) and the canvas size alone. Where another box's outline
+        // passes within 3 canvas px (the model found both classes on one cell), its colour counts too.
+        const canvasWidth = await page.evaluate(
+          () => (document.getElementById('cells-overlay') as HTMLCanvasElement).width,
+        );
+        const near = 3 / (canvasWidth / v.width); // slide px
+        const onOutline = (x: number, y: number, [x1, y1, x2, y2]: number[]) =>
+          (y >= y1! - near && y <= y2! + near && (Math.abs(x - x1!) <= near || Math.abs(x - x2!) <= near)) ||
+          (x >= x1! - near && x <= x2! + near && (Math.abs(y - y1!) <= near || Math.abs(y - y2!) <= near));
         const edges = boxes
           .filter(
             ([x1, y1, x2, y2]) => x1! >= v.x && y1! >= v.y && x2! <= v.x + v.width && y2! <= v.y + v.height,
@@ -327,17 +340,33 @@ describe.skipIf(!existsSync(CHROMIUM))('browser viewer (playwright-core + Debian
           .flatMap(([x1, y1, x2, y2]) => [
             [x1!, (y1! + y2!) / 2],
             [(x1! + x2!) / 2, y1!],
-          ]);
+          ])
+          .map(([x, y]) => ({
+            x: x!,
+            y: y!,
+            rgbs: [
+              ...new Set(boxes.flatMap((b, k) => (onOutline(x!, y!, b) ? [colours[k]!.join()] : []))),
+            ].map((c) => c.split(',').map(Number)),
+          }));
+        expect(new Set(colours.map((c) => c.join()))).toHaveProperty('size', 2); // both classes drawn
         const inked = await page.evaluate(
           ({ edges, v }) => {
             const c = document.getElementById('cells-overlay') as HTMLCanvasElement;
             const ctx = c.getContext('2d')!;
             const k = c.width / v.width;
-            return edges.map(([x, y]) => {
-              const px = Math.round((x! - v.x) * k);
-              const py = Math.round((y! - v.y) * k);
+            return edges.map(({ x, y, rgbs }) => {
+              const px = Math.round((x - v.x) * k);
+              const py = Math.round((y - v.y) * k);
               const a = ctx.getImageData(px - 2, py - 2, 5, 5).data;
-              for (let i = 3; i < a.length; i += 4) if (a[i]! > 0) return true;
+              for (let i = 0; i < a.length; i += 4)
+                for (const [r, g, b] of rgbs)
+                  if (
+                    a[i + 3]! > 100 &&
+                    Math.abs(a[i]! - r!) < 40 &&
+                    Math.abs(a[i + 1]! - g!) < 40 &&
+                    Math.abs(a[i + 2]! - b!) < 40
+                  )
+                    return true;
               return false;
             });
           },

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectCommand } from '../src/detect-command.js';
 import { createServer, type InferServer } from '../src/server.js';
 import { DZI_FILE, DZI_TILES, writeDeepZoom } from '../src/slide/deep-zoom.js';
-import { TINY_MODEL, writeFinishedSlideJob } from './helpers.js';
+import { PACKAGE_ROOT, TINY_MODEL, writeFinishedSlideJob } from './helpers.js';
 
 // A 3000 x 2000 pyramidal slide with two smear fields (320 px, a 56 px glass margin around a
 // 208 px smear) on glass of (242, 240, 241), writeSmearSlide's colour.
@@ -178,6 +179,36 @@ describe('Deep Zoom pyramid of a slide', () => {
       '6_3',
       '6_4',
     ]);
+    // The same through the binary; run again into the same folder, the pyramid is kept as it is.
+    const cli = () =>
+      spawnSync(
+        process.execPath,
+        [
+          join(PACKAGE_ROOT, 'bin', 'bmc-infer.mjs'),
+          'detect',
+          slide,
+          '-m',
+          TINY_MODEL,
+          '--deep-zoom',
+          '--no-annotate',
+          '--threads',
+          '1',
+          '--no-progress',
+          '-o',
+          join(dir, 'cli'),
+        ],
+        { encoding: 'utf8', timeout: 300_000 },
+      );
+    const first = cli();
+    expect(first.status, first.stderr).toBe(0);
+    const cliDz = join(dir, 'cli', 'slides', 'slide.dz');
+    expect(readFileSync(join(cliDz, DZI_FILE), 'utf8')).toBe(
+      readFileSync(join(out, 'slides', 'slide.dz', DZI_FILE), 'utf8'),
+    );
+    expect(written(cliDz)).toEqual(written(join(out, 'slides', 'slide.dz')));
+    const ino = statSync(join(cliDz, DZI_FILE)).ino;
+    expect(cli().status).toBe(0);
+    expect(statSync(join(cliDz, DZI_FILE)).ino).toBe(ino);
     // Without the option: no pyramid.
     const plain = await detectCommand({
       inputs: [slide],
