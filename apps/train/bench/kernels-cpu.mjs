@@ -1,8 +1,9 @@
 // Per-kernel comparison that a busy machine cannot skew: one thread on each side, timed in CPU time
 // (onnxruntime with 1 intra-op thread runs on the calling thread, so process CPU time is the kernel's;
 // PyTorch via torch_ref.py with clock 'cpu', thread CPU time). For the thesis step's convolution shapes
-// at 512 px (one image): the engine before (a0f647d's graph forms, bench/layout-v1.mjs), after (the
-// current 'auto'), and PyTorch 1.13; GFLOP/s against the measured per-core FMA peak; and the sums
+// at 512 px (one image): the engine before (a0f647d's graph forms, bench/layout-v1.mjs), 'auto'
+// without MLAS's NCHWc convolution (gemm: the forms of 6839638), after (the current 'auto'), and
+// PyTorch 1.13; GFLOP/s against the measured per-core FMA peak; and the sums
 // weighted by how often a thesis micro-batch calls each shape (bench/measured/step-profile-*.json).
 // `pnpm --filter @bmc/train bench:kernels-cpu` after `pnpm build`. Env: BMC_KCPU_OUT (JSON path).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,8 @@ import { machineInfo, peakFlops, uptime } from './machine.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const OUT = process.env.BMC_KCPU_OUT ?? here('./runs/kernels-cpu.json');
-const { chooseLayout, createOrtKernels } = await import('@bmc/engine');
+const { chooseLayout, createOrtKernels, loadOrtNative, nchwcBlockSize } = await import('@bmc/engine');
+const BLOCK = nchwcBlockSize(loadOrtNative());
 
 await tf.setBackend('wasm');
 tf.env().set('IS_TEST', false);
@@ -42,7 +44,7 @@ const SHAPES = [
 const KERNELS = { fwd: 'Conv2D', dx: 'Conv2DBackpropInput', dw: 'Conv2DBackpropFilter' };
 const KIND = { fwd: 'forward', dx: 'backpropInput', dw: 'backpropFilter' };
 const sets = Object.fromEntries(
-  ['nhwc', 'transpose', 'flipped', 'taps'].map((l) => [
+  ['nhwc', 'transpose', 'flipped', 'taps', 'nchwc'].map((l) => [
     l,
     createOrtKernels({ backend: 'wasm', layout: l, threads: 1 }),
   ]),
@@ -66,7 +68,7 @@ function cpuMs(fn) {
 
 const b = tf.backend();
 const rows = [];
-const sums = { before: 0, after: 0, torch: 0 };
+const sums = { before: 0, gemm: 0, after: 0, torch: 0 };
 const sumsBy = { fwd: { ...sums }, dx: { ...sums }, dw: { ...sums } };
 for (const s of SHAPES) {
   const info = tf.backend_util.computeConv2DInfo(s.x, s.w, s.stride, 1, 'same');
@@ -82,7 +84,11 @@ for (const s of SHAPES) {
   const name = `${s.w[0]}x${s.w[1]}/${s.stride} ${s.w[2]}->${s.w[3]} @${s.x[1]}x${s.x[2]}`;
   for (const [k, kernel] of Object.entries(KERNELS)) {
     const { g } = kernelGeometry(kernel, inputs[k], at[k]);
-    const forms = { before: chooseLayoutV1(KIND[k], g), after: chooseLayout(KIND[k], g) };
+    const forms = {
+      before: chooseLayoutV1(KIND[k], g),
+      gemm: chooseLayout(KIND[k], g),
+      after: chooseLayout(KIND[k], g, BLOCK),
+    };
     const ms = {};
     for (const [v, form] of Object.entries(forms)) {
       const fn = sets[form].configs.find((c) => c.kernelName === kernel).kernelFunc;
@@ -95,6 +101,7 @@ for (const s of SHAPES) {
       calls,
       forms,
       beforeMs: ms.before,
+      gemmMs: ms.gemm,
       afterMs: ms.after,
       torchMs: t?.[k] ?? null,
       gflopsBefore: flops / ms.before / 1e6,
@@ -104,6 +111,7 @@ for (const s of SHAPES) {
     rows.push(row);
     for (const [v, m] of [
       ['before', ms.before],
+      ['gemm', ms.gemm],
       ['after', ms.after],
       ['torch', t?.[k] ?? 0],
     ]) {
@@ -112,7 +120,7 @@ for (const s of SHAPES) {
     }
     const pct = (g) => `${((100 * g) / perCore).toFixed(0)}%`;
     console.log(
-      `${name.padEnd(26)} ${k} before ${ms.before.toFixed(1).padStart(7)} ms (${forms.before}) after ${ms.after.toFixed(1).padStart(7)} ms (${forms.after}, ${row.gflopsAfter.toFixed(0)} GF/s, ${pct(row.gflopsAfter)})` +
+      `${name.padEnd(26)} ${k} before ${ms.before.toFixed(1).padStart(7)} ms (${forms.before}) gemm ${ms.gemm.toFixed(1).padStart(7)} ms (${forms.gemm}) after ${ms.after.toFixed(1).padStart(7)} ms (${forms.after}, ${row.gflopsAfter.toFixed(0)} GF/s, ${pct(row.gflopsAfter)})` +
         (t
           ? `  torch ${t[k].toFixed(1).padStart(7)} ms (${row.gflopsTorch.toFixed(0)} GF/s, ${pct(row.gflopsTorch)})  after/torch ${(ms.after / t[k]).toFixed(2)}x`
           : ''),
@@ -125,12 +133,13 @@ for (const s of Object.values(sets)) s.dispose();
 console.log('\nweighted by calls per thesis micro-batch (ms, 1 thread, CPU time):');
 for (const [k, v] of Object.entries({ ...sumsBy, all: sums })) {
   console.log(
-    `  ${k.padEnd(4)} before ${v.before.toFixed(0)}  after ${v.after.toFixed(0)}  torch ${v.torch.toFixed(0)}  after/torch ${(v.after / v.torch).toFixed(2)}x  before/torch ${(v.before / v.torch).toFixed(2)}x`,
+    `  ${k.padEnd(4)} before ${v.before.toFixed(0)}  gemm ${v.gemm.toFixed(0)}  after ${v.after.toFixed(0)}  torch ${v.torch.toFixed(0)}  after/torch ${(v.after / v.torch).toFixed(2)}x  before/torch ${(v.before / v.torch).toFixed(2)}x`,
   );
 }
 const result = {
   suite: 'engine-kernels-cpu',
-  what: "the thesis step's convolution shapes at 512 px (1 image), 1 thread each side, CPU time: engine before (a0f647d graph forms) / after / PyTorch 1.13",
+  what: "the thesis step's convolution shapes at 512 px (1 image), 1 thread each side, CPU time: engine before (a0f647d graph forms) / gemm ('auto' without NCHWc, 6839638) / after / PyTorch 1.13",
+  nchwcBlock: BLOCK,
   command: 'pnpm --filter @bmc/train bench:kernels-cpu',
   date: new Date().toISOString(),
   machine: {

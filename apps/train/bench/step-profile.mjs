@@ -5,7 +5,9 @@
 // the same run (an onnxruntime MatMul) and its FMA peak (machine.mjs: nominal and measured).
 // Run after `pnpm exec turbo run build --filter=@bmc/train...`: `pnpm --filter @bmc/train bench:step-profile`.
 // Env: BMC_PROFILE_SIZE (512), BMC_PROFILE_THREADS (onnxruntime threads; default all cores),
-// BMC_PROFILE_LAYOUT (the engine's layout option, default auto; v1: a0f647d's forms), BMC_PROFILE_OUT (JSON path).
+// BMC_PROFILE_LAYOUT (the engine's layout option, default auto; v1: a0f647d's forms), BMC_PROFILE_BEFORE=gemm
+// (the engine as at 6839638: 'auto' without MLAS's NCHWc convolution, wasm's own Identity / Cast / Sum),
+// BMC_PROFILE_OUT (JSON path).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
@@ -23,6 +25,8 @@ const SIZE = Number(process.env.BMC_PROFILE_SIZE ?? 512);
 const THREADS = Number(process.env.BMC_PROFILE_THREADS ?? availableParallelism());
 const LAYOUT = process.env.BMC_PROFILE_LAYOUT ?? 'auto';
 const OUT = process.env.BMC_PROFILE_OUT ?? here('./runs/step-profile.json');
+const NCHWC = process.env.BMC_PROFILE_BEFORE !== 'gemm';
+const NCHWC_BLOCK = NCHWC ? engine.nchwcBlockSize(engine.loadOrtNative()) : 1;
 
 /** onnxruntime's sgemm (MLAS) rate on a large square MatMul: the achievable ceiling for im2col GEMMs. */
 function sgemmGflops(n, threads) {
@@ -83,7 +87,8 @@ await startWasm('step-profile');
 const handle =
   LAYOUT === 'v1'
     ? registerV1Kernels({ threads: THREADS })
-    : engine.installEngineKernels({ backend: 'wasm', threads: THREADS, layout: LAYOUT });
+    : engine.installEngineKernels({ backend: 'wasm', threads: THREADS, layout: LAYOUT, nchwc: NCHWC });
+if (NCHWC && LAYOUT !== 'v1') engine.registerCopyFreeWasmKernels();
 console.log(engine.describeEngine().summary);
 
 // Wrap the four convolution kernels with a clock keyed by kind and geometry.
@@ -104,7 +109,7 @@ for (const name of Object.keys(KINDS)) {
     const kind = KINDS[name];
     const layout =
       LAYOUT === 'auto'
-        ? engine.chooseLayout(longKind, g)
+        ? engine.chooseLayout(longKind, g, NCHWC_BLOCK)
         : LAYOUT === 'v1'
           ? chooseLayoutV1(longKind, g)
           : LAYOUT;

@@ -10,7 +10,9 @@
 // and the load (uptime before and after each part). Run after building apps/train and its dependencies
 // (`pnpm exec turbo run build --filter=@bmc/train...`): `pnpm --filter @bmc/train bench:thesis-step`.
 // Env: BMC_STEP_ITERS (timed steps per variant, default 2), BMC_STEP_TORCH_ITERS (default 2),
-// BMC_STEP_BEFORE=0 skips the a0f647d variant, BMC_STEP_REPLICAS (default 2; 0 skips),
+// BMC_STEP_BEFORE=0 skips the "before" variant, BMC_STEP_BEFORE=gemm makes it the engine as at 6839638 ('auto'
+// without MLAS's NCHWc convolution, wasm's own copying Identity / Cast / Sum) instead of a0f647d's forms,
+// BMC_STEP_REPLICAS (default 2; 0 skips),
 // BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test),
 // BMC_STEP_CLOCK=cpu (1 thread each side, CPU time: a comparison a busy machine cannot skew).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -32,6 +34,11 @@ const BATCH = 2;
 const ITERS = Number(process.env.BMC_STEP_ITERS ?? 2);
 const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
 const BEFORE = process.env.BMC_STEP_BEFORE !== '0';
+// Which engine "before" is: a0f647d's graph forms (default) or 6839638's (no NCHWc, no copy-free wasm kernels).
+const BEFORE_GEMM = process.env.BMC_STEP_BEFORE === 'gemm';
+const BEFORE_WHAT = BEFORE_GEMM
+  ? "'auto' without MLAS's NCHWc convolution, wasm's own Identity / Cast / Sum: as at 6839638"
+  : 'a0f647d graph forms';
 const REPLICAS = Number(process.env.BMC_STEP_REPLICAS ?? 2);
 const OUT = process.env.BMC_STEP_OUT ?? here('./runs/step.json');
 // BMC_STEP_CLOCK=cpu: one thread on each side (onnxruntime 1 intra-op thread, PyTorch 1 thread) and each
@@ -118,10 +125,14 @@ const torch1 = torchRun();
 
 let before;
 if (BEFORE) {
-  const h = registerV1Kernels({ threads: THREADS });
-  before = timeSteps(`ours, engine graph forms of a0f647d (before), onnxruntime ${THREADS} threads`);
+  const h = BEFORE_GEMM
+    ? engine.installEngineKernels({ backend: 'wasm', threads: THREADS, nchwc: false })
+    : registerV1Kernels({ threads: THREADS });
+  before = timeSteps(`ours, engine before (${BEFORE_WHAT}), onnxruntime ${THREADS} threads`);
   h.unregister();
 }
+// The trainer's setUpEngine registers these on wasm (replica workers get them that way).
+engine.registerCopyFreeWasmKernels();
 engine.installEngineKernels({ backend: 'wasm', threads: THREADS });
 const after = timeSteps(`ours, engine as it is (after), onnxruntime ${THREADS} threads`);
 
@@ -143,7 +154,7 @@ const withRef = (r) => (ref ? { ...r, refMs: ref, ref: refName } : r);
 if (before)
   rows.push(
     withRef({
-      name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1), engine before (a0f647d graph forms)${tag}`,
+      name: `thesis train step ${SIZE}x${SIZE} b${BATCH} (micro-batches of 1), engine before (${BEFORE_WHAT})${tag}`,
       ms: before.ms,
     }),
   );
@@ -171,7 +182,7 @@ const result = {
   clock: CPU_CLOCK
     ? 'process CPU time, 1 thread each side (onnxruntime 1 intra-op thread, PyTorch 1 thread)'
     : 'wall time',
-  what: 'Training step of the thesis preset (R50, PAN-attn N2-N5, IoU branch, OTA), 512 px, batch 2 in micro-batches of 1, against PyTorch 1.13 with the same architecture timed in the same run; the engine before (a0f647d graph forms) and after in the same process',
+  what: `Training step of the thesis preset (R50, PAN-attn N2-N5, IoU branch, OTA), 512 px, batch 2 in micro-batches of 1, against PyTorch 1.13 with the same architecture timed in the same run; the engine before (${BEFORE_WHAT}) and after in the same process`,
   command:
     'pnpm --filter @bmc/train bench:thesis-step (apps/train/bench/thesis-step.bench.mjs; reference tooling/bench/thesis_model.py)',
   date: new Date().toISOString(),
@@ -188,7 +199,11 @@ const result = {
     node: process.version,
   },
   load: `uptime at start: ${loadStart}; after PyTorch: ${torch1?.loadAfter ?? '-'}; after before: ${before?.loadAfter ?? '-'}; after after: ${after.loadAfter}; after replicas: ${replicas?.loadAfter ?? '-'}; at end: ${loadEnd}. The 2-core machine was shared with other jobs`,
-  engine: engine.describeEngine().onnxruntime,
+  env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BMC_STEP_'))),
+  engine: {
+    ...engine.describeEngine().onnxruntime,
+    nchwcBlock: engine.nchwcBlockSize(engine.loadOrtNative()),
+  },
   rows,
   notes,
   torch: torchRuns,

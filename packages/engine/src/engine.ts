@@ -13,6 +13,7 @@ import {
   Transpose,
 } from '@tensorflow/tfjs-core';
 import type { LayoutOption } from './conv-graphs.js';
+import { nchwcBlockSize } from './nchwc-probe.js';
 import { loadOrtNative } from './ort-binding.js';
 import { type KernelCounters, type LayoutChoice, makeOrtKernels, swapKernels } from './ort-kernels.js';
 import { type GraphOptimizationLevel, SessionCache, type SessionStats } from './session-cache.js';
@@ -34,6 +35,11 @@ export interface RegisterOrtKernelsOptions {
   memoryArena?: boolean;
   /** Most cached sessions (one per kernel, shape and attributes), least recently used released first. Default 512. */
   maxSessions?: number;
+  /**
+   * Let 'auto' (and an explicit 'nchwc') use MLAS's blocked-channel direct convolution where this
+   * CPU has it (AVX2 / AVX-512); false keeps the im2col / GEMM forms only. Default true.
+   */
+  nchwc?: boolean;
 }
 
 /** Per-call choice from the geometry (conv-graphs.ts `chooseLayout`, measured in bench/). */
@@ -64,6 +70,8 @@ export interface EngineDescription {
     threads?: number;
     layout?: LayoutChoice;
     graphOptimizationLevel?: GraphOptimizationLevel;
+    /** MLAS's NCHWc block size in use (1: the 'nchwc' form is off or unavailable). */
+    nchwcBlock?: number;
     stats?: SessionStats & KernelCounters;
   }[];
   /** One line for `bmc doctor`. */
@@ -75,6 +83,7 @@ interface Active {
   threads?: number;
   layout?: LayoutChoice;
   graphOptimizationLevel?: GraphOptimizationLevel;
+  nchwcBlock?: number;
 }
 
 const active = new Map<EngineBackendName, Active>();
@@ -122,7 +131,7 @@ function previousKernels(backend: EngineBackendName, names: readonly string[]) {
 export function registerOrtKernels(options: RegisterOrtKernelsOptions): EngineHandle {
   const set = createOrtKernels(options);
   active.get(set.backend)?.handle.unregister();
-  const { backend, threads, layout, graphOptimizationLevel } = set;
+  const { backend, threads, layout, graphOptimizationLevel, nchwcBlock } = set;
   const restore = swapKernels(set.configs);
   const handle: EngineHandle = {
     backend,
@@ -135,7 +144,7 @@ export function registerOrtKernels(options: RegisterOrtKernelsOptions): EngineHa
       if (active.get(backend)?.handle === handle) active.delete(backend);
     },
   };
-  active.set(backend, { handle, threads, layout, graphOptimizationLevel });
+  active.set(backend, { handle, threads, layout, graphOptimizationLevel, nchwcBlock });
   return handle;
 }
 
@@ -145,6 +154,8 @@ export interface OrtKernelSet {
   threads: number;
   layout: LayoutChoice;
   graphOptimizationLevel: GraphOptimizationLevel;
+  /** MLAS's NCHWc block size the 'nchwc' form uses; 1 when it is off or this CPU has none. */
+  nchwcBlock: number;
   configs: KernelConfig[];
   stats(): SessionStats & KernelCounters;
   /** Releases the sessions. */
@@ -183,13 +194,15 @@ export function createOrtKernels(options: RegisterOrtKernelsOptions): OrtKernelS
   if (backend === 'wasm' && !previous[Conv2DBackpropFilter]) {
     previous[Conv2DBackpropFilter] = makeWasmFilterGrad(wasmBlocks());
   }
-  const { configs, counters } = makeOrtKernels(backend, cache, layout, previous);
+  const nchwcBlock = options.nchwc === false ? 1 : nchwcBlockSize(native);
+  const { configs, counters } = makeOrtKernels(backend, cache, layout, previous, nchwcBlock);
   markOurs(configs);
   return {
     backend,
     threads,
     layout,
     graphOptimizationLevel,
+    nchwcBlock,
     configs,
     stats: () => ({ ...cache.stats(), native: { ...counters.native }, delegated: { ...counters.delegated } }),
     dispose: () => cache.clear(),
@@ -271,6 +284,7 @@ export function describeEngine(): EngineDescription {
     ...(a.threads ? { threads: a.threads } : {}),
     ...(a.layout ? { layout: a.layout } : {}),
     ...(a.graphOptimizationLevel ? { graphOptimizationLevel: a.graphOptimizationLevel } : {}),
+    ...(a.nchwcBlock ? { nchwcBlock: a.nchwcBlock } : {}),
     ...(a.handle.stats() ? { stats: a.handle.stats() } : {}),
   }));
   const parts = list.map((a) =>

@@ -48,6 +48,7 @@ export { checkBindingShape, loadOrtNative, ORT_VERSION, type OrtNative } from '.
 export type { LayoutChoice } from './ort-kernels.js';
 export type { GraphOptimizationLevel, SessionStats } from './session-cache.js';
 export { registerFastTileGradient } from './tile-gradient.js';
+export { registerCopyFreeWasmKernels } from './wasm-copy-free-kernels.js';
 export { makeWasmFilterGrad } from './wasm-filter-grad.js';
 export { registerMissingWasmKernels } from './wasm-missing-kernels.js';
 export { registerFastWasmTile } from './wasm-tile.js';

@@ -22,7 +22,10 @@ export interface OnnxNode {
 
 export interface OnnxValue {
   name: string;
-  /** Static shape; every dimension is known because sessions are cached per shape. */
+  /**
+   * Static shape; every dimension is known because sessions are cached per shape
+   * (a negative entry declares an unknown dimension, for probes whose output shape is the answer).
+   */
   shape: readonly number[];
 }
 
@@ -45,7 +48,12 @@ const IR_VERSION = 8;
 function valueInfo(v: OnnxValue) {
   return {
     name: v.name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: v.shape.map((d) => ({ dimValue: d })) } } },
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        shape: { dim: v.shape.map((d, i) => (d < 0 ? { dimParam: `d${i}` } : { dimValue: d })) },
+      },
+    },
   };
 }
 
@@ -72,7 +80,13 @@ export function encodeModel(graph: OnnxGraph, name = 'bmc_kernel'): Uint8Array {
   const model = {
     irVersion: IR_VERSION,
     producerName: '@bmc/engine',
-    opsetImport: [{ domain: '', version: OPSET }],
+    // Contrib domains (onnxruntime's com.microsoft.nchwc kernels) are at version 1.
+    opsetImport: [
+      { domain: '', version: OPSET },
+      ...[...new Set(graph.nodes.map((n) => n.domain ?? ''))]
+        .filter((d) => d !== '')
+        .map((domain) => ({ domain, version: 1 })),
+    ],
     graph: {
       name,
       node: graph.nodes.map((n, i) => ({

@@ -90,10 +90,11 @@ export function makeOrtKernels(
   cache: SessionCache,
   layout: LayoutChoice,
   previous: Partial<Record<string, KernelConfig>>,
+  nchwcBlock = 1,
 ): OrtKernelSet {
   const counters: KernelCounters = { native: {}, delegated: {} };
   const pick = (kind: ConvKernelKind, g: ConvGeometry): ConvLayout =>
-    layout[kind] === 'auto' ? chooseLayout(kind, g) : (layout[kind] as ConvLayout);
+    layout[kind] === 'auto' ? chooseLayout(kind, g, nchwcBlock) : (layout[kind] as ConvLayout);
   const count = (bucket: Record<string, number>, name: string) => {
     bucket[name] = (bucket[name] ?? 0) + 1;
   };
@@ -135,7 +136,7 @@ export function makeOrtKernels(
     if ((at.dataFormat ?? 'NHWC') !== 'NHWC' || !usable(x, filter)) return delegate(Conv2D, args);
     const g = forwardGeometry(x!, filter!, at);
     count(counters.native, Conv2D);
-    const o = { layout: pick('forward', g), bias: false, activation: 'linear' as const };
+    const o = { layout: pick('forward', g), bias: false, activation: 'linear' as const, nchwcBlock };
     return run(
       args,
       `conv|${o.layout}|${geometryKey(g)}`,
@@ -167,6 +168,7 @@ export function makeOrtKernels(
       bias: bias != null,
       activation: activation as NativeActivation,
       leakyreluAlpha: at.leakyreluAlpha ?? 0.2,
+      nchwcBlock,
     };
     const feeds: Record<string, TensorInfo> = { x: x!, w: filter! };
     if (bias) feeds.b = bias;
@@ -199,7 +201,7 @@ export function makeOrtKernels(
     return run(
       args,
       `dx|${l}|${geometryKey(g)}`,
-      () => backpropInputGraph(g, l),
+      () => backpropInputGraph(g, l, nchwcBlock),
       { dy: dy!, w: filter! },
       'dx',
       [...at.inputShape],

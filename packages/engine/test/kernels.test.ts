@@ -6,7 +6,15 @@
  */
 import type { NamedAttrMap } from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EngineHandle, registerOrtKernels, type TfPad } from '../src/index.js';
+import {
+  convGeometry,
+  type EngineHandle,
+  loadOrtNative,
+  nchwcApplies,
+  nchwcBlockSize,
+  registerOrtKernels,
+  type TfPad,
+} from '../src/index.js';
 import { maxAbs, maxAbsDiff, onBackend, randomArray, rng, tf, useWasm } from './helpers.js';
 
 interface Case {
@@ -179,6 +187,63 @@ describe.each(['nhwc', 'transpose', 'flipped', 'taps'] as const)(
     });
   },
 );
+
+// MLAS's NCHWc convolution reads channels in blocks (16 with AVX-512, 8 with AVX2): the random
+// cases above have too few channels for it, so these have 16-32 (an output side that is not a
+// multiple of the block is padded: 9, 20, 24), strides, dilation, explicit asymmetric pads.
+const NCHWC_CASES: Case[] = (
+  [
+    [[2, 9, 10, 16], [3, 3, 16, 16], [1, 1], [1, 1], 'same', 'relu'],
+    [[1, 12, 11, 32], [3, 3, 32, 9], [1, 1], [1, 1], 'valid', 'linear'],
+    [[1, 11, 12, 16], [3, 3, 16, 20], [2, 2], [1, 1], 'same', 'leakyrelu'],
+    [[2, 8, 9, 16], [3, 3, 16, 32], [1, 1], [2, 2], 'same', 'sigmoid'],
+    [
+      [1, 7, 9, 32],
+      [5, 3, 32, 16],
+      [1, 1],
+      [1, 1],
+      [
+        [0, 0],
+        [1, 2],
+        [0, 1],
+        [0, 0],
+      ],
+      'relu6',
+    ],
+    [[1, 6, 7, 16], [3, 3, 16, 24], [1, 1], [1, 1], 'same', 'elu'],
+    [[1, 9, 9, 20], [3, 3, 20, 16], [1, 1], [1, 1], 'same', 'relu'],
+  ] as [Case['x'], Case['w'], [number, number], [number, number], TfPad, string][]
+).map(([x, w, strides, dilations, pad, activation]) => ({
+  x,
+  w,
+  strides,
+  dilations,
+  pad,
+  activation,
+  label: `x${x.join('x')} w${w.join('x')} s${strides.join(',')} d${dilations.join(',')} pad ${JSON.stringify(pad)}`,
+}));
+
+describe('onnxruntime kernels on wasm, layout nchwc', () => {
+  let handle: EngineHandle;
+  const block = nchwcBlockSize(loadOrtNative());
+  beforeAll(async () => {
+    await useWasm();
+    handle = registerOrtKernels({ backend: 'wasm', layout: 'nchwc', threads: 1 });
+  });
+  afterAll(() => handle.unregister());
+
+  it.each(NCHWC_CASES)('$label', (c) => checkCase(c, 'wasm', cpuReference));
+
+  it('the cases exercise the NCHWc graphs where MLAS has them', () => {
+    if (block <= 1) return; // no NCHWc kernels on this CPU: every call took the fallback forms
+    const g = (c: Case) => convGeometry(c.x, c.w, c.strides, c.dilations, c.pad);
+    expect(NCHWC_CASES.filter((c) => nchwcApplies('forward', g(c), block)).length).toBeGreaterThanOrEqual(6);
+    expect(
+      NCHWC_CASES.filter((c) => nchwcApplies('backpropInput', g(c), block)).length,
+    ).toBeGreaterThanOrEqual(3);
+    expect(handle.stats()!.delegated).toEqual({});
+  });
+});
 
 describe('onnxruntime kernels registered on the cpu backend', () => {
   const cases = CASES.slice(0, 6);

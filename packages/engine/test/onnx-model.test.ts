@@ -13,6 +13,8 @@ import {
   encodeModel,
   forwardGraph,
   IM2COL_LIMIT,
+  NCHWC_DOMAIN,
+  NCHWC_MIN_POSITIONS,
 } from '../src/index.js';
 
 describe('convGeometry', () => {
@@ -64,6 +66,34 @@ describe('chooseLayout', () => {
     expect(chooseLayout('backpropInput', stem)).toBe('transpose');
     expect(chooseLayout('backpropFilter', stem)).toBe('transpose');
   });
+
+  it("takes MLAS's NCHWc convolution for large maps when a block size is given, where the channels allow", () => {
+    const big = convGeometry([1, 64, 64, 256], [3, 3, 256, 256], 1, 1, 'same');
+    expect(64 * 64).toBeGreaterThanOrEqual(NCHWC_MIN_POSITIONS);
+    for (const block of [8, 16]) {
+      expect(chooseLayout('forward', big, block)).toBe('nchwc');
+      expect(chooseLayout('backpropInput', big, block)).toBe('nchwc');
+      expect(chooseLayout('backpropFilter', big, block)).toBe('taps');
+    }
+    // No NCHWc kernels (block 1): the GEMM forms as before.
+    expect(chooseLayout('forward', big, 1)).toBe('transpose');
+    // Small maps keep the NHWC im2col; pointwise stays a GEMM.
+    const small = convGeometry([2, 16, 16, 256], [3, 3, 256, 256], 1, 1, 'same');
+    expect(chooseLayout('forward', small, 16)).toBe('nhwc');
+    const pw = convGeometry([1, 128, 128, 256], [1, 1, 256, 256], 1, 1, 'valid');
+    expect(chooseLayout('forward', pw, 16)).toBe('nhwc');
+    // A head's 9 outputs: the forward pads them to a block; its input gradient reads 9 channels
+    // (not a block multiple), so it keeps the GEMM forms.
+    const head = convGeometry([1, 128, 128, 256], [3, 3, 256, 9], 1, 1, 'same');
+    expect(chooseLayout('forward', head, 16)).toBe('nchwc');
+    expect(chooseLayout('backpropInput', head, 16)).not.toBe('nchwc');
+    // Strided: the forward takes it, the input gradient keeps ConvTranspose; the RGB stem neither.
+    const strided = convGeometry([1, 130, 130, 256], [3, 3, 256, 256], 2, 1, 'valid');
+    expect(chooseLayout('forward', strided, 16)).toBe('nchwc');
+    expect(chooseLayout('backpropInput', strided, 16)).toBe('transpose');
+    const stem = convGeometry([1, 512, 512, 3], [7, 7, 3, 64], 2, 1, 'same');
+    expect(chooseLayout('forward', stem, 16)).toBe('transpose');
+  });
 });
 
 describe('ONNX graphs', () => {
@@ -74,6 +104,33 @@ describe('ONNX graphs', () => {
     expect(conv.attrs?.pads).toEqual({ ints: [0, 0, 1, 1] });
     expect(conv.inputs).toHaveLength(3);
     expect(graph.nodes.map((n) => n.op)).toEqual(['Transpose', 'Transpose', 'Conv', 'Relu', 'Transpose']);
+  });
+
+  it("builds the NCHWc forward from onnxruntime's com.microsoft.nchwc ops with the filter in OIHWBiBo blocks", () => {
+    const g = convGeometry([1, 8, 8, 32], [3, 3, 32, 20], 1, 1, 'same');
+    const graph = forwardGraph(g, { layout: 'nchwc', bias: true, activation: 'relu', nchwcBlock: 16 });
+    expect(graph.nodes.map((n) => `${n.domain ? 'nchwc.' : ''}${n.op}`)).toEqual([
+      'Pad', // 20 output channels padded to 32 (filter)
+      'Reshape',
+      'Transpose',
+      'Reshape',
+      'Pad', // and bias
+      'nchwc.ReorderInput',
+      'nchwc.Conv',
+      'nchwc.ReorderOutput',
+    ]);
+    const conv = graph.nodes.find((n) => n.op === 'Conv')!;
+    expect(conv.attrs?.activation).toEqual({ string: 'Relu' });
+    expect(graph.nodes.find((n) => n.op === 'Transpose')!.attrs?.perm).toEqual({ ints: [4, 2, 0, 1, 3, 5] });
+    expect(graph.nodes.find((n) => n.op === 'ReorderOutput')!.attrs?.channels).toEqual({ int: 20 });
+    const m = decodeModel(encodeModel(graph)) as { opsetImport: { domain?: string; version: number }[] };
+    expect(m.opsetImport.map((o) => [o.domain ?? '', o.version])).toEqual([
+      ['', 17],
+      [NCHWC_DOMAIN, 1],
+    ]);
+    // Without a block size (no NCHWc kernels), 'nchwc' is the 'transpose' form.
+    const plain = forwardGraph(g, { layout: 'nchwc', bias: false, activation: 'linear' });
+    expect(plain.nodes.map((n) => n.op)).toEqual(['Transpose', 'Transpose', 'Conv', 'Transpose']);
   });
 
   it('sets ConvTranspose output_padding to the rows a strided conv dropped', () => {
@@ -119,7 +176,9 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
       const p = convGeometry([2, 5, 5, 3], [1, 1, 3, 4], 1, 1, 'valid');
       const q = convGeometry([2, 6, 6, 3], [3, 3, 3, 4], 1, 1, 'same');
       const files: string[] = [];
-      for (const layout of ['nhwc', 'transpose', 'flipped', 'taps'] as const) {
+      // The 'nchwc' graphs' contrib ops have no onnx schema (the checker skips a non-onnx domain):
+      // what it checks there is the encoding and the standard nodes that reorder the filter.
+      for (const layout of ['nhwc', 'transpose', 'flipped', 'taps', 'nchwc'] as const) {
         const graphs = [
           forwardGraph(g, { layout, bias: true, activation: 'relu6' }),
           forwardGraph(p, { layout, bias: false, activation: 'linear' }),
@@ -130,6 +189,14 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
           backpropFilterGraph(p, layout),
           backpropFilterGraph(q, layout),
         ];
+        if (layout === 'nchwc') {
+          const c = convGeometry([1, 6, 6, 16], [3, 3, 16, 20], 1, 1, 'same');
+          const d = convGeometry([1, 6, 6, 20], [3, 3, 20, 16], 1, 1, 'same');
+          graphs.push(
+            forwardGraph(c, { layout, bias: true, activation: 'elu', nchwcBlock: 16 }),
+            backpropInputGraph(d, layout, 16),
+          );
+        }
         graphs.forEach((gr, i) => {
           const f = join(dir, `${layout}_${i}.onnx`);
           writeFileSync(f, encodeModel(gr));

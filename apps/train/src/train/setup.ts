@@ -6,6 +6,7 @@ import {
   describeEngine,
   fixCpuResizeNearestNeighborGrad,
   installEngineKernels,
+  registerCopyFreeWasmKernels,
   registerFastTileGradient,
   registerFastWasmTile,
   registerMissingWasmKernels,
@@ -51,7 +52,11 @@ export async function setUpEngine(
 ): Promise<BackendChoice> {
   const backend = await initBackend(run.backend === 'auto' ? {} : { preference: run.backend });
   log(describeBackend(backend));
-  if (backend.name === 'wasm') registerMissingWasmKernels();
+  if (backend.name === 'wasm') {
+    registerMissingWasmKernels();
+    // Saved tensors and bias gradients without wasm's copies and transposes (same values).
+    registerCopyFreeWasmKernels();
+  }
   if (backend.name === 'cpu') fixCpuResizeNearestNeighborGrad();
   // tfjs-layers' LayerNormalization (the ViT classifier) tiles its statistics: wasm's Tile by block copies.
   if (backend.name === 'wasm') registerFastWasmTile();
