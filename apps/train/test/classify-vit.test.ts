@@ -189,6 +189,36 @@ describe('bmc classify train --arch vit on synthetic cell types', () => {
   }, 300_000);
 });
 
+describe('bmc serve --classifier with the ViT', () => {
+  it('answers every cell with a type of the ViT run and a probability; the differential adds up', async () => {
+    const { createServer } = await import('@bmc/infer');
+    const { modelPath } = await import('@bmc/models');
+    const server = await createServer({ model: modelPath(), classifier: onnx, logger: false, viewer: false });
+    try {
+      const model = (await server.app.inject({ url: '/v1/model' })).json();
+      expect(model.classifier.classNames).toHaveLength(6);
+      const res = await server.app.inject({
+        method: 'POST',
+        url: '/v1/detect',
+        headers: { 'content-type': 'image/png' },
+        payload: readFileSync(join(dir, 'smears', 'smear_0.png')),
+      });
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body.count).toBeGreaterThan(0);
+      const names = [...model.classifier.classNames, 'unclassified'];
+      for (const d of body.detections) {
+        expect(names).toContain(d.cellType);
+        expect(d.cellTypeProbability).toBeGreaterThan(0);
+        expect(d.cellTypeProbability).toBeLessThanOrEqual(1);
+      }
+      expect(body.differential.total).toBe(body.count);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+});
+
 describe('bmc classify train --arch vit: bad options exit 2 with a clear message, no run folder', () => {
   const cases: Array<[string[], RegExp]> = [
     [['--arch', 'vgg'], /--arch must be resnet or vit, got 'vgg'/],

@@ -34,6 +34,13 @@ describe('ViT classifier (arch vit)', () => {
     model.dispose();
   });
 
+  it('one head: no concatenation, same output shape', () => {
+    const model = buildClassifier({ numClasses: 4, cropSize: 32, arch: 'vit', vit: { ...tiny, heads: 1 } });
+    expect(model.outputs[0]!.shape).toEqual([null, 4]);
+    expect(model.layers.some((l) => l.getClassName() === 'Concatenate')).toBe(false);
+    model.dispose();
+  });
+
   it('a seed fixes every kernel, the position convolution included', () => {
     const build = (seed: number) =>
       buildClassifier({ numClasses: 3, cropSize: 32, arch: 'vit', vit: tiny, seed });
