@@ -9,12 +9,15 @@ import { CELL_TYPES, encodePng, generateSmear } from '@bmc/data';
 import { loadCheckpoint, readOnnxMetadataProps } from '@bmc/export';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trainClassifier } from '../src/classify/train-classifier.js';
 import {
   type Box,
   type CalledCell,
   type KnownCell,
   typingAgreement,
 } from '../src/classify/typing-agreement.js';
+import { listCheckpoints, runPaths } from '../src/run/run-dir.js';
+import { setUpEngine } from '../src/train/trainer.js';
 
 // The ViT classifier (`bmc classify train --arch vit`) the way a user runs it: the same trainer loop,
 // export and `bmc detect --classifier` as the ResNet one (classify.test.ts), at tiny sizes.
@@ -217,6 +220,49 @@ describe('bmc serve --classifier with the ViT', () => {
       await server.close();
     }
   }, 120_000);
+});
+
+describe('a ViT run stopped and resumed (the trainer loop, checkpoints of LayerNorm / Dot models)', () => {
+  it('ends with the weights of the uninterrupted run', async () => {
+    await setUpEngine({ backend: 'auto', nativeKernels: true }, () => {});
+    const data = synthCrops(3, { cropSize: S, margin: 0.15 }, 9);
+    const options = (out: string) => ({
+      out,
+      cropSize: S,
+      margin: 0.15,
+      arch: 'vit' as const,
+      depth: 18 as const,
+      width: 1,
+      vit: { dim: 16, depth: 2, heads: 2, patch: 8 },
+      epochs: 2,
+      batch: 8,
+      lr: 2e-3,
+      weightDecay: 1e-4,
+      seed: 4,
+      val: 0.2,
+      test: 0.2,
+      timeBudgetMin: 0,
+      progress: false,
+      say: () => {},
+    });
+    const weights = async (out: string) => {
+      const ck = await loadCheckpoint(listCheckpoints(runPaths(out))[0]!.dir);
+      const w = ck.model.getWeights().map((t) => t.dataSync().slice() as Float32Array);
+      ck.model.dispose();
+      return w;
+    };
+    const straight = await trainClassifier(data, options(join(dir, 'vit-straight')));
+    const cut = join(dir, 'vit-cut');
+    expect((await trainClassifier(data, { ...options(cut), maxSteps: 3 })).steps).toBe(3);
+    const resumed = await trainClassifier(data, { ...options(cut), resume: true });
+    expect(resumed.steps).toBe(straight.steps);
+    const a = await weights(join(dir, 'vit-straight'));
+    const b = await weights(cut);
+    const scale = Math.max(...a.map((x) => Math.max(...x.map(Math.abs))));
+    const diff = Math.max(...a.map((x, i) => Math.max(...x.map((v, j) => Math.abs(v - b[i]![j]!)))));
+    expect(diff).toBeLessThan(1e-3 * scale);
+    await tf.setBackend('cpu');
+  }, 300_000);
 });
 
 describe('bmc classify train --arch vit: bad options exit 2 with a clear message, no run folder', () => {
