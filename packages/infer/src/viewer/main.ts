@@ -50,7 +50,9 @@ interface State {
   threshold: number;
   detectMs?: number;
   /** The cell-type classifier, when the service has one (`bmc serve --classifier`) or `?classifier=` names one. */
-  classifier?: { meta: ClassifierMeta; run: ClassifierRunner; threshold: number };
+  classifier?: { url: string; meta: ClassifierMeta; run: ClassifierRunner; threshold: number };
+  /** Why the classifier the page was given is not used; stays in the status line so detection-only is never silent. */
+  classifierProblem?: string;
   /** Type call of each detection of `result` (classified once per detection run). */
   calls?: Map<Detection, CellCall>;
   classifyMs?: number;
@@ -78,8 +80,9 @@ const api = {
 
 function status(text: string, error = false) {
   const el = $('status');
-  el.textContent = text;
-  el.classList.toggle('error', error);
+  const problem = state.classifierProblem;
+  el.textContent = problem ? `${text} ${problem}` : text;
+  el.classList.toggle('error', error || problem !== undefined);
 }
 
 async function loadModel(bytes: Uint8Array, source: string) {
@@ -145,10 +148,12 @@ async function initClassifier() {
       .then((r) => (r.ok ? r.json() : undefined))
       .catch(() => undefined);
     const threshold = Number(params.get('classifierThreshold') ?? served?.classifier?.threshold ?? 0.5);
-    state.classifier = { meta, run, threshold };
+    state.classifier = { url, meta, run, threshold };
     $('differential-section').hidden = false;
   } catch (e) {
-    status(`${url}: not a usable cell classifier (${(e as Error).message})`, true);
+    // e.g. an op onnxruntime-web's WASM backend lacks, or an ONNX file without bmc_classifier metadata.
+    state.classifierProblem = `${url}: not a usable cell classifier (${(e as Error).message}); cell types are off.`;
+    status($('status').textContent ?? '');
   }
 }
 
@@ -174,15 +179,25 @@ async function detect() {
     // Every detection of this run gets its type once; the slider then only filters.
     const t1 = performance.now();
     const dets = state.result.detections;
-    const calls = await classifyBoxes(
-      c.run,
-      c.meta,
-      state.image,
-      dets.map((d) => d.box),
-      c.threshold,
-    );
-    state.calls = new Map(dets.map((d, i) => [d, calls[i]!]));
-    state.classifyMs = performance.now() - t1;
+    try {
+      const calls = await classifyBoxes(
+        c.run,
+        c.meta,
+        state.image,
+        dets.map((d) => d.box),
+        c.threshold,
+      );
+      state.calls = new Map(dets.map((d, i) => [d, calls[i]!]));
+      state.classifyMs = performance.now() - t1;
+    } catch (e) {
+      // A session that loaded but fails to run (an op's kernel missing at run time): show the
+      // detections untyped and say why, rather than lose the image.
+      state.classifier = undefined;
+      state.calls = undefined;
+      state.classifyMs = undefined;
+      state.classifierProblem = `${c.url}: onnxruntime-web could not run the cell classifier (${(e as Error).message}); cell types are off.`;
+      $('differential-section').hidden = true;
+    }
   }
   const t = state.result.timings;
   status(
