@@ -309,7 +309,7 @@ export async function trainClassifier(
             arch,
             backbone: 'vit',
             ...resolveVitOptions(o.cropSize, o.vit),
-            position: 'conditional (3x3 depthwise conv after block 1)',
+            position: 'conditional (3x3 conv after block 1)',
             head: 'layer norm + mean of tokens + linear',
             parameters: model.countParams(),
           }
