@@ -12,6 +12,7 @@ export {
   NCHWC_DOMAIN,
   NCHWC_MIN_POSITIONS,
   nchwcApplies,
+  TAPS_BAND_POSITIONS,
 } from './conv-graphs.js';
 export { fixCpuResizeNearestNeighborGrad } from './cpu-resize-nearest-grad.js';
 export {

@@ -190,7 +190,8 @@ describe.each(['nhwc', 'transpose', 'flipped', 'taps'] as const)(
 
 // MLAS's NCHWc convolution reads channels in blocks (16 with AVX-512, 8 with AVX2): the random
 // cases above have too few channels for it, so these have 16-32 (an output side that is not a
-// multiple of the block is padded: 9, 20, 24), strides, dilation, explicit asymmetric pads.
+// multiple of the block is padded: 9, 20, 24), strides, dilation, explicit asymmetric pads; the
+// last two are large enough for the banded 'taps' filter gradient.
 const NCHWC_CASES: Case[] = (
   [
     [[2, 9, 10, 16], [3, 3, 16, 16], [1, 1], [1, 1], 'same', 'relu'],
@@ -212,6 +213,10 @@ const NCHWC_CASES: Case[] = (
     ],
     [[1, 6, 7, 16], [3, 3, 16, 24], [1, 1], [1, 1], 'same', 'elu'],
     [[1, 9, 9, 20], [3, 3, 20, 16], [1, 1], [1, 1], 'same', 'relu'],
+    // Maps of more than TAPS_BAND_POSITIONS (1,024) positions: the filter gradient in bands of rows
+    // (25 + 15 rows here), stride 1 and stride 2 with a narrow output (dw^T per tap).
+    [[1, 40, 40, 16], [3, 3, 16, 16], [1, 1], [1, 1], 'same', 'relu'],
+    [[1, 80, 80, 16], [3, 3, 16, 8], [2, 2], [1, 1], 'same', 'linear'],
   ] as [Case['x'], Case['w'], [number, number], [number, number], TfPad, string][]
 ).map(([x, w, strides, dilations, pad, activation]) => ({
   x,

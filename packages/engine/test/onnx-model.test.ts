@@ -15,6 +15,7 @@ import {
   IM2COL_LIMIT,
   NCHWC_DOMAIN,
   NCHWC_MIN_POSITIONS,
+  TAPS_BAND_POSITIONS,
 } from '../src/index.js';
 
 describe('convGeometry', () => {
@@ -131,6 +132,17 @@ describe('ONNX graphs', () => {
     // Without a block size (no NCHWc kernels), 'nchwc' is the 'transpose' form.
     const plain = forwardGraph(g, { layout: 'nchwc', bias: false, activation: 'linear' });
     expect(plain.nodes.map((n) => n.op)).toEqual(['Transpose', 'Transpose', 'Conv', 'Transpose']);
+  });
+
+  it("splits the 'taps' filter gradient of a large map into bands of rows, summed", () => {
+    // 40 x 40 outputs: bands of floor(1024 / 40) = 25 rows, then 15 -> 2 x 9 GEMMs and one Sum.
+    expect(TAPS_BAND_POSITIONS).toBe(1024);
+    const big = backpropFilterGraph(convGeometry([1, 40, 40, 16], [3, 3, 16, 16], 1, 1, 'same'), 'taps');
+    expect(big.nodes.filter((n) => n.op === 'Gemm')).toHaveLength(18);
+    expect(big.nodes.filter((n) => n.op === 'Sum')).toHaveLength(1);
+    const small = backpropFilterGraph(convGeometry([1, 16, 16, 16], [3, 3, 16, 16], 1, 1, 'same'), 'taps');
+    expect(small.nodes.filter((n) => n.op === 'Gemm')).toHaveLength(9);
+    expect(small.nodes.some((n) => n.op === 'Sum')).toBe(false);
   });
 
   it('sets ConvTranspose output_padding to the rows a strided conv dropped', () => {
