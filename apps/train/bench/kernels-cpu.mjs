@@ -2,7 +2,8 @@
 // (onnxruntime with 1 intra-op thread runs on the calling thread, so process CPU time is the kernel's;
 // PyTorch via torch_ref.py with clock 'cpu', thread CPU time). For the thesis step's convolution shapes
 // at 512 px (one image): the engine before (a0f647d's graph forms, bench/layout-v1.mjs), 'auto'
-// without MLAS's NCHWc convolution (gemm: the forms of 87ab9fa), after (the current 'auto'), and
+// without MLAS's NCHWc convolution (gemm: 87ab9fa's forms; the filter gradient's 'taps' as it is now, banded since
+// 056d122), after (the current 'auto'), and
 // PyTorch 1.13; GFLOP/s against the measured per-core FMA peak; and the sums
 // weighted by how often a thesis micro-batch calls each shape (bench/measured/step-profile-*.json).
 // `pnpm --filter @bmc/train bench:kernels-cpu` after `pnpm build`. Env: BMC_KCPU_OUT (JSON path).

@@ -6,7 +6,8 @@
 // Run after `pnpm exec turbo run build --filter=@bmc/train...`: `pnpm --filter @bmc/train bench:step-profile`.
 // Env: BMC_PROFILE_SIZE (512), BMC_PROFILE_THREADS (onnxruntime threads; default all cores),
 // BMC_PROFILE_LAYOUT (the engine's layout option, default auto; v1: a0f647d's forms), BMC_PROFILE_BEFORE=gemm
-// (the engine as at 87ab9fa: 'auto' without MLAS's NCHWc convolution, wasm's own Identity / Cast / Sum),
+// ('auto' without MLAS's NCHWc convolution, wasm's own Identity / Cast / Sum: 87ab9fa's forms, except that the
+// 'taps' filter gradient is banded since 056d122),
 // BMC_PROFILE_OUT (JSON path).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

@@ -10,7 +10,7 @@
 // and the load (uptime before and after each part). Run after building apps/train and its dependencies
 // (`pnpm exec turbo run build --filter=@bmc/train...`): `pnpm --filter @bmc/train bench:thesis-step`.
 // Env: BMC_STEP_ITERS (timed steps per variant, default 2), BMC_STEP_TORCH_ITERS (default 2),
-// BMC_STEP_BEFORE=0 skips the "before" variant, BMC_STEP_BEFORE=gemm makes it the engine as at 87ab9fa ('auto'
+// BMC_STEP_BEFORE=0 skips the "before" variant, BMC_STEP_BEFORE=gemm makes it 87ab9fa's engine ('auto'
 // without MLAS's NCHWc convolution, wasm's own copying Identity / Cast / Sum) instead of a0f647d's forms,
 // BMC_STEP_REPLICAS (default 2; 0 skips),
 // BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test),
@@ -34,10 +34,11 @@ const BATCH = 2;
 const ITERS = Number(process.env.BMC_STEP_ITERS ?? 2);
 const TORCH_ITERS = Number(process.env.BMC_STEP_TORCH_ITERS ?? 2);
 const BEFORE = process.env.BMC_STEP_BEFORE !== '0';
-// Which engine "before" is: a0f647d's graph forms (default) or 87ab9fa's (no NCHWc, no copy-free wasm kernels).
+// Which engine "before" is: a0f647d's graph forms (default) or 87ab9fa's (no NCHWc, no copy-free wasm kernels;
+// since 056d122 its 'taps' filter gradient is the banded one of today, which no option turns off).
 const BEFORE_GEMM = process.env.BMC_STEP_BEFORE === 'gemm';
 const BEFORE_WHAT = BEFORE_GEMM
-  ? "'auto' without MLAS's NCHWc convolution, wasm's own Identity / Cast / Sum: as at 87ab9fa"
+  ? "'auto' without MLAS's NCHWc convolution, wasm's own Identity / Cast / Sum, banded 'taps'"
   : 'a0f647d graph forms';
 const REPLICAS = Number(process.env.BMC_STEP_REPLICAS ?? 2);
 const OUT = process.env.BMC_STEP_OUT ?? here('./runs/step.json');
