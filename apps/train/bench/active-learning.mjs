@@ -2,31 +2,32 @@
 // The ranking experiment of issue 21, from one command:
 //
 //   pnpm --filter @bmc/train bench:active-learning            (the committed run)
-//   node apps/train/bench/active-learning.mjs [--pool 1000] [--rounds 3] [--steps 300] [--seeds 21]
-//        [--val 60] [--work /tmp/bmc-al] [--smoke]
+//   node apps/train/bench/active-learning.mjs [--pool 400] [--rounds 3] [--steps 120] [--seeds 21]
+//        [--init previous|scratch] [--val 60] [--test 0] [--work /tmp/bmc-al] [--out <file stem>] [--smoke]
 //
-// Design (one seed):
-// - The pool: `--pool` TXL-PBC training images in a seeded order (1000 of the 1008, so 10% is
-//   exactly 100 images). Round 0 labels the first 10% of that order; both arms share it, and its
-//   trained model, so they start from the same weights.
-// - Each later round adds 10% of the pool chosen by `bmc label rank` with the previous round's
-//   model (arm "rank"), or `bmc label rank --strategy random` (arm "random", seeded).
+// Design (one seed; the committed run is --pool 400 --rounds 3 --steps 120 --init previous
+// --val 60 --seeds 21, and a second seed, 22, in active-learning-seed22.json):
+// - The pool: `--pool` TXL-PBC training images (of its 1,008) in a seeded order; 10% of it is a
+//   batch (40 images at --pool 400). Round 0 labels the first batch of that order; both arms share
+//   it, and its trained model, so they start from the same weights.
+// - Each later round adds one batch chosen by `bmc label rank` with the previous round's model
+//   (arm "rank"), or by `bmc label rank --strategy random` (arm "random", seeded).
 // - The "hematologist" is TXL-PBC's ground truth: the chosen images' true boxes go in through
 //   `bmc label import` (a COCO file beside the images, as a corrected export would be), which
 //   grows each arm's dataset folder and ledger.
-// - Training: `bmc train --preset tiny` FROM SCRATCH on the arm's dataset.json for the same
-//   number of optimizer steps every round (batch 4, epochs = steps / (labelled / 4): 100, 200,
-//   300, 400 images give 12, 6, 4, 3 epochs of 300 steps), constant learning rate after warmup
-//   (no epoch milestones, which would fall at different steps), validation once at the end on
-//   `--val` TXL-PBC *validation* images (it sets the counting threshold the ranking uses).
-//   From scratch, not fine-tuned from the previous round: a round's AP then depends only on
-//   which images are labelled, not on the order earlier rounds trained in, and warm-started
-//   runs are known to generalise worse than fresh ones at the same data.
+// - Training: `bmc train --preset tiny` on the arm's dataset.json for the same number of
+//   optimizer steps every round (batch 4, epochs = steps x 4 / labelled: at --steps 120, 40, 80,
+//   120, 160 images give 12, 6, 4, 3 epochs), constant learning rate after warmup (no epoch
+//   milestones, which would fall at different steps), validation once at the end on `--val`
+//   TXL-PBC *validation* images (it sets the counting threshold the ranking uses). `--init
+//   previous` (default) fine-tunes each round from the arm's previous model, as a lab's loop does;
+//   `--init scratch` trains every round from the same start, so a round's AP depends only on which
+//   images are labelled.
 // - Test: `bmc export` + `bmc detect` on all 144 images of TXL-PBC's held-out *test* split,
 //   AP / AP50 / AP75 from @bmc/metrics against the test labels (class-agnostic, as the model
 //   is; detect's results equal `bmc eval`'s, apps/train/test/pixel-scale.test.ts). The test
 //   split is never used to choose anything.
-// Writes bench/measured/active-learning.json and .svg (AP50 / AP75 against labelled images) after
+// Writes bench/measured/active-learning.json (or --out) and .svg (AP50 / AP75 against labelled images) after
 // every round, so a cut-short run still leaves what it measured.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
