@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { normalizeCrops } from '@bmc/classify';
@@ -18,35 +16,10 @@ import {
 } from '../src/classify/typing-agreement.js';
 import { listCheckpoints, runPaths } from '../src/run/run-dir.js';
 import { setUpEngine } from '../src/train/trainer.js';
+import { runBmc as bmc, ortNode as ort } from './bmc-cli.js';
 
 // The ViT classifier (`bmc classify train --arch vit`) the way a user runs it: the same trainer loop,
 // export and `bmc detect --classifier` as the ResNet one (classify.test.ts), at tiny sizes.
-
-const ort = createRequire(import.meta.resolve('@bmc/infer'))('onnxruntime-node') as OrtLike;
-interface OrtLike {
-  InferenceSession: {
-    create(
-      file: string,
-    ): Promise<{ run(feeds: Record<string, unknown>): Promise<Record<string, { data: unknown }>> }>;
-  };
-  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
-}
-const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-function bmc(args: string[], timeoutMs = 600_000): Promise<Run> {
-  return new Promise((resolvePromise) => {
-    const p = spawn(process.execPath, [BIN, ...args], { timeout: timeoutMs });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-  });
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'bmc-classify-vit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normalizeCrops } from '@bmc/classify';
@@ -8,33 +6,7 @@ import { synthCrops } from '@bmc/classify/train';
 import { loadCheckpoint, readOnnxMetadataProps } from '@bmc/export';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-// onnxruntime-node is @bmc/infer's dependency (the runtime bmc detect uses): load that copy.
-const ort = createRequire(import.meta.resolve('@bmc/infer'))('onnxruntime-node') as OrtLike;
-interface OrtLike {
-  InferenceSession: {
-    create(
-      file: string,
-    ): Promise<{ run(feeds: Record<string, unknown>): Promise<Record<string, { data: unknown }>> }>;
-  };
-  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
-}
-const BIN = new URL('../bin/bmc.mjs', import.meta.url).pathname;
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-function bmc(args: string[], timeoutMs = 600_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { timeout: timeoutMs });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runBmc as bmc, ortNode as ort } from './bmc-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bmc-classify-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
