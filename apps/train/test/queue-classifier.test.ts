@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { exportOnnx } from '@bmc/export';
 import { freePort, redisServerPath, startRedis, type TestRedis } from '@bmc/test-utils/redis';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBmc, waitForService } from './bmc-process.js';
 
 // A slide job typed by the service: `bmc serve --queue --classifier` hands the tiles to a real
 // `bmc worker` through Redis, assembles its detections and types the cells itself (region reads on
@@ -39,17 +40,7 @@ const children: ChildProcess[] = [];
 const bmcSync = (args: string[]) =>
   spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
 
-function bmc(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const p = { child, stderr: '', exit: undefined as Promise<number | null> | undefined };
-  child.stderr!.on('data', (b: Buffer) => {
-    p.stderr += b.toString();
-  });
-  child.stdout!.resume();
-  p.exit = new Promise((ok) => child.once('exit', (code) => ok(code)));
-  return p;
-}
+const bmc = (args: string[]) => startBmc(args, children);
 
 interface CellTypes {
   cells: { type: string; probability: number }[];
@@ -146,17 +137,7 @@ describe.skipIf(!HAS_REDIS)('bmc serve --queue --classifier with a bmc worker on
       ...TILE,
     ]);
     const base = `http://127.0.0.1:${port}`;
-    const end = Date.now() + 120_000;
-    while (
-      !(await fetch(`${base}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ))
-    ) {
-      if (Date.now() > end || serve.child.exitCode !== null)
-        throw new Error(`the service did not start: ${serve.stderr}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForService(base, serve);
     const res = await fetch(`${base}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, redisServerPath, startRedis, type TestRedis } from '@bmc/test-utils/redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBmc, waitForService } from './bmc-process.js';
 import { writeSlideAndFields } from './slide-fixture.js';
 
 // bmc detect --queue / bmc worker on a real Redis (Debian's redis-server on a free port), all
@@ -58,19 +59,7 @@ const bmcSync = (args: string[]) =>
   spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000 });
 
 /** A bmc process in the background; its stderr collected line by line. */
-function bmc(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const p = { child, stderr: '', stdout: '', exit: undefined as Promise<number | null> | undefined };
-  child.stderr!.on('data', (b: Buffer) => {
-    p.stderr += b.toString();
-  });
-  child.stdout!.on('data', (b: Buffer) => {
-    p.stdout += b.toString();
-  });
-  p.exit = new Promise((ok) => child.once('exit', (code) => ok(code)));
-  return p;
-}
+const bmc = (args: string[]) => startBmc(args, children);
 
 const until = async (cond: () => boolean, timeoutMs: number, what: string) => {
   const end = Date.now() + timeoutMs;
@@ -205,17 +194,7 @@ describe.skipIf(!HAS_REDIS)('bmc detect --queue with bmc worker on Redis', () =>
       ...TILE,
     ]);
     const base = `http://127.0.0.1:${port}`;
-    const end = Date.now() + 120_000;
-    while (
-      !(await fetch(`${base}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ))
-    ) {
-      if (Date.now() > end || serve.child.exitCode !== null)
-        throw new Error(`the service did not start: ${serve.stderr}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForService(base, serve);
     const post = (body: unknown) =>
       fetch(`${base}/v1/jobs`, {
         method: 'POST',
