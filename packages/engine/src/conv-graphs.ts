@@ -250,6 +250,17 @@ class GraphBuilder {
   }
 }
 
+/** `w` (spatial axes 2 and 3, `g.kH` x `g.kW`) reversed in space: a Slice with step -1. */
+function reverseSpatial(b: GraphBuilder, w: string, g: ConvGeometry): string {
+  return b.node('Slice', [
+    w,
+    b.constInts([-1, -1]),
+    b.constInts([-(g.kH + 1), -(g.kW + 1)]),
+    b.constInts([2, 3]),
+    b.constInts([-1, -1]),
+  ]);
+}
+
 function convAttrs(g: ConvGeometry): OnnxNode['attrs'] {
   return {
     kernel_shape: { ints: [g.kH, g.kW] },
@@ -328,13 +339,7 @@ export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout, nchwcBlo
     const wp = b.padLastAxis('w', 4, inP - g.inC, 2);
     const w6 = b.reshape(wp, [g.kH, g.kW, inP / block, block, g.outC / block, block]);
     const wt = b.transpose(w6, [2, 4, 0, 1, 5, 3]);
-    const wf = b.node('Slice', [
-      wt,
-      b.constInts([-1, -1]),
-      b.constInts([-(g.kH + 1), -(g.kW + 1)]),
-      b.constInts([2, 3]),
-      b.constInts([-1, -1]),
-    ]);
+    const wf = reverseSpatial(b, wt, g);
     const wb = b.reshape(wf, [inP, g.outC, g.kH, g.kW]);
     const dxc = b.nchwcConv(b.reorderInput('dy'), wb, undefined, f, false);
     b.reorderOutput(dxc, g.inC, 'dx');
@@ -364,13 +369,7 @@ export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout, nchwcBlo
     const dyt = b.transpose('dy', NHWC_TO_NCHW);
     // HWIO [KH, KW, Cin, Cout] -> [Cin, Cout, KH, KW] (OIHW of the flipped conv), then reversed in space.
     const wt = b.transpose('w', [2, 3, 0, 1]);
-    const wf = b.node('Slice', [
-      wt,
-      b.constInts([-1, -1]),
-      b.constInts([-(g.kH + 1), -(g.kW + 1)]),
-      b.constInts([2, 3]),
-      b.constInts([-1, -1]),
-    ]);
+    const wf = reverseSpatial(b, wt, g);
     const dxt = b.node('Conv', [dyt, wf], convAttrs(f));
     b.transpose(dxt, NCHW_TO_NHWC, 'dx');
   } else {
