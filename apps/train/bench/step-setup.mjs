@@ -103,8 +103,12 @@ export async function timeReplicaSteps({ ctx, batch, lr, config, replicas, iters
     const t0 = performance.now();
     const r = await pool.step(ctx, batch, lr);
     times.push(performance.now() - t0);
+    const ph = pool.lastPhases;
     say(
-      `  replicas step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives)`,
+      `  replicas step ${i + 1}: ${times[i].toFixed(0)} ms (loss ${r.total.toFixed(4)}, ${r.numPositives} positives); ` +
+        `publish ${ph.publishMs.toFixed(0)}, main share ${ph.ownMs.toFixed(0)}, wait ${ph.waitMs.toFixed(0)}, ` +
+        `sum ${ph.combineMs.toFixed(0)}, clip + optimizer ${ph.applyMs.toFixed(0)} ms; worker load ` +
+        `${ph.workerLoadMs.map((x) => x.toFixed(0)).join('/')}, share ${ph.workerComputeMs.map((x) => x.toFixed(0)).join('/')} ms`,
     );
   }
   const result = {

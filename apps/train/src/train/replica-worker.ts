@@ -58,7 +58,9 @@ async function main() {
 
   port.on('message', (m: ReplicaStep) => {
     try {
+      const t0 = performance.now();
       loadWeights();
+      const t1 = performance.now();
       const batch: Batch = { ...m.batch, ids: [], indices: [] };
       const r = batchLossAndGrads(ctx(batch.height, batch.width), batch, variables);
       let o = 0;
@@ -74,6 +76,8 @@ async function main() {
         parts: r.parts,
         assignMs: r.assignMs,
         numTensors: tf.memory().numTensors,
+        loadMs: t1 - t0,
+        computeMs: performance.now() - t1,
       };
       port.postMessage(reply);
     } catch (e) {

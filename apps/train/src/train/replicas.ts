@@ -40,8 +40,30 @@ export interface ReplicaStep {
 
 export type ReplicaReply =
   | { type: 'ready' }
-  | { type: 'done'; parts: LossParts; assignMs: number; numTensors: number }
+  | {
+      type: 'done';
+      parts: LossParts;
+      assignMs: number;
+      numTensors: number;
+      loadMs: number;
+      computeMs: number;
+    }
   | { type: 'error'; message: string };
+
+export interface ReplicaPhases {
+  /** Main model's weights into shared memory. */
+  publishMs: number;
+  /** Replica 0's share on the main thread. */
+  ownMs: number;
+  /** Waiting for the workers after the main thread's share. */
+  waitMs: number;
+  /** Summing the shares' gradients. */
+  combineMs: number;
+  /** Clipping and the optimizer. */
+  applyMs: number;
+  workerLoadMs: number[];
+  workerComputeMs: number[];
+}
 
 export interface ReplicaPoolOptions {
   config: TrainConfig;
@@ -75,6 +97,9 @@ export class ReplicaPool {
     /** numTensors each worker reported after its last step. */
     readonly workerTensors: number[],
   ) {}
+
+  /** Where the last step's time went (ms), for benchmarks: the serial parts are what replicas cannot hide. */
+  lastPhases: ReplicaPhases | undefined;
 
   get size(): number {
     return this.workers.length + 1;
@@ -132,7 +157,9 @@ export class ReplicaPool {
    * nothing; no tensors are left behind on any thread).
    */
   async step(ctx: StepContext, batch: Batch, lr: number): Promise<StepResult> {
+    const t0 = performance.now();
     this.publishWeights();
+    const t1 = performance.now();
     const shares = splitShares(batch.batchSize, this.size);
     const pending = this.workers.slice(0, shares.length - 1).map((w, i) => {
       const [from, to] = shares[i + 1]!;
@@ -167,6 +194,7 @@ export class ReplicaPool {
       state.restore();
       throw e;
     }
+    const t2 = performance.now();
     let results: Extract<ReplicaReply, { type: 'done' }>[];
     try {
       results = (await Promise.all(pending)) as Extract<ReplicaReply, { type: 'done' }>[];
@@ -185,21 +213,34 @@ export class ReplicaPool {
         weight: shareWeight(ctx, shares[i + 1]![1] - shares[i + 1]![0], r.parts.numPositives),
       })),
     ];
+    const t3 = performance.now();
     const { parts, denom } = combineShares(weighted);
+    // The denominator is known before summing here, so each share's weight is divided by it up front.
     const sum = new GradientSum(params.map((p) => p.variable));
     try {
-      sum.add(own.grads, weighted[0]!.weight);
+      sum.add(own.grads, weighted[0]!.weight / denom);
     } finally {
       tf.dispose(own.grads);
     }
     results.forEach((_, r) => {
-      sum.addFlat(this.grads[r]!, weighted[r + 1]!.weight);
+      sum.addFlat(this.grads[r]!, weighted[r + 1]!.weight / denom);
     });
-    const grads = sum.toTensors(denom);
+    const grads = sum.toTensors(1);
     const assignMs = Math.max(own.assignMs, ...results.map((r) => r.assignMs));
+    const t4 = performance.now();
     const r = applyGradients(ctx, params, { parts, grads, assignMs }, lr);
     if (r.finite) state.discard();
     else state.restore();
+    const t5 = performance.now();
+    this.lastPhases = {
+      publishMs: t1 - t0,
+      ownMs: t2 - t1,
+      waitMs: t3 - t2,
+      combineMs: t4 - t3,
+      applyMs: t5 - t4,
+      workerLoadMs: results.map((x) => x.loadMs),
+      workerComputeMs: results.map((x) => x.computeMs),
+    };
     return r;
   }
 
