@@ -10,11 +10,13 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { machineRecord } from '@bmc/bench-utils';
 import { createOrtKernels } from '../dist/index.js';
 
 const threads = Number(process.env.BMC_FORMS_THREADS ?? availableParallelism());
 const reps = Number(process.env.BMC_FORMS_REPS ?? 5);
 const out = process.env.BMC_FORMS_OUT ?? fileURLToPath(new URL('./runs/conv-forms.json', import.meta.url));
+const loadavgAtStart = loadavg();
 await tf.setBackend('wasm');
 tf.env().set('IS_TEST', false);
 
@@ -28,12 +30,17 @@ const ALL_SHAPES = [
   { x: [1, 128, 128, 256], w: [3, 3, 256, 9], stride: 1 },
   { x: [1, 128, 128, 256], w: [3, 3, 256, 256], stride: 2 },
   { x: [1, 64, 64, 512], w: [1, 1, 512, 128], stride: 1 },
+  // The other strided input gradients of the step (ResNet downsamples, PAN): sub-pixel phases vs ConvTranspose.
+  { x: [1, 128, 128, 128], w: [3, 3, 128, 128], stride: 2 },
+  { x: [1, 64, 64, 256], w: [3, 3, 256, 256], stride: 2 },
+  { x: [1, 128, 128, 256], w: [1, 1, 256, 512], stride: 2 },
+  { x: [1, 64, 64, 512], w: [1, 1, 512, 1024], stride: 2 },
 ];
 // BMC_FORMS_SHAPES: 'all' (default) or indices into ALL_SHAPES, e.g. '0,5'.
 const pickShapes = process.env.BMC_FORMS_SHAPES ?? 'all';
 const SHAPES = pickShapes === 'all' ? ALL_SHAPES : pickShapes.split(',').map((i) => ALL_SHAPES[Number(i)]);
 const FORMS = {
-  Conv2DBackpropInput: ['nhwc', 'transpose', 'flipped'],
+  Conv2DBackpropInput: ['nhwc', 'transpose', 'flipped', 'nchwc'],
   Conv2DBackpropFilter: ['nhwc', 'transpose', 'taps'],
 };
 const sets = {};
@@ -105,7 +112,16 @@ for (const s of SHAPES) {
   tf.dispose([x, w, dy]);
 }
 for (const s of Object.values(sets)) s.dispose();
-const doc = { date: new Date().toISOString(), threads, reps, loadavgAtEnd: loadavg(), results };
+const doc = {
+  date: new Date().toISOString(),
+  command: `BMC_FORMS_THREADS=${threads} BMC_FORMS_REPS=${reps} BMC_FORMS_SHAPES=${pickShapes} node bench/conv-forms.mjs`,
+  machine: machineRecord(),
+  threads,
+  reps,
+  loadavgAtStart,
+  loadavgAtEnd: loadavg(),
+  results,
+};
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(`${out}.tmp`, `${JSON.stringify(doc, null, 1)}\n`);
 renameSync(`${out}.tmp`, out);

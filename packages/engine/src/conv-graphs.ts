@@ -68,8 +68,8 @@ export function chooseLayout(kind: ConvKernelKind, g: ConvGeometry, nchwcBlock =
         return 'nchwc';
       return g.inC >= 16 && g.batch * g.outH * g.outW * taps * g.inC <= IM2COL_LIMIT ? 'nhwc' : 'transpose';
     case 'backpropInput':
-      if (g.strideH !== 1 || g.strideW !== 1) return 'transpose';
       if (nchwcApplies(kind, g, nchwcBlock) && g.batch * g.inH * g.inW >= NCHWC_MIN_POSITIONS) return 'nchwc';
+      if (isStrided(g)) return 'transpose';
       return g.batch * g.inH * g.inW * taps * g.outC <= IM2COL_LIMIT ? 'nhwc' : 'flipped';
     case 'backpropFilter':
       return g.inC >= 16 ? 'taps' : 'transpose';
@@ -100,7 +100,10 @@ export const TAPS_BAND_POSITIONS = 1024;
 export function nchwcApplies(kind: ConvKernelKind, g: ConvGeometry, block: number): boolean {
   if (block <= 1 || isPointwise(g)) return false;
   if (kind === 'forward') return g.inC % block === 0;
-  if (kind === 'backpropInput') return g.outC % block === 0 && flippedGeometry(g) !== null;
+  if (kind === 'backpropInput')
+    return (
+      g.outC % block === 0 && (flippedGeometry(g) !== null || (isStrided(g) && g.dilH === 1 && g.dilW === 1))
+    );
   return false;
 }
 
@@ -120,6 +123,7 @@ export const NATIVE_ACTIVATIONS: readonly string[] = [
 export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+const isStrided = (g: ConvGeometry) => g.strideH !== 1 || g.strideW !== 1;
 
 const NHWC_TO_NCHW = [0, 3, 1, 2];
 const NCHW_TO_NHWC = [0, 2, 3, 1];
@@ -329,7 +333,9 @@ export function forwardGraph(g: ConvGeometry, o: ForwardOptions): OnnxGraph {
  */
 export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout, nchwcBlock = 1): OnnxGraph {
   const b = new GraphBuilder();
-  if (layout === 'nchwc' && nchwcApplies('backpropInput', g, nchwcBlock)) {
+  if (layout === 'nchwc' && nchwcApplies('backpropInput', g, nchwcBlock) && !flippedGeometry(g)) {
+    phasedInputGradient(b, g, nchwcBlock);
+  } else if (layout === 'nchwc' && nchwcApplies('backpropInput', g, nchwcBlock)) {
     // 'flipped' on MLAS's NCHWc convolution: dy (Cout channels) is the input, the filter is
     // HWIO [KH, KW, Cin, Cout] taken as OIHW [Cin, Cout, KH, KW] of the flipped conv, reversed
     // in space, in OIHWBiBo blocks [Cin/B, Cout/B, KH, KW, Bi (Cout), Bo (Cin)].
@@ -390,6 +396,89 @@ export function backpropInputGraph(g: ConvGeometry, layout: ConvLayout, nchwcBlo
     ],
     [{ name: 'dx', shape: xShape(g) }],
   );
+}
+
+/**
+ * The input gradient of a strided convolution (dilation 1) as strideH x strideW stride-1 convolutions,
+ * one per sub-pixel phase, interleaved. In padded input coordinates row `s*q + r` receives only the taps
+ * `kh = r + s*t`, from dy row `q - t`: a stride-1 correlation of dy (padded by the sub-filter's size - 1
+ * on top) with the sub-filter `w[r + s*t]` reversed and its channels swapped. Why: ConvTranspose builds
+ * the whole column matrix and folds it back with a single-threaded col2im; the phases are MLAS NCHWc
+ * convolutions with exactly the multiplications the gradient needs (on MLAS's NCHW convolution instead,
+ * the phases and their transposes were 0.8-1.1x ConvTranspose, so 'flipped' keeps it). A phase no tap
+ * reaches (a 1x1 filter's odd rows) is 0.
+ */
+function phasedInputGradient(b: GraphBuilder, g: ConvGeometry, block: number): void {
+  const sH = g.strideH;
+  const sW = g.strideW;
+  const qH = Math.ceil((g.inH + g.padTop + g.padBottom) / sH);
+  const qW = Math.ceil((g.inW + g.padLeft + g.padRight) / sW);
+  const phaseConv = nchwcPhases(b, g, block);
+  const taps = (k: number, s: number, r: number) => (r < k ? Math.ceil((k - r) / s) : 0);
+  const rows: string[] = [];
+  for (let rh = 0; rh < sH; rh++) {
+    const cols: string[] = [];
+    for (let rw = 0; rw < sW; rw++) {
+      const tH = taps(g.kH, sH, rh);
+      const tW = taps(g.kW, sW, rw);
+      // qH >= outH always ((outH - 1) * s + k <= the padded height), so the bottom pad is never negative.
+      const phase =
+        tH === 0 || tW === 0
+          ? b.node('Expand', [b.constFloat(0), b.constInts([g.batch, qH, qW, g.inC])])
+          : phaseConv(rh, rw, {
+              ...g,
+              kH: tH,
+              kW: tW,
+              strideH: 1,
+              strideW: 1,
+              padTop: tH - 1,
+              padLeft: tW - 1,
+              padBottom: qH - g.outH,
+              padRight: qW - g.outW,
+            });
+      cols.push(b.reshape(phase, [g.batch, qH, 1, qW, 1, g.inC]));
+    }
+    rows.push(cols.length === 1 ? cols[0]! : b.node('Concat', cols, { axis: { int: 4 } }));
+  }
+  // [N, qH, sH, qW, sW, Cin] is NHWC with rows s*q + r; then the padding is cropped off.
+  const stacked = rows.length === 1 ? rows[0]! : b.node('Concat', rows, { axis: { int: 2 } });
+  const nhwc = b.reshape(stacked, [g.batch, qH * sH, qW * sW, g.inC]);
+  b.node(
+    'Slice',
+    [
+      nhwc,
+      b.constInts([g.padTop, g.padLeft]),
+      b.constInts([g.padTop + g.inH, g.padLeft + g.inW]),
+      b.constInts([1, 2]),
+    ],
+    undefined,
+    'dx',
+  );
+}
+
+/** A sub-filter's taps `r + s*t`, t = t_max .. 0 (reversed), on spatial axes 2 and 3 of `w`. */
+function phaseTaps(b: GraphBuilder, w: string, g: ConvGeometry, rh: number, rw: number, p: ConvGeometry) {
+  return b.node('Slice', [
+    w,
+    b.constInts([rh + g.strideH * (p.kH - 1), rw + g.strideW * (p.kW - 1)]),
+    b.constInts([-(g.kH + 1), -(g.kW + 1)]),
+    b.constInts([2, 3]),
+    b.constInts([-g.strideH, -g.strideW]),
+  ]);
+}
+
+/** Phases on MLAS's NCHWc convolution: dy reordered once, each phase's output reordered to NHWC. */
+function nchwcPhases(b: GraphBuilder, g: ConvGeometry, block: number) {
+  const dyc = b.reorderInput('dy');
+  const inP = roundUp(g.inC, block);
+  const wp = b.padLastAxis('w', 4, inP - g.inC, 2);
+  const w6 = b.reshape(wp, [g.kH, g.kW, inP / block, block, g.outC / block, block]);
+  // OIHWBiBo blocks [Cin/B, Cout/B, KH, KW, Bi (Cout), Bo (Cin)], as the stride-1 'nchwc' input gradient.
+  const wt = b.transpose(w6, [2, 4, 0, 1, 5, 3]);
+  return (rh: number, rw: number, p: ConvGeometry) => {
+    const sub = b.reshape(phaseTaps(b, wt, g, rh, rw, p), [inP, g.outC, p.kH, p.kW]);
+    return b.reorderOutput(b.nchwcConv(dyc, sub, undefined, p, false), g.inC);
+  };
 }
 
 /**

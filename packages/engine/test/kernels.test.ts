@@ -213,6 +213,24 @@ const NCHWC_CASES: Case[] = (
     ],
     [[1, 6, 7, 16], [3, 3, 16, 24], [1, 1], [1, 1], 'same', 'elu'],
     [[1, 9, 9, 20], [3, 3, 20, 16], [1, 1], [1, 1], 'same', 'relu'],
+    // Strided input gradients as sub-pixel phases: odd sizes, a padded Cin, anisotropic strides and
+    // explicit pads, a strided 1x1 (phases no tap reaches are zero).
+    [[1, 11, 12, 20], [3, 3, 20, 16], [2, 2], [1, 1], 'same', 'relu'],
+    [
+      [1, 9, 8, 16],
+      [3, 2, 16, 16],
+      [2, 1],
+      [1, 1],
+      [
+        [0, 0],
+        [1, 0],
+        [0, 1],
+        [0, 0],
+      ],
+      'linear',
+    ],
+    [[2, 10, 9, 16], [1, 1, 16, 32], [2, 2], [1, 1], 'same', 'linear'],
+    [[1, 13, 13, 16], [5, 5, 16, 16], [3, 3], [1, 1], 'valid', 'linear'],
     // Maps of more than TAPS_BAND_POSITIONS (1,024) positions: the filter gradient in bands of rows
     // (25 + 15 rows here), stride 1 and stride 2 with a narrow output (dw^T per tap).
     [[1, 40, 40, 16], [3, 3, 16, 16], [1, 1], [1, 1], 'same', 'relu'],
@@ -246,6 +264,10 @@ describe('onnxruntime kernels on wasm, layout nchwc', () => {
     expect(
       NCHWC_CASES.filter((c) => nchwcApplies('backpropInput', g(c), block)).length,
     ).toBeGreaterThanOrEqual(3);
+    const strided = NCHWC_CASES.filter((c) => c.strides[0] * c.strides[1] > 1);
+    expect(strided.filter((c) => nchwcApplies('backpropInput', g(c), block)).length).toBeGreaterThanOrEqual(
+      block === 16 ? 4 : 3,
+    );
     expect(handle.stats()!.delegated).toEqual({});
   });
 });

@@ -58,7 +58,7 @@ describe('chooseLayout', () => {
     // The filter gradient is one GEMM per tap at any size (no im2col matrix to outgrow).
     expect(chooseLayout('backpropFilter', big)).toBe('taps');
     expect(chooseLayout('backpropFilter', small)).toBe('taps');
-    // A strided input gradient keeps ConvTranspose.
+    // Without NCHWc kernels a strided input gradient keeps ConvTranspose.
     expect(
       chooseLayout('backpropInput', convGeometry([1, 64, 64, 256], [3, 3, 256, 256], 2, 1, 'same')),
     ).toBe('transpose');
@@ -88,10 +88,10 @@ describe('chooseLayout', () => {
     const head = convGeometry([1, 128, 128, 256], [3, 3, 256, 9], 1, 1, 'same');
     expect(chooseLayout('forward', head, 16)).toBe('nchwc');
     expect(chooseLayout('backpropInput', head, 16)).not.toBe('nchwc');
-    // Strided: the forward takes it, the input gradient keeps ConvTranspose; the RGB stem neither.
+    // Strided: both take it (the input gradient as sub-pixel phases); the RGB stem's forward does not.
     const strided = convGeometry([1, 130, 130, 256], [3, 3, 256, 256], 2, 1, 'valid');
     expect(chooseLayout('forward', strided, 16)).toBe('nchwc');
-    expect(chooseLayout('backpropInput', strided, 16)).toBe('transpose');
+    expect(chooseLayout('backpropInput', strided, 16)).toBe('nchwc');
     const stem = convGeometry([1, 512, 512, 3], [7, 7, 3, 64], 2, 1, 'same');
     expect(chooseLayout('forward', stem, 16)).toBe('transpose');
   });
@@ -187,6 +187,14 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
       const g = convGeometry([2, 8, 7, 3], [3, 3, 3, 4], 2, 1, 'same');
       const p = convGeometry([2, 5, 5, 3], [1, 1, 3, 4], 1, 1, 'valid');
       const q = convGeometry([2, 6, 6, 3], [3, 3, 3, 4], 1, 1, 'same');
+      // Strided pointwise (a phase no tap reaches) and stride 3 with a 2x4 filter and explicit pads.
+      const s = convGeometry([2, 7, 8, 3], [1, 1, 3, 4], 2, 1, 'same');
+      const t = convGeometry([1, 10, 11, 2], [2, 4, 2, 3], [3, 2], 1, [
+        [0, 0],
+        [1, 0],
+        [2, 1],
+        [0, 0],
+      ]);
       const files: string[] = [];
       // The 'nchwc' graphs' contrib ops have no onnx schema (the checker skips a non-onnx domain):
       // what it checks there is the encoding and the standard nodes that reorder the filter.
@@ -197,6 +205,8 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
           backpropInputGraph(g, layout),
           backpropInputGraph(p, layout),
           backpropInputGraph(q, layout),
+          backpropInputGraph(s, layout),
+          backpropInputGraph(t, layout),
           backpropFilterGraph(g, layout),
           backpropFilterGraph(p, layout),
           backpropFilterGraph(q, layout),
@@ -204,9 +214,11 @@ describe.skipIf(!hasOnnx)('onnx.checker accepts every graph form', () => {
         if (layout === 'nchwc') {
           const c = convGeometry([1, 6, 6, 16], [3, 3, 16, 20], 1, 1, 'same');
           const d = convGeometry([1, 6, 6, 20], [3, 3, 20, 16], 1, 1, 'same');
+          const e = convGeometry([1, 9, 8, 20], [3, 3, 20, 16], 2, 1, 'same');
           graphs.push(
             forwardGraph(c, { layout, bias: true, activation: 'elu', nchwcBlock: 16 }),
             backpropInputGraph(d, layout, 16),
+            backpropInputGraph(e, layout, 16),
           );
         }
         graphs.forEach((gr, i) => {
