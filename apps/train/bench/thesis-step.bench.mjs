@@ -14,6 +14,7 @@
 // without MLAS's NCHWc convolution, wasm's own copying Identity / Cast / Sum) instead of a0f647d's forms,
 // BMC_STEP_REPLICAS (default 2; 0 skips),
 // BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test),
+// BMC_STEP_LOAD_NOTE (what else ran on the machine, recorded with the load),
 // BMC_STEP_CLOCK=cpu (1 thread each side, CPU time: a comparison a busy machine cannot skew).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -199,7 +200,7 @@ const result = {
     flags: machine.flags,
     node: process.version,
   },
-  load: `uptime at start: ${loadStart}; after PyTorch: ${torch1?.loadAfter ?? '-'}; after before: ${before?.loadAfter ?? '-'}; after after: ${after.loadAfter}; after replicas: ${replicas?.loadAfter ?? '-'}; at end: ${loadEnd}. The 2-core machine was shared with other jobs`,
+  load: `uptime at start: ${loadStart}; after PyTorch: ${torch1?.loadAfter ?? '-'}; after before: ${before?.loadAfter ?? '-'}; after after: ${after.loadAfter}; after replicas: ${replicas?.loadAfter ?? '-'}; at end: ${loadEnd}. ${process.env.BMC_STEP_LOAD_NOTE ?? 'Other jobs on the machine: not recorded (BMC_STEP_LOAD_NOTE)'}`,
   env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BMC_STEP_'))),
   engine: {
     ...engine.describeEngine().onnxruntime,
