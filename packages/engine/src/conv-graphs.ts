@@ -17,7 +17,8 @@
  *   filter flipped in space and its channels swapped, between transposes.
  * - 'taps' (filter gradient): one `Gemm` per filter tap over the strided slice
  *   of the padded input that tap reads, concatenated to HWIO.
- * - 'nchwc' (forward, and the stride-1 input gradient as 'flipped' does it): MLAS's
+ * - 'nchwc' (forward, the stride-1 input gradient as 'flipped' does it, and a strided
+ *   input gradient as one stride-1 convolution per sub-pixel phase): MLAS's
  *   blocked-channel direct convolution (onnxruntime's `com.microsoft.nchwc` `Conv`,
  *   AVX2 / AVX-512 kernels with no im2col), fed from NHWC by `ReorderInput` and back by
  *   `ReorderOutput`, the filter reordered in the graph to MLAS's OIHWBiBo blocks.
@@ -55,9 +56,10 @@ export const IM2COL_LIMIT = 3_500_000;
  * channels (the RGB stem: 49 taps of 3 channels make tiny GEMMs), where the
  * batch-as-channels convolution wins.
  * `nchwcBlock` is MLAS's NCHWc block size on this CPU (16 with AVX-512, 8 with AVX2;
- * {@link nchwcApplies}); when given (> 1), the forward and the stride-1 input gradient
- * take MLAS's direct NCHWc convolution on maps of at least {@link NCHWC_MIN_POSITIONS}
- * output positions, where it beat both im2col forms.
+ * {@link nchwcApplies}); when given (> 1), the forward and the input gradient (strided
+ * ones as sub-pixel phases, which beat ConvTranspose) take MLAS's direct NCHWc
+ * convolution on maps of at least {@link NCHWC_MIN_POSITIONS} output positions, where it
+ * beat both im2col forms.
  */
 export function chooseLayout(kind: ConvKernelKind, g: ConvGeometry, nchwcBlock = 1): ConvLayout {
   if (isPointwise(g)) return 'nhwc';
@@ -95,7 +97,8 @@ export const TAPS_BAND_POSITIONS = 1024;
  * Whether the 'nchwc' form can run this call: MLAS has NCHWc kernels (`block` > 1),
  * the convolution is not pointwise, the channels the NCHWc convolution reads are a
  * multiple of the block (its output channels are padded to one), and an input
- * gradient is of a stride-1 convolution with a flipped geometry.
+ * gradient is of a stride-1 convolution with a flipped geometry or of a strided one
+ * without dilation (sub-pixel phases).
  */
 export function nchwcApplies(kind: ConvKernelKind, g: ConvGeometry, block: number): boolean {
   if (block <= 1 || isPointwise(g)) return false;
