@@ -12,7 +12,8 @@
 // Env: BMC_STEP_ITERS (timed steps per variant, default 2), BMC_STEP_TORCH_ITERS (default 2),
 // BMC_STEP_BEFORE=0 skips the "before" variant, BMC_STEP_BEFORE=gemm makes it 87ab9fa's engine ('auto'
 // without MLAS's NCHWc convolution, wasm's own copying Identity / Cast / Sum) instead of a0f647d's forms,
-// BMC_STEP_REPLICAS (default 2; 0 skips),
+// BMC_STEP_REPLICAS (default 2; 0 skips), BMC_STEP_REPLICA_THREADS (onnxruntime threads per replica; default the cores
+// divided among them),
 // BMC_STEP_OUT (JSON; default bench/runs/step.json), BMC_STEP_SIZE (512; smaller for a smoke test),
 // BMC_STEP_LOAD_NOTE (what else ran on the machine, recorded with the load),
 // BMC_STEP_CLOCK=cpu (1 thread each side, CPU time: a comparison a busy machine cannot skew).
@@ -140,7 +141,16 @@ const after = timeSteps(`ours, engine as it is (after), onnxruntime ${THREADS} t
 
 let replicas;
 if (REPLICAS > 1 && !CPU_CLOCK) {
-  replicas = await timeReplicaSteps({ ctx, batch, lr: LR, config, replicas: REPLICAS, iters: ITERS, say });
+  replicas = await timeReplicaSteps({
+    ctx,
+    batch,
+    lr: LR,
+    config,
+    replicas: REPLICAS,
+    iters: ITERS,
+    say,
+    threads: process.env.BMC_STEP_REPLICA_THREADS ? Number(process.env.BMC_STEP_REPLICA_THREADS) : undefined,
+  });
   replicas.loadAfter = uptime();
   say(`  load after: ${replicas.loadAfter}`);
 }
