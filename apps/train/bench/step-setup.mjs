@@ -90,7 +90,16 @@ export const median = (values) => [...values].sort((a, b) => a - b)[values.lengt
  * kernels are reinstalled with the onnxruntime threads shared out among the replicas, and keep that
  * count; the pool is closed before this returns.
  */
-export async function timeReplicaSteps({ ctx, batch, lr, config, replicas, iters, say, threads: perReplica }) {
+export async function timeReplicaSteps({
+  ctx,
+  batch,
+  lr,
+  config,
+  replicas,
+  iters,
+  say,
+  threads: perReplica,
+}) {
   const threads = perReplica ?? threadsPerReplica(replicas);
   installEngineKernels({ backend: 'wasm', threads });
   const pool = await ReplicaPool.start(ctx.model, { config, numClasses: 1, replicas, threads });
